@@ -1,0 +1,147 @@
+import type { FastifyRequest } from 'fastify'
+import { ChanxRefusal, NotAuthenticated, NotFound, PermissionDenied } from './errors'
+import type { Permission } from './permissions'
+import { DETAIL_PERMISSION_DENIED, statusText } from './protocol'
+import type { ChanxObject, ChanxUser, ObjectLoader } from './types'
+
+/**
+ * A DRF-shaped authenticator: a plain object. `authenticate` resolves to the user, or to null/undefined
+ * when its kind of credentials is absent (the next authenticator is tried); it throws
+ * `AuthenticationFailed` when they are present but bad. A `challenge` (the `WWW-Authenticate` value, e.g.
+ * `Bearer realm="api"`) on the route's first authenticator turns "not authenticated" into 401.
+ */
+export interface Authenticator<User = ChanxUser> {
+  authenticate(request: FastifyRequest): User | null | undefined | Promise<User | null | undefined>
+  challenge?: string
+}
+
+export interface AuthenticationResultInit<User = ChanxUser, Obj = ChanxObject> {
+  isAuthenticated: boolean
+  statusCode: number
+  /** Defaults to the standard reason phrase of `statusCode`. */
+  statusText?: string
+  /** The `data` of the authentication message and the body of an HTTP refusal; defaults to `{detail: statusText}`. */
+  data?: unknown
+  user?: User | null
+  obj?: Obj | null
+}
+
+/** The outcome of a handshake, as Chanx's `AuthenticationResult` (fields in camelCase). */
+export class AuthenticationResult<User = ChanxUser, Obj = ChanxObject> {
+  isAuthenticated: boolean
+  statusCode: number
+  statusText: string
+  data: unknown
+  user: User | null
+  obj: Obj | null
+
+  constructor (init: AuthenticationResultInit<User, Obj>) {
+    this.isAuthenticated = init.isAuthenticated
+    this.statusCode = init.statusCode
+    this.statusText = init.statusText ?? statusText(init.statusCode)
+    this.data = init.data === undefined ? { detail: this.statusText } : init.data
+    this.user = init.user ?? null
+    this.obj = init.obj ?? null
+  }
+}
+
+/** What a route resolved from its own options and the plugin's defaults. */
+export interface PipelineConfig {
+  readonly authentication: readonly Authenticator<unknown>[]
+  readonly permissions: readonly Permission<any>[]
+  readonly objectLoader: ObjectLoader<unknown, any> | undefined
+}
+
+export type AuthenticatorClass = new (config: PipelineConfig) => ChanxAuthenticator<any, any>
+
+/**
+ * The handshake pipeline (DESIGN "Handshake pipeline"): authenticate, check permissions, load the object,
+ * check object permissions. One instance per route, made at registration. Extend it and override
+ * `authenticate` to add rules, calling `super.authenticate(request)` for the standard steps.
+ */
+export class ChanxAuthenticator<User = ChanxUser, Obj = ChanxObject> {
+  readonly authentication: readonly Authenticator<unknown>[]
+  readonly permissions: readonly Permission<any>[]
+  readonly objectLoader: ObjectLoader<unknown, any> | undefined
+
+  constructor (config: PipelineConfig) {
+    this.authentication = config.authentication
+    this.permissions = config.permissions
+    this.objectLoader = config.objectLoader
+  }
+
+  /** The `WWW-Authenticate` value of the first authenticator: its presence makes "not authenticated" a 401. */
+  get challenge (): string | undefined {
+    return this.authentication[0]?.challenge
+  }
+
+  /**
+   * Runs the standard pipeline. Refusals (`AuthenticationFailed`, `PermissionDenied`, ... thrown by any
+   * step) become a result with `isAuthenticated: false`; anything else thrown propagates and is answered 500.
+   */
+  async authenticate (request: FastifyRequest): Promise<AuthenticationResult<User, Obj>> {
+    let user: User | null = null
+    try {
+      user = await this.authenticateUser(request)
+      request.user = user as FastifyRequest['user']
+      await this.checkPermissions(request, user)
+      const obj = await this.loadObject(request)
+      request.obj = obj as FastifyRequest['obj']
+      if (obj !== null) await this.checkObjectPermissions(request, user, obj)
+      return new AuthenticationResult<User, Obj>({
+        isAuthenticated: true, statusCode: 200, statusText: 'OK', data: { detail: 'OK' }, user, obj
+      })
+    } catch (error) {
+      if (error instanceof ChanxRefusal) return this.refusal(error, user)
+      throw error
+    }
+  }
+
+  /** The result for a refusal thrown by any step, with DRF's status: 401 only where a challenge exists. */
+  protected refusal (error: ChanxRefusal, user: User | null): AuthenticationResult<User, Obj> {
+    let statusCode: number
+    if (error instanceof NotFound) statusCode = 404
+    else if (error instanceof PermissionDenied) statusCode = 403
+    else statusCode = this.challenge === undefined ? 403 : 401
+    return new AuthenticationResult<User, Obj>({
+      isAuthenticated: false, statusCode, data: { detail: error.detail }, user
+    })
+  }
+
+  protected async authenticateUser (request: FastifyRequest): Promise<User | null> {
+    for (const authenticator of this.authentication) {
+      const user = await authenticator.authenticate(request)
+      if (user !== null && user !== undefined) return user as User
+    }
+    return null
+  }
+
+  protected async checkPermissions (request: FastifyRequest, user: User | null): Promise<void> {
+    for (const permission of this.permissions) {
+      if (permission.hasPermission !== undefined && !await permission.hasPermission(request)) {
+        this.deny(permission, user)
+      }
+    }
+  }
+
+  protected async loadObject (request: FastifyRequest): Promise<Obj | null> {
+    if (this.objectLoader === undefined) return null
+    const obj = await this.objectLoader(request)
+    if (obj === null || obj === undefined) throw new NotFound()
+    return obj as Obj
+  }
+
+  protected async checkObjectPermissions (request: FastifyRequest, user: User | null, obj: Obj): Promise<void> {
+    for (const permission of this.permissions) {
+      if (permission.hasObjectPermission !== undefined && !await permission.hasObjectPermission(request, obj)) {
+        this.deny(permission, user)
+      }
+    }
+  }
+
+  /** As DRF's `permission_denied`: an anonymous request on a route that authenticates is "not authenticated". */
+  protected deny (permission: Permission<any>, user: User | null): never {
+    if (user === null && this.authentication.length > 0) throw new NotAuthenticated()
+    throw new PermissionDenied(permission.message ?? DETAIL_PERMISSION_DENIED)
+  }
+}

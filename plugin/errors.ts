@@ -1,0 +1,69 @@
+import createError from '@fastify/error'
+
+/**
+ * Errors an authenticator, a permission or an object loader throws to refuse a request, as Django REST
+ * Framework's exceptions do. The handshake pipeline turns them into the status and `{detail}` the client
+ * sees; anything else thrown there becomes a 500 whose text reveals nothing.
+ */
+export abstract class ChanxRefusal extends Error {
+  abstract readonly code: string
+  readonly detail: string
+
+  constructor (detail: string) {
+    super(detail)
+    this.detail = detail
+  }
+}
+
+/** Credentials were present but bad. 401 when the route's first authenticator has a challenge, else 403. */
+export class AuthenticationFailed extends ChanxRefusal {
+  readonly code = 'FST_CHANX_AUTHENTICATION_FAILED'
+  constructor (detail = 'Incorrect authentication credentials.') {
+    super(detail)
+    this.name = 'AuthenticationFailed'
+  }
+}
+
+/** No credentials at all. 401 when the route's first authenticator has a challenge, else 403. */
+export class NotAuthenticated extends ChanxRefusal {
+  readonly code = 'FST_CHANX_NOT_AUTHENTICATED'
+  constructor (detail = 'Authentication credentials were not provided.') {
+    super(detail)
+    this.name = 'NotAuthenticated'
+  }
+}
+
+/** The user is known but may not do this: 403. */
+export class PermissionDenied extends ChanxRefusal {
+  readonly code = 'FST_CHANX_PERMISSION_DENIED'
+  constructor (detail = 'You do not have permission to perform this action.') {
+    super(detail)
+    this.name = 'PermissionDenied'
+  }
+}
+
+/** The object the URL names does not exist (or must not be revealed): 404. */
+export class NotFound extends ChanxRefusal {
+  readonly code = 'FST_CHANX_NOT_FOUND'
+  constructor (detail = 'Not found.') {
+    super(detail)
+    this.name = 'NotFound'
+  }
+}
+
+/** A plugin or route option has the wrong shape; thrown at registration, never per request. */
+export const InvalidOptionError = createError<[string]>('FST_CHANX_INVALID_OPTION', 'fastify-chanx: %s', 500, TypeError)
+
+/** @fastify/websocket must be registered before fastify-chanx. */
+export const MissingWebsocketError = createError(
+  'FST_CHANX_MISSING_WEBSOCKET',
+  'fastify-chanx: register @fastify/websocket before fastify-chanx',
+  500
+)
+
+/** A built-in authenticator needs a plugin that is not registered (@fastify/session, @fastify/jwt, @fastify/cookie). */
+export const MissingDependencyError = createError<[string, string]>(
+  'FST_CHANX_MISSING_DEPENDENCY',
+  'fastify-chanx: %s needs %s to be registered before the route is requested',
+  500
+)

@@ -1,0 +1,124 @@
+import type { IncomingMessage } from 'node:http'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type {} from '@fastify/websocket'
+import type { WebSocket, WebSocketServer } from 'ws'
+import { AuthenticationResult } from './authenticator'
+import type { RouteHandshake } from './options'
+import {
+  AUTHENTICATION_OK_MESSAGE,
+  DETAIL_INTERNAL_ERROR,
+  authenticationMessage,
+  refusalCloseCode
+} from './protocol'
+import { upgradeSocket } from './upgrade'
+
+/** Set on the raw upgrade request when the handshake succeeded: the message to send when the socket opens. */
+const kAccepted = Symbol('fastify-chanx.accepted')
+
+interface AcceptedUpgrade {
+  message: string | null
+}
+
+type RawWithHandshake = IncomingMessage & { [kAccepted]?: AcceptedUpgrade }
+
+function noop (): void {}
+
+function internalError (): AuthenticationResult<unknown, unknown> {
+  return new AuthenticationResult({ isAuthenticated: false, statusCode: 500, data: { detail: DETAIL_INTERNAL_ERROR } })
+}
+
+function isResult (value: unknown): value is AuthenticationResult<unknown, unknown> {
+  const result = value as AuthenticationResult<unknown, unknown> | null
+  return result !== null && typeof result === 'object' && typeof result.isAuthenticated === 'boolean' &&
+    Number.isInteger(result.statusCode) && typeof result.statusText === 'string'
+}
+
+function messageFor (result: AuthenticationResult<unknown, unknown>): string {
+  const data = result.data as { detail?: unknown } | null
+  if (result.statusCode === 200 && result.statusText === 'OK' && data !== null && typeof data === 'object' &&
+    data.detail === 'OK' && Object.keys(data).length === 1) {
+    return AUTHENTICATION_OK_MESSAGE
+  }
+  return authenticationMessage(result.statusCode, result.statusText, result.data)
+}
+
+/**
+ * The route's `preValidation` hook: runs the pipeline on the upgrade request (or the HTTP request) before
+ * any handler, and applies the result. Success sets `request.user`/`request.obj` and lets the request go
+ * on; refusal answers it here, so the route's handler never runs.
+ */
+export function createHandshakeHook (route: RouteHandshake, wss: WebSocketServer) {
+  const authenticator = route.authenticator
+
+  return async function chanxHandshake (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    let result: AuthenticationResult<unknown, unknown>
+    try {
+      const outcome: unknown = await authenticator.authenticate(request)
+      if (isResult(outcome)) {
+        result = outcome
+      } else {
+        request.log.error({ result: typeof outcome }, 'fastify-chanx: the authenticator did not return an AuthenticationResult')
+        result = internalError()
+      }
+    } catch (err) {
+      request.log.error({ err }, 'fastify-chanx: the handshake pipeline threw')
+      result = internalError()
+    }
+
+    if (result.isAuthenticated) {
+      request.user = result.user as FastifyRequest['user']
+      request.obj = result.obj as FastifyRequest['obj']
+      if (request.ws) {
+        (request.raw as RawWithHandshake)[kAccepted] = {
+          message: route.sendAuthenticationMessage ? messageFor(result) : null
+        }
+      }
+      return
+    }
+
+    if (!request.ws || route.rejectUpgrade || !route.websocket) {
+      if (result.statusCode === 401 && authenticator.challenge !== undefined) {
+        reply.header('www-authenticate', authenticator.challenge)
+      }
+      await reply.code(result.statusCode).send(result.data)
+      return
+    }
+
+    refuseSocket(request, reply, result, route, wss)
+  }
+}
+
+/** Completes the upgrade, sends the refusal, and closes with 4000 + status. Nothing the client sends is read. */
+function refuseSocket (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: AuthenticationResult<unknown, unknown>,
+  route: RouteHandshake,
+  wss: WebSocketServer
+): void {
+  reply.hijack()
+  const message = route.sendAuthenticationMessage ? messageFor(result) : null
+  const closeCode = refusalCloseCode(result.statusCode)
+  try {
+    upgradeSocket(wss, request.raw, (socket: WebSocket) => {
+      socket.on('error', noop)
+      if (message !== null) socket.send(message)
+      socket.close(closeCode, result.statusText)
+    })
+  } catch (err) {
+    request.log.error({ err }, 'fastify-chanx: could not complete the refused upgrade')
+    request.raw.socket?.destroy()
+  }
+}
+
+/**
+ * Attached once to `app.websocketServer`, which @fastify/websocket makes emit 'connection' right before it
+ * calls the route's handler: the authentication message is queued first, so it reaches the client before
+ * anything the handler sends.
+ */
+export function onSocketConnection (socket: WebSocket, raw: IncomingMessage): void {
+  const accepted = (raw as RawWithHandshake)[kAccepted]
+  if (accepted === undefined) return
+  ;(raw as RawWithHandshake)[kAccepted] = undefined
+  if (accepted.message !== null) socket.send(accepted.message)
+}

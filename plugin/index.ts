@@ -1,0 +1,62 @@
+import type { FastifyInstance, FastifyPluginAsync, preValidationHookHandler, RouteOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import { MissingWebsocketError } from './errors'
+import { createHandshakeHook, onSocketConnection } from './handshake'
+import { resolvePluginOptions, resolveRoute, type FastifyChanxOptions } from './options'
+import type {} from '@fastify/websocket'
+import './types'
+
+function prependHook (existing: RouteOptions['preValidation'], hook: preValidationHookHandler): preValidationHookHandler[] {
+  if (existing === undefined) return [hook]
+  return Array.isArray(existing) ? [hook, ...existing] : [hook, existing as preValidationHookHandler]
+}
+
+const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyChanx (fastify: FastifyInstance, options) {
+  const defaults = resolvePluginOptions(options)
+  if (!fastify.hasDecorator('websocketServer')) throw new MissingWebsocketError()
+
+  // @fastify/jwt decorates `user` too; both plugins then write the same property.
+  if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null as never)
+  if (!fastify.hasRequestDecorator('obj')) fastify.decorateRequest('obj', null as never)
+
+  const wss = fastify.websocketServer
+  wss.on('connection', onSocketConnection)
+  fastify.addHook('onClose', async () => { wss.off('connection', onSocketConnection) })
+
+  fastify.addHook('onRoute', (routeOptions) => {
+    const route = resolveRoute(routeOptions, defaults)
+    if (route === null) return
+    const hook = createHandshakeHook(route, wss) as preValidationHookHandler
+    routeOptions.preValidation = prependHook(routeOptions.preValidation, hook)
+  })
+}
+
+/** Registers the handshake pipeline on every WebSocket route (and on HTTP routes that opt in). */
+const fastifyChanx = fp(plugin, { fastify: '5.x', name: 'fastify-chanx' })
+
+export default fastifyChanx
+export { fastifyChanx }
+export type { FastifyChanxOptions } from './options'
+export type { ChanxTypes, ChanxUser, ChanxObject, ChanxRouteOptions, ObjectLoader } from './types'
+export {
+  AuthenticationResult,
+  ChanxAuthenticator,
+  type Authenticator,
+  type AuthenticationResultInit,
+  type AuthenticatorClass,
+  type PipelineConfig
+} from './authenticator'
+export { AllowAny, DenyAll, IsAuthenticated, and, not, or, type Permission } from './permissions'
+export { sessionAuthentication, type SessionAuthenticationOptions } from './session-authentication'
+export { jwtAuthentication, type JwtAuthenticationOptions, type JwtCookieOptions } from './jwt-authentication'
+export {
+  AuthenticationFailed,
+  ChanxRefusal,
+  InvalidOptionError,
+  MissingDependencyError,
+  MissingWebsocketError,
+  NotAuthenticated,
+  NotFound,
+  PermissionDenied
+} from './errors'
+export { refusalCloseCode } from './protocol'

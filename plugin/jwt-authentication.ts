@@ -1,0 +1,146 @@
+import type { FastifyRequest } from 'fastify'
+import type { Authenticator } from './authenticator'
+import { AuthenticationFailed, InvalidOptionError, MissingDependencyError } from './errors'
+import type { ChanxUser } from './types'
+
+export interface JwtCookieOptions {
+  name: string
+  /** The cookie is signed by @fastify/cookie (`request.unsignCookie`). */
+  signed?: boolean
+}
+
+export interface JwtAuthenticationOptions<User = ChanxUser> {
+  /**
+   * Read `Authorization: Bearer <token>` (default true). Browsers cannot set this header on a WebSocket;
+   * use the cookie there.
+   */
+  header?: boolean
+  /**
+   * The HTTP-only cookie holding the token. Defaults to @fastify/jwt's own `cookie.cookieName` when it was
+   * registered with one; `false` turns cookies off.
+   */
+  cookie?: string | JwtCookieOptions | false
+  /** The query parameter holding the token (e.g. `'token'` for `?token=`). Off unless named: URLs get logged. */
+  query?: string | false
+  /**
+   * Turns the verified payload (after @fastify/jwt's `formatUser`) into the user. `null` answers
+   * "User not found". Without it, the payload is the user, as @fastify/jwt's `request.user`.
+   */
+  loadUser?: (payload: unknown, request: FastifyRequest) => User | null | undefined | Promise<User | null | undefined>
+  /** The `WWW-Authenticate` value (default `Bearer realm="api"`); `false` for none, which makes refusals 403. */
+  challenge?: string | false
+}
+
+interface JwtRequest {
+  jwtVerify?: (options?: { extractToken: () => string }) => Promise<unknown>
+  cookies?: Record<string, string | undefined>
+  unsignCookie?: (value: string) => { valid: boolean, value: string | null }
+  server: { jwt?: { cookie?: { cookieName?: string, signed?: boolean } } }
+  query: unknown
+  headers: FastifyRequest['headers']
+}
+
+const EXPIRED_CODES = new Set(['FST_JWT_AUTHORIZATION_TOKEN_EXPIRED', 'FAST_JWT_EXPIRED'])
+
+/** Where a token was found; `jwtLookup` means @fastify/jwt's own lookup finds the same token. */
+interface FoundToken {
+  token: string
+  jwtLookup: boolean
+}
+
+/**
+ * Authenticates by a JWT that @fastify/jwt verifies (its secret, algorithms, `trusted` and `formatUser`
+ * apply). Looks in the Authorization header, then the cookie, then the query. Every verification failure
+ * is an `AuthenticationFailed`, so a bad token is always 401 (never @fastify/jwt's occasional 500).
+ */
+export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationOptions<User> = {}): Authenticator<User> {
+  const header = options.header ?? true
+  const query = options.query ?? false
+  const loadUser = options.loadUser
+  const challenge = options.challenge ?? 'Bearer realm="api"'
+  if (typeof header !== 'boolean') throw new InvalidOptionError('jwtAuthentication({ header }) must be a boolean')
+  if (query !== false && (typeof query !== 'string' || query.length === 0)) {
+    throw new InvalidOptionError('jwtAuthentication({ query }) must be a parameter name or false')
+  }
+  const cookieOption = options.cookie
+  if (cookieOption !== undefined && cookieOption !== false && typeof cookieOption !== 'string' &&
+    (typeof cookieOption !== 'object' || cookieOption === null || typeof cookieOption.name !== 'string')) {
+    throw new InvalidOptionError('jwtAuthentication({ cookie }) must be a cookie name, { name, signed } or false')
+  }
+  if (loadUser !== undefined && typeof loadUser !== 'function') {
+    throw new InvalidOptionError('jwtAuthentication({ loadUser }) must be a function (payload, request) => user')
+  }
+  if (challenge !== false && typeof challenge !== 'string') {
+    throw new InvalidOptionError('jwtAuthentication({ challenge }) must be a WWW-Authenticate value or false')
+  }
+
+  function cookieConfig (request: JwtRequest): JwtCookieOptions | undefined {
+    if (cookieOption === false) return undefined
+    if (typeof cookieOption === 'string') return { name: cookieOption }
+    if (cookieOption !== undefined) return cookieOption
+    const jwtCookie = request.server.jwt?.cookie
+    return jwtCookie?.cookieName === undefined ? undefined : { name: jwtCookie.cookieName, signed: jwtCookie.signed }
+  }
+
+  function findToken (request: JwtRequest): FoundToken | null {
+    const authorization = header ? request.headers.authorization : undefined
+    if (authorization !== undefined && /^Bearer(\s|$)/i.test(authorization)) {
+      const parts = authorization.split(' ')
+      if (parts.length === 1 || parts[1] === '') throw new AuthenticationFailed('Invalid Authorization header. No credentials provided.')
+      if (parts.length > 2) throw new AuthenticationFailed('Invalid Authorization header. Credentials string should not contain spaces.')
+      return { token: parts[1]!, jwtLookup: true }
+    }
+
+    const cookie = cookieConfig(request)
+    if (cookie !== undefined) {
+      if (request.cookies === undefined) throw new MissingDependencyError('jwtAuthentication({ cookie })', '@fastify/cookie')
+      let value = request.cookies[cookie.name]
+      if (value !== undefined && value !== '') {
+        if (cookie.signed === true) {
+          const unsigned = request.unsignCookie!(value)
+          if (!unsigned.valid || unsigned.value === null) throw new AuthenticationFailed('Invalid token')
+          value = unsigned.value
+        }
+        const jwtCookie = request.server.jwt?.cookie
+        // Only when no Bearer header can be present does @fastify/jwt's lookup reach the same cookie.
+        return { token: value, jwtLookup: header && jwtCookie?.cookieName === cookie.name && (jwtCookie.signed === true) === (cookie.signed === true) }
+      }
+    }
+
+    if (query !== false) {
+      const value = (request.query as Record<string, unknown> | undefined)?.[query]
+      if (typeof value === 'string' && value !== '') return { token: value, jwtLookup: false }
+      if (Array.isArray(value)) throw new AuthenticationFailed('Invalid token')
+    }
+    return null
+  }
+
+  const authenticator: Authenticator<User> = {
+    async authenticate (fastifyRequest) {
+      const request = fastifyRequest as unknown as JwtRequest
+      if (typeof request.jwtVerify !== 'function') {
+        throw new MissingDependencyError('jwtAuthentication()', '@fastify/jwt')
+      }
+      const found = findToken(request)
+      if (found === null) return null
+
+      let payload: unknown
+      try {
+        // @fastify/jwt's own lookup keeps its cached global verifier; a token from elsewhere is handed over.
+        const token = found.token
+        payload = found.jwtLookup ? await request.jwtVerify() : await request.jwtVerify({ extractToken: () => token })
+      } catch (error) {
+        const code = (error as { code?: unknown }).code
+        fastifyRequest.log.debug({ code }, 'fastify-chanx: JWT verification failed')
+        throw new AuthenticationFailed(typeof code === 'string' && EXPIRED_CODES.has(code) ? 'Token expired' : 'Invalid token')
+      }
+
+      if (loadUser === undefined) return payload as User
+      const user = await loadUser(payload, fastifyRequest)
+      if (user === null || user === undefined) throw new AuthenticationFailed('User not found')
+      return user
+    }
+  }
+  if (challenge !== false) authenticator.challenge = challenge
+  return authenticator
+}

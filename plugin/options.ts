@@ -1,0 +1,133 @@
+import type { RouteOptions } from 'fastify'
+import type {} from '@fastify/websocket'
+import { ChanxAuthenticator, type Authenticator, type AuthenticatorClass } from './authenticator'
+import { InvalidOptionError } from './errors'
+import { AllowAny, assertPermission, type Permission } from './permissions'
+import type { ObjectLoader } from './types'
+
+/** Plugin options: defaults for every route that sets none (DRF's DEFAULT_* settings). */
+export interface FastifyChanxOptions {
+  /** Default authenticators (default: none, so requests are anonymous unless a route authenticates). */
+  authentication?: readonly Authenticator[]
+  /** Default permissions (default: `[AllowAny]`). */
+  permissions?: readonly Permission[]
+  /** Default pipeline class for every route (the seed's `authenticator_class`). */
+  authenticatorClass?: AuthenticatorClass
+  /** Send the `authentication` message on connect (default true). */
+  sendAuthenticationMessage?: boolean
+  /** Refuse sockets with the upgrade's HTTP status instead of a message and close code (default false). */
+  rejectUpgrade?: boolean
+  /**
+   * Which plain HTTP routes run the pipeline: `'opt-in'` (default) only those that set `authentication`,
+   * `permissions`, `objectLoader` or `authenticatorClass`; `'all'` every route, as DRF's defaults apply to
+   * every view. WebSocket routes always run it.
+   */
+  httpRoutes?: 'opt-in' | 'all'
+}
+
+export interface ResolvedDefaults {
+  authentication: readonly Authenticator<unknown>[]
+  permissions: readonly Permission<any>[]
+  authenticatorClass: AuthenticatorClass
+  sendAuthenticationMessage: boolean
+  rejectUpgrade: boolean
+  httpRoutes: 'opt-in' | 'all'
+}
+
+/** What the handshake needs of one route, fixed at registration. */
+export interface RouteHandshake {
+  readonly authenticator: ChanxAuthenticator<unknown, unknown>
+  readonly websocket: boolean
+  readonly sendAuthenticationMessage: boolean
+  readonly rejectUpgrade: boolean
+}
+
+const PLUGIN_OPTIONS = new Set(['authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes'])
+
+function checkAuthentication (value: unknown, where: string): readonly Authenticator<unknown>[] {
+  if (!Array.isArray(value)) throw new InvalidOptionError(`${where} must be an array of authenticators`)
+  value.forEach((authenticator: Partial<Authenticator<unknown>> | null, i) => {
+    if (authenticator === null || typeof authenticator !== 'object' || typeof authenticator.authenticate !== 'function') {
+      throw new InvalidOptionError(`${where}[${i}] must be an object with authenticate(request)`)
+    }
+    if (authenticator.challenge !== undefined && typeof authenticator.challenge !== 'string') {
+      throw new InvalidOptionError(`${where}[${i}].challenge must be a WWW-Authenticate string`)
+    }
+  })
+  return value
+}
+
+function checkPermissions (value: unknown, where: string): readonly Permission<any>[] {
+  if (!Array.isArray(value)) throw new InvalidOptionError(`${where} must be an array of permissions`)
+  value.forEach((permission, i) => assertPermission(permission, `${where}[${i}]`))
+  return value
+}
+
+function checkAuthenticatorClass (value: unknown, where: string): AuthenticatorClass {
+  if (typeof value !== 'function' || !(value.prototype instanceof ChanxAuthenticator || value === ChanxAuthenticator)) {
+    throw new InvalidOptionError(`${where} must be a class that extends ChanxAuthenticator`)
+  }
+  return value as AuthenticatorClass
+}
+
+function checkBoolean (value: unknown, where: string): boolean {
+  if (typeof value !== 'boolean') throw new InvalidOptionError(`${where} must be a boolean`)
+  return value
+}
+
+export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDefaults {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('options must be an object')
+  for (const key of Object.keys(options)) {
+    if (!PLUGIN_OPTIONS.has(key)) {
+      throw new InvalidOptionError(`unknown option "${key}"; expected one of ${[...PLUGIN_OPTIONS].join(', ')}`)
+    }
+  }
+  const httpRoutes = options.httpRoutes ?? 'opt-in'
+  if (httpRoutes !== 'opt-in' && httpRoutes !== 'all') {
+    throw new InvalidOptionError('option httpRoutes must be "opt-in" or "all"')
+  }
+  return {
+    authentication: options.authentication === undefined ? [] : checkAuthentication(options.authentication, 'option authentication'),
+    permissions: options.permissions === undefined ? [AllowAny] : checkPermissions(options.permissions, 'option permissions'),
+    authenticatorClass: options.authenticatorClass === undefined
+      ? ChanxAuthenticator
+      : checkAuthenticatorClass(options.authenticatorClass, 'option authenticatorClass'),
+    sendAuthenticationMessage: options.sendAuthenticationMessage === undefined
+      ? true
+      : checkBoolean(options.sendAuthenticationMessage, 'option sendAuthenticationMessage'),
+    rejectUpgrade: options.rejectUpgrade === undefined ? false : checkBoolean(options.rejectUpgrade, 'option rejectUpgrade'),
+    httpRoutes
+  }
+}
+
+/** Resolves a route's options against the plugin's defaults; `null` when the route does not use the plugin. */
+export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): RouteHandshake | null {
+  const where = `route ${String(route.method)} ${route.url}:`
+  const methods = Array.isArray(route.method) ? route.method : [route.method]
+  const websocket = route.websocket === true || typeof (route as { wsHandler?: unknown }).wsHandler === 'function'
+  // @fastify/websocket answers HEAD on a socket route with 404 itself: nothing to guard there.
+  if (websocket && methods.every((method) => method === 'HEAD')) return null
+  const optedIn = route.authentication !== undefined || route.permissions !== undefined ||
+    route.objectLoader !== undefined || route.authenticatorClass !== undefined
+  if (!websocket && !optedIn && defaults.httpRoutes === 'opt-in') return null
+
+  if (route.objectLoader !== undefined && typeof route.objectLoader !== 'function') {
+    throw new InvalidOptionError(`${where} objectLoader must be a function (request) => object | null`)
+  }
+  const AuthenticatorType = route.authenticatorClass === undefined
+    ? defaults.authenticatorClass
+    : checkAuthenticatorClass(route.authenticatorClass, `${where} authenticatorClass`)
+  const authenticator = new AuthenticatorType({
+    authentication: route.authentication === undefined ? defaults.authentication : checkAuthentication(route.authentication, `${where} authentication`),
+    permissions: route.permissions === undefined ? defaults.permissions : checkPermissions(route.permissions, `${where} permissions`),
+    objectLoader: route.objectLoader as ObjectLoader<unknown, any> | undefined
+  })
+  return {
+    authenticator,
+    websocket,
+    sendAuthenticationMessage: route.sendAuthenticationMessage === undefined
+      ? defaults.sendAuthenticationMessage
+      : checkBoolean(route.sendAuthenticationMessage, `${where} sendAuthenticationMessage`),
+    rejectUpgrade: route.rejectUpgrade === undefined ? defaults.rejectUpgrade : checkBoolean(route.rejectUpgrade, `${where} rejectUpgrade`)
+  }
+}

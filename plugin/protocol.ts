@@ -1,0 +1,44 @@
+/**
+ * Chanx's wire format. The strings built here are byte-compatible with the Python library's, so a client
+ * written for Chanx reads ours unchanged: key order matters.
+ */
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  200: 'OK',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error'
+}
+
+export function statusText (statusCode: number): string {
+  return STATUS_TEXT[statusCode] ?? 'Error'
+}
+
+/** Refused sockets close with 4000 + the HTTP status, so a browser can read the status from the close event. */
+export function refusalCloseCode (statusCode: number): number {
+  const code = 4000 + statusCode
+  return code >= 4000 && code <= 4999 ? code : 4500
+}
+
+export interface AuthenticationPayload {
+  status_code: number
+  status_text: string
+  data: unknown
+}
+
+export function authenticationMessage (statusCode: number, text: string, data: unknown): string {
+  return '{"action":"authentication","payload":{"status_code":' + statusCode +
+    ',"status_text":' + JSON.stringify(text) +
+    ',"data":' + JSON.stringify(data ?? null) + '}}'
+}
+
+/** Sent on every successful handshake with the default result: built once. */
+export const AUTHENTICATION_OK_MESSAGE = authenticationMessage(200, 'OK', { detail: 'OK' })
+
+export const DETAIL_NOT_AUTHENTICATED = 'Authentication credentials were not provided.'
+export const DETAIL_PERMISSION_DENIED = 'You do not have permission to perform this action.'
+export const DETAIL_NOT_FOUND = 'Not found.'
+export const DETAIL_INTERNAL_ERROR = 'Internal server error'

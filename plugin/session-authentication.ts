@@ -1,0 +1,46 @@
+import type { FastifyRequest } from 'fastify'
+import type { Authenticator } from './authenticator'
+import { InvalidOptionError, MissingDependencyError } from './errors'
+import type { ChanxUser } from './types'
+
+export interface SessionAuthenticationOptions<User = ChanxUser> {
+  /** The session key that holds the user's id (default `'userId'`). */
+  key?: string
+  /**
+   * Loads the user from the stored id. `null`/`undefined` means the user is gone or inactive: the request
+   * is anonymous, as DRF's SessionAuthentication. Without it, the stored value itself is the user.
+   */
+  loadUser?: (id: unknown, request: FastifyRequest) => User | null | undefined | Promise<User | null | undefined>
+}
+
+interface SessionLike {
+  get?: (key: string) => unknown
+  [key: string]: unknown
+}
+
+/**
+ * Authenticates by the @fastify/session session, which @fastify/session loads in `onRequest`, before the
+ * pipeline runs. No challenge: an anonymous request on a session-only route is answered 403, as DRF.
+ */
+export function sessionAuthentication<User = ChanxUser> (options: SessionAuthenticationOptions<User> = {}): Authenticator<User> {
+  const key = options.key ?? 'userId'
+  const loadUser = options.loadUser
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new InvalidOptionError('sessionAuthentication({ key }) must be a non-empty string')
+  }
+  if (loadUser !== undefined && typeof loadUser !== 'function') {
+    throw new InvalidOptionError('sessionAuthentication({ loadUser }) must be a function (id, request) => user')
+  }
+
+  return {
+    async authenticate (request) {
+      const session = (request as unknown as { session?: SessionLike }).session
+      if (session === undefined || session === null) {
+        throw new MissingDependencyError('sessionAuthentication()', '@fastify/session')
+      }
+      const id = typeof session.get === 'function' ? session.get(key) : session[key]
+      if (id === undefined || id === null) return null
+      return loadUser === undefined ? id as User : await loadUser(id, request)
+    }
+  }
+}

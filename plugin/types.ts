@@ -1,0 +1,75 @@
+import type {
+  ContextConfigDefault,
+  FastifyBaseLogger,
+  FastifyRequest,
+  FastifySchema,
+  FastifyTypeProvider,
+  FastifyTypeProviderDefault,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerBase,
+  RawServerDefault,
+  RouteGenericInterface
+} from 'fastify'
+import type { Authenticator, AuthenticatorClass } from './authenticator'
+import type { Permission } from './permissions'
+
+/**
+ * Declare your user and object types once, and `request.user` / `request.obj` carry them in every handler:
+ *
+ *     declare module 'fastify-chanx' {
+ *       interface ChanxTypes { user: User; obj: Room }
+ *     }
+ *
+ * If you also use @fastify/jwt, declare the same `user` type in its `FastifyJWT` interface: both plugins
+ * type `request.user`, and TypeScript needs them to agree.
+ */
+export interface ChanxTypes {}
+
+/** The user type: `ChanxTypes['user']` when declared, else @fastify/jwt's default payload type. */
+export type ChanxUser = ChanxTypes extends { user: infer User } ? User : string | object | Buffer
+
+/** The object type: `ChanxTypes['obj']` when declared, else `unknown`. */
+export type ChanxObject = ChanxTypes extends { obj: infer Obj } ? Obj : unknown
+
+/** Loads the object the URL names; `null` or `undefined` answers 404. */
+export type ObjectLoader<Obj = ChanxObject, Request = FastifyRequest> =
+  (request: Request) => Obj | null | undefined | Promise<Obj | null | undefined>
+
+/** The options every route accepts, and the plugin accepts as defaults. */
+export interface ChanxRouteOptions<Request = FastifyRequest> {
+  /** Ordered authenticators; the first that returns a user wins. */
+  authentication?: readonly Authenticator[]
+  /** Every permission must allow the request (and then the object). */
+  permissions?: readonly Permission[]
+  /** Loads `request.obj` from the URL; `null` answers 404. */
+  objectLoader?: ObjectLoader<unknown, Request>
+  /** A class extending `ChanxAuthenticator` that replaces or wraps the standard pipeline. */
+  authenticatorClass?: AuthenticatorClass
+  /** Send the `authentication` message to sockets (default true). */
+  sendAuthenticationMessage?: boolean
+  /** Refuse a socket with the HTTP status of the upgrade response instead of a message and close code (default false). */
+  rejectUpgrade?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated user, or null for an anonymous request (set by fastify-chanx or @fastify/jwt). */
+    user: ChanxUser
+    /** The object the route's `objectLoader` loaded, or null. */
+    obj: ChanxObject
+  }
+
+  // The type parameters must repeat Fastify's own declaration.
+  interface RouteShorthandOptions<
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars
+    RawServer extends RawServerBase = RawServerDefault,
+    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+    RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+    ContextConfig = ContextConfigDefault,
+    SchemaCompiler extends FastifySchema = FastifySchema,
+    TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+    Logger extends FastifyBaseLogger = FastifyBaseLogger
+  > extends ChanxRouteOptions<FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>> {}
+}
