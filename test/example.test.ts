@@ -1,7 +1,7 @@
 import { test } from 'tap'
-import type { AddressInfo } from 'node:net'
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
 import WebSocket from 'ws'
-import { buildApp } from '../example/server'
 
 interface Conversation {
   messages: string[]
@@ -25,22 +25,39 @@ function converse (url: string, headers: Record<string, string>, send?: string):
 }
 
 test('the example app guards its REST route and its socket with the same rules', async (t) => {
-  process.env.LOG_LEVEL = 'silent'
-  const app = await buildApp()
-  t.teardown(() => app.close())
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
+  // Started as `npm run example` starts it, on a free port.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'example/server.ts'], {
+    cwd: join(__dirname, '..'),
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { child.kill() })
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the example did not listen within 20 s')), 20_000)
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+      if (match) { clearTimeout(timer); resolve(Number(match[1])) }
+    })
+    child.on('exit', (code) => reject(new Error(`the example exited with ${code}`)))
+  })
+  const base = `http://127.0.0.1:${port}`
 
-  const login = await app.inject({ method: 'POST', url: '/login', payload: { username: 'carol', password: 'carol' } })
-  t.equal(login.statusCode, 200)
-  const cookies = login.cookies.map((c) => `${c.name}=${c.value}`).join('; ')
-  const token = login.json().token as string
+  const login = await fetch(`${base}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'carol', password: 'carol' })
+  })
+  t.equal(login.status, 200)
+  const cookies = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ')
+  const token = (await login.json() as { token: string }).token
 
-  const lobby = await app.inject({ url: '/api/rooms/lobby', headers: { cookie: cookies } })
-  t.same(lobby.json(), { id: 'lobby', name: 'Lobby', you: 'carol' })
-  const secret = await app.inject({ url: '/api/rooms/secret', headers: { cookie: cookies } })
-  t.equal(secret.statusCode, 403)
-  t.same(secret.json(), { detail: 'You are not a member of this room.' })
+  const lobby = await fetch(`${base}/api/rooms/lobby`, { headers: { cookie: cookies } })
+  t.same(await lobby.json(), { id: 'lobby', name: 'Lobby', you: 'carol' })
+  const secret = await fetch(`${base}/api/rooms/secret`, { headers: { cookie: cookies } })
+  t.equal(secret.status, 403)
+  t.same(await secret.json(), { detail: 'You are not a member of this room.' })
 
   const member = await converse(`ws://127.0.0.1:${port}/ws/rooms/lobby`, { cookie: cookies }, 'hi')
   t.same(member.messages, [
