@@ -13,6 +13,10 @@ import type { ChanxObject, ChanxUser, ObjectLoader } from './types'
 export interface Authenticator<User = ChanxUser> {
   authenticate(request: FastifyRequest): User | null | undefined | Promise<User | null | undefined>
   challenge?: string
+  /** Reads cookies: a browser sends them on cross-site handshakes too, so the route checks `Origin`. */
+  usesCookies?: boolean
+  /** Query parameters that carry credentials: redacted from the socket route's log lines. */
+  credentialParams?: readonly string[]
 }
 
 export interface AuthenticationResultInit<User = ChanxUser, Obj = ChanxObject> {

@@ -4,6 +4,7 @@ import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthenticationResult } from './authenticator'
 import type { RouteHandshake } from './options'
+import { DETAIL_ORIGIN_REFUSED } from './origin'
 import {
   AUTHENTICATION_OK_MESSAGE,
   DETAIL_INTERNAL_ERROR,
@@ -25,6 +26,10 @@ function noop (): void {}
 
 function internalError (): AuthenticationResult<unknown, unknown> {
   return new AuthenticationResult({ isAuthenticated: false, statusCode: 500, data: { detail: DETAIL_INTERNAL_ERROR } })
+}
+
+function originRefused (): AuthenticationResult<unknown, unknown> {
+  return new AuthenticationResult({ isAuthenticated: false, statusCode: 403, data: { detail: DETAIL_ORIGIN_REFUSED } })
 }
 
 function isResult (value: unknown): value is AuthenticationResult<unknown, unknown> {
@@ -49,11 +54,15 @@ function messageFor (result: AuthenticationResult<unknown, unknown>): string {
  */
 export function createHandshakeHook (route: RouteHandshake, wss: WebSocketServer) {
   const authenticator = route.authenticator
+  const originCheck = route.originCheck
 
   return async function chanxHandshake (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     let result: AuthenticationResult<unknown, unknown>
     try {
-      const outcome: unknown = await authenticator.authenticate(request)
+      // Cross-site WebSocket hijacking: refused before any credential is looked at.
+      const outcome: unknown = originCheck !== null && request.ws && !await originCheck(request)
+        ? originRefused()
+        : await authenticator.authenticate(request)
       if (isResult(outcome)) {
         result = outcome
       } else {

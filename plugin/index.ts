@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { MissingWebsocketError } from './errors'
 import { createHandshakeHook, onSocketConnection } from './handshake'
 import { resolvePluginOptions, resolveRoute, type FastifyChanxOptions } from './options'
+import { createRequestSerializer } from './redaction'
 import type {} from '@fastify/websocket'
 import './types'
 
@@ -28,6 +29,13 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
     if (route === null) return
     const hook = createHandshakeHook(route, wss) as preValidationHookHandler
     routeOptions.preValidation = prependHook(routeOptions.preValidation, hook)
+    if (route.websocket) {
+      // Fastify logs the upgrade URL ("incoming request") with the route's serializers: keep tokens out.
+      const serializers = routeOptions.logSerializers ?? {}
+      routeOptions.logSerializers = Object.assign(Object.create(Object.getPrototypeOf(serializers) as object), serializers, {
+        req: createRequestSerializer(route.credentialParams)
+      })
+    }
   })
 }
 

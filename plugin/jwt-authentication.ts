@@ -142,5 +142,8 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
     }
   }
   if (challenge !== false) authenticator.challenge = challenge
+  // Without a cookie name the cookie @fastify/jwt was given may still be read: assume cookies.
+  authenticator.usesCookies = cookieOption !== false
+  if (query !== false) authenticator.credentialParams = [query]
   return authenticator
 }

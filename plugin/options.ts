@@ -2,6 +2,7 @@ import type { RouteOptions } from 'fastify'
 import type {} from '@fastify/websocket'
 import { ChanxAuthenticator, type Authenticator, type AuthenticatorClass } from './authenticator'
 import { InvalidOptionError } from './errors'
+import { checkAllowedOrigins, createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin'
 import { AllowAny, assertPermission, type Permission } from './permissions'
 import type { ObjectLoader } from './types'
 
@@ -23,6 +24,13 @@ export interface FastifyChanxOptions {
    * every view. WebSocket routes always run it.
    */
   httpRoutes?: 'opt-in' | 'all'
+  /**
+   * Origins that may open a socket (a list, `'*'`, or a function). Unset: a route that authenticates by
+   * cookie accepts only same-origin handshakes (and handshakes without `Origin`); other routes any.
+   */
+  allowedOrigins?: AllowedOrigins
+  /** More query parameters to redact from socket routes' log lines, besides `token` and the authenticators' own. */
+  redactQueryParams?: readonly string[]
 }
 
 export interface ResolvedDefaults {
@@ -32,6 +40,8 @@ export interface ResolvedDefaults {
   sendAuthenticationMessage: boolean
   rejectUpgrade: boolean
   httpRoutes: 'opt-in' | 'all'
+  allowedOrigins: AllowedOrigins | undefined
+  redactQueryParams: readonly string[]
 }
 
 /** What the handshake needs of one route, fixed at registration. */
@@ -40,9 +50,16 @@ export interface RouteHandshake {
   readonly websocket: boolean
   readonly sendAuthenticationMessage: boolean
   readonly rejectUpgrade: boolean
+  /** Refuses cross-site handshakes; `null` when the route checks no origin. */
+  readonly originCheck: OriginCheck | null
+  /** Query parameters that carry credentials on this route, redacted from its log lines. */
+  readonly credentialParams: ReadonlySet<string>
 }
 
-const PLUGIN_OPTIONS = new Set(['authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes'])
+const PLUGIN_OPTIONS = new Set([
+  'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
+  'allowedOrigins', 'redactQueryParams'
+])
 
 function checkAuthentication (value: unknown, where: string): readonly Authenticator<unknown>[] {
   if (!Array.isArray(value)) throw new InvalidOptionError(`${where} must be an array of authenticators`)
@@ -68,6 +85,13 @@ function checkAuthenticatorClass (value: unknown, where: string): AuthenticatorC
     throw new InvalidOptionError(`${where} must be a class that extends ChanxAuthenticator`)
   }
   return value as AuthenticatorClass
+}
+
+function checkNames (value: unknown, where: string): readonly string[] {
+  if (!Array.isArray(value) || value.some((name) => typeof name !== 'string' || name === '')) {
+    throw new InvalidOptionError(`${where} must be an array of query parameter names`)
+  }
+  return value
 }
 
 function checkBoolean (value: unknown, where: string): boolean {
@@ -96,7 +120,9 @@ export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDef
       ? true
       : checkBoolean(options.sendAuthenticationMessage, 'option sendAuthenticationMessage'),
     rejectUpgrade: options.rejectUpgrade === undefined ? false : checkBoolean(options.rejectUpgrade, 'option rejectUpgrade'),
-    httpRoutes
+    httpRoutes,
+    allowedOrigins: options.allowedOrigins === undefined ? undefined : checkAllowedOrigins(options.allowedOrigins, 'option allowedOrigins'),
+    redactQueryParams: options.redactQueryParams === undefined ? [] : checkNames(options.redactQueryParams, 'option redactQueryParams')
   }
 }
 
@@ -117,8 +143,18 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
   const AuthenticatorType = route.authenticatorClass === undefined
     ? defaults.authenticatorClass
     : checkAuthenticatorClass(route.authenticatorClass, `${where} authenticatorClass`)
+  const authentication = route.authentication === undefined
+    ? defaults.authentication
+    : checkAuthentication(route.authentication, `${where} authentication`)
+  const allowedOrigins = route.allowedOrigins === undefined
+    ? defaults.allowedOrigins
+    : checkAllowedOrigins(route.allowedOrigins, `${where} allowedOrigins`)
+  const credentialParams = new Set(['token', ...defaults.redactQueryParams])
+  for (const authenticator of authentication) {
+    for (const name of authenticator.credentialParams ?? []) credentialParams.add(name)
+  }
   const authenticator = new AuthenticatorType({
-    authentication: route.authentication === undefined ? defaults.authentication : checkAuthentication(route.authentication, `${where} authentication`),
+    authentication,
     permissions: route.permissions === undefined ? defaults.permissions : checkPermissions(route.permissions, `${where} permissions`),
     objectLoader: route.objectLoader as ObjectLoader<unknown, any> | undefined
   })
@@ -128,6 +164,8 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
     sendAuthenticationMessage: route.sendAuthenticationMessage === undefined
       ? defaults.sendAuthenticationMessage
       : checkBoolean(route.sendAuthenticationMessage, `${where} sendAuthenticationMessage`),
-    rejectUpgrade: route.rejectUpgrade === undefined ? defaults.rejectUpgrade : checkBoolean(route.rejectUpgrade, `${where} rejectUpgrade`)
+    rejectUpgrade: route.rejectUpgrade === undefined ? defaults.rejectUpgrade : checkBoolean(route.rejectUpgrade, `${where} rejectUpgrade`),
+    originCheck: websocket ? createOriginCheck(allowedOrigins, authentication.some((a) => a.usesCookies === true)) : null,
+    credentialParams
   }
 }

@@ -33,6 +33,7 @@ export function sessionAuthentication<User = ChanxUser> (options: SessionAuthent
   }
 
   return {
+    usesCookies: true,
     async authenticate (request) {
       const session = (request as unknown as { session?: SessionLike }).session
       if (session === undefined || session === null) {

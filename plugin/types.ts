@@ -12,6 +12,7 @@ import type {
   RouteGenericInterface
 } from 'fastify'
 import type { Authenticator, AuthenticatorClass } from './authenticator'
+import type { AllowedOrigins } from './origin'
 import type { Permission } from './permissions'
 
 /**
@@ -50,6 +51,8 @@ export interface ChanxRouteOptions<Request = FastifyRequest> {
   sendAuthenticationMessage?: boolean
   /** Refuse a socket with the HTTP status of the upgrade response instead of a message and close code (default false). */
   rejectUpgrade?: boolean
+  /** Origins that may open this socket; see the plugin option. */
+  allowedOrigins?: AllowedOrigins
 }
 
 declare module 'fastify' {
