@@ -17,6 +17,8 @@ export interface Authenticator<User = ChanxUser> {
   usesCookies?: boolean
   /** Query parameters that carry credentials: redacted from the socket route's log lines. */
   credentialParams?: readonly string[]
+  /** Reloads what the handshake read once (a session from its store) before a socket is re-authenticated. */
+  refresh?(request: FastifyRequest): void | Promise<void>
 }
 
 export interface AuthenticationResultInit<User = ChanxUser, Obj = ChanxObject> {
@@ -99,6 +101,17 @@ export class ChanxAuthenticator<User = ChanxUser, Obj = ChanxObject> {
       if (error instanceof ChanxRefusal) return this.refusal(error, user)
       throw error
     }
+  }
+
+  /**
+   * Runs the pipeline again on the handshake's request, for a socket that is already open
+   * (`reauthenticateInterval`): authenticators first reload what may have changed (a destroyed session).
+   */
+  async reauthenticate (request: FastifyRequest): Promise<AuthenticationResult<User, Obj>> {
+    for (const authenticator of this.authentication) {
+      if (authenticator.refresh !== undefined) await authenticator.refresh(request)
+    }
+    return await this.authenticate(request)
   }
 
   /** The result for a refusal thrown by any step, with DRF's status: 401 only where a challenge exists. */

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthenticationResult } from './authenticator'
+import { credentialExpiry, watchCredentials } from './credential-lifetime'
 import type { RouteHandshake } from './options'
 import { DETAIL_ORIGIN_REFUSED } from './origin'
 import {
@@ -18,6 +19,8 @@ const kAccepted = Symbol('fastify-chanx.accepted')
 
 interface AcceptedUpgrade {
   message: string | null
+  request: FastifyRequest
+  route: RouteHandshake
 }
 
 type RawWithHandshake = IncomingMessage & { [kAccepted]?: AcceptedUpgrade }
@@ -79,7 +82,9 @@ export function createHandshakeHook (route: RouteHandshake, wss: WebSocketServer
       request.obj = result.obj as FastifyRequest['obj']
       if (request.ws) {
         (request.raw as RawWithHandshake)[kAccepted] = {
-          message: route.sendAuthenticationMessage ? messageFor(result) : null
+          message: route.sendAuthenticationMessage ? messageFor(result) : null,
+          request,
+          route
         }
       }
       return
@@ -130,4 +135,12 @@ export function onSocketConnection (socket: WebSocket, raw: IncomingMessage): vo
   if (accepted === undefined) return
   ;(raw as RawWithHandshake)[kAccepted] = undefined
   if (accepted.message !== null) socket.send(accepted.message)
+  const { request, route } = accepted
+  if (route.reauthenticateInterval > 0 || credentialExpiry(request) !== undefined) {
+    watchCredentials(socket, request, {
+      authenticator: route.authenticator,
+      sendAuthenticationMessage: route.sendAuthenticationMessage,
+      reauthenticateInterval: route.reauthenticateInterval
+    })
+  }
 }

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { Authenticator } from './authenticator'
 import { AuthenticationFailed, InvalidOptionError, MissingDependencyError } from './errors'
+import { setCredentialExpiry } from './credential-lifetime'
 import type { ChanxUser } from './types'
 
 export interface JwtCookieOptions {
@@ -41,6 +42,18 @@ interface JwtRequest {
 }
 
 const EXPIRED_CODES = new Set(['FST_JWT_AUTHORIZATION_TOKEN_EXPIRED', 'FAST_JWT_EXPIRED'])
+
+/** The `exp` of a token already verified (epoch ms); read from the token, as `formatUser` may drop it. */
+function expiryOf (token: string): number | undefined {
+  const body = token.split('.')[1]
+  if (body === undefined) return undefined
+  try {
+    const exp = (JSON.parse(Buffer.from(body, 'base64url').toString()) as { exp?: unknown }).exp
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /** Where a token was found; `jwtLookup` means @fastify/jwt's own lookup finds the same token. */
 interface FoundToken {
@@ -135,6 +148,8 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
         throw new AuthenticationFailed(typeof code === 'string' && EXPIRED_CODES.has(code) ? 'Token expired' : 'Invalid token')
       }
 
+      const exp = expiryOf(found.token)
+      if (exp !== undefined) setCredentialExpiry(fastifyRequest, exp)
       if (loadUser === undefined) return payload as User
       const user = await loadUser(payload, fastifyRequest)
       if (user === null || user === undefined) throw new AuthenticationFailed('User not found')

@@ -29,6 +29,11 @@ export interface FastifyChanxOptions {
    * cookie accepts only same-origin handshakes (and handshakes without `Origin`); other routes any.
    */
   allowedOrigins?: AllowedOrigins
+  /**
+   * Re-run each socket's pipeline every this many milliseconds on its handshake credentials (default 0:
+   * never), so a destroyed session or a deactivated user closes the socket.
+   */
+  reauthenticateInterval?: number
   /** More query parameters to redact from socket routes' log lines, besides `token` and the authenticators' own. */
   redactQueryParams?: readonly string[]
 }
@@ -42,6 +47,7 @@ export interface ResolvedDefaults {
   httpRoutes: 'opt-in' | 'all'
   allowedOrigins: AllowedOrigins | undefined
   redactQueryParams: readonly string[]
+  reauthenticateInterval: number
 }
 
 /** What the handshake needs of one route, fixed at registration. */
@@ -54,11 +60,12 @@ export interface RouteHandshake {
   readonly originCheck: OriginCheck | null
   /** Query parameters that carry credentials on this route, redacted from its log lines. */
   readonly credentialParams: ReadonlySet<string>
+  readonly reauthenticateInterval: number
 }
 
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
-  'allowedOrigins', 'redactQueryParams'
+  'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval'
 ])
 
 function checkAuthentication (value: unknown, where: string): readonly Authenticator<unknown>[] {
@@ -94,6 +101,13 @@ function checkNames (value: unknown, where: string): readonly string[] {
   return value
 }
 
+function checkInterval (value: unknown, where: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 2 ** 31 - 1) {
+    throw new InvalidOptionError(`${where} must be a whole number of milliseconds (0 turns it off)`)
+  }
+  return value
+}
+
 function checkBoolean (value: unknown, where: string): boolean {
   if (typeof value !== 'boolean') throw new InvalidOptionError(`${where} must be a boolean`)
   return value
@@ -122,7 +136,10 @@ export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDef
     rejectUpgrade: options.rejectUpgrade === undefined ? false : checkBoolean(options.rejectUpgrade, 'option rejectUpgrade'),
     httpRoutes,
     allowedOrigins: options.allowedOrigins === undefined ? undefined : checkAllowedOrigins(options.allowedOrigins, 'option allowedOrigins'),
-    redactQueryParams: options.redactQueryParams === undefined ? [] : checkNames(options.redactQueryParams, 'option redactQueryParams')
+    redactQueryParams: options.redactQueryParams === undefined ? [] : checkNames(options.redactQueryParams, 'option redactQueryParams'),
+    reauthenticateInterval: options.reauthenticateInterval === undefined
+      ? 0
+      : checkInterval(options.reauthenticateInterval, 'option reauthenticateInterval')
   }
 }
 
@@ -166,6 +183,9 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
       : checkBoolean(route.sendAuthenticationMessage, `${where} sendAuthenticationMessage`),
     rejectUpgrade: route.rejectUpgrade === undefined ? defaults.rejectUpgrade : checkBoolean(route.rejectUpgrade, `${where} rejectUpgrade`),
     originCheck: websocket ? createOriginCheck(allowedOrigins, authentication.some((a) => a.usesCookies === true)) : null,
-    credentialParams
+    credentialParams,
+    reauthenticateInterval: route.reauthenticateInterval === undefined
+      ? defaults.reauthenticateInterval
+      : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)
   }
 }

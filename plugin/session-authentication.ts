@@ -34,6 +34,10 @@ export function sessionAuthentication<User = ChanxUser> (options: SessionAuthent
 
   return {
     usesCookies: true,
+    async refresh (request) {
+      const session = (request as unknown as { session?: { reload?: () => Promise<void> } | null }).session
+      if (typeof session?.reload === 'function') await session.reload()
+    },
     async authenticate (request) {
       const session = (request as unknown as { session?: SessionLike }).session
       if (session === undefined || session === null) {

@@ -53,6 +53,8 @@ export interface ChanxRouteOptions<Request = FastifyRequest> {
   rejectUpgrade?: boolean
   /** Origins that may open this socket; see the plugin option. */
   allowedOrigins?: AllowedOrigins
+  /** Re-run the pipeline on an open socket every this many ms (0: never); see the plugin option. */
+  reauthenticateInterval?: number
 }
 
 declare module 'fastify' {

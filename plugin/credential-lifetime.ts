@@ -1,0 +1,94 @@
+import type { FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { ChanxAuthenticator } from './authenticator'
+import { setLongTimeout, type LongTimer } from './limits'
+import { authenticationMessage, refusalCloseCode, statusText } from './protocol'
+
+/**
+ * A socket outlives the credentials it opened with. This file closes it when they lapse: at the expiry an
+ * authenticator recorded (a JWT's `exp`), and whenever a periodic re-run of the route's pipeline refuses.
+ */
+
+const expiries = new WeakMap<FastifyRequest, number>()
+
+/** Records when the credentials of `request` stop being valid (epoch ms); authenticators call it. */
+export function setCredentialExpiry (request: FastifyRequest, expiresAt: number): void {
+  expiries.set(request, expiresAt)
+}
+
+export function credentialExpiry (request: FastifyRequest): number | undefined {
+  return expiries.get(request)
+}
+
+export const DETAIL_TOKEN_EXPIRED = 'Token expired'
+
+export interface LifetimeOptions {
+  authenticator: ChanxAuthenticator<unknown, unknown>
+  sendAuthenticationMessage: boolean
+  /** Re-run the pipeline every this many ms (0: never). */
+  reauthenticateInterval: number
+}
+
+/** Sends the refusal (unless messages are off) and closes with 4000 + status. */
+export function closeWithRefusal (socket: WebSocket, statusCode: number, detail: unknown, sendMessage: boolean): void {
+  if (socket.readyState !== socket.OPEN) return
+  const text = statusText(statusCode)
+  if (sendMessage) socket.send(authenticationMessage(statusCode, text, detail))
+  socket.close(refusalCloseCode(statusCode), text)
+}
+
+export interface CredentialWatch {
+  /** Moves the expiry (an in-band token refresh); `undefined` removes it. */
+  setExpiry(expiresAt: number | undefined): void
+  stop(): void
+}
+
+/** Watches the credentials of an accepted socket until it closes. */
+export function watchCredentials (socket: WebSocket, request: FastifyRequest, options: LifetimeOptions): CredentialWatch {
+  let expiryTimer: LongTimer | undefined
+  let interval: NodeJS.Timeout | undefined
+  let checking = false
+
+  const expire = (): void => {
+    request.log.info('fastify-chanx: credentials expired, closing the socket')
+    closeWithRefusal(socket, 401, { detail: DETAIL_TOKEN_EXPIRED }, options.sendAuthenticationMessage)
+  }
+
+  const setExpiry = (expiresAt: number | undefined): void => {
+    expiryTimer?.cancel()
+    expiryTimer = expiresAt === undefined ? undefined : setLongTimeout(expire, expiresAt - Date.now())
+  }
+
+  const reauthenticate = async (): Promise<void> => {
+    if (checking || socket.readyState !== socket.OPEN) return
+    checking = true
+    try {
+      const result = await options.authenticator.reauthenticate(request)
+      if (!result.isAuthenticated) {
+        request.log.info({ statusCode: result.statusCode }, 'fastify-chanx: re-authentication refused, closing the socket')
+        closeWithRefusal(socket, result.statusCode, result.data, options.sendAuthenticationMessage)
+      } else {
+        const expiresAt = credentialExpiry(request)
+        if (expiresAt !== undefined) setExpiry(expiresAt)
+      }
+    } catch (err) {
+      // An outage of the user store must not log everyone out: keep the socket, try again next time.
+      request.log.error({ err }, 'fastify-chanx: re-authentication threw; the socket stays open')
+    } finally {
+      checking = false
+    }
+  }
+
+  setExpiry(credentialExpiry(request))
+  if (options.reauthenticateInterval > 0) {
+    interval = setInterval(() => { void reauthenticate() }, options.reauthenticateInterval)
+    interval.unref()
+  }
+
+  const stop = (): void => {
+    expiryTimer?.cancel()
+    if (interval !== undefined) clearInterval(interval)
+  }
+  socket.once('close', stop)
+  return { setExpiry, stop }
+}
