@@ -3,7 +3,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthenticationResult } from './authenticator'
+import type { ConnectionGuard } from './connection-guard'
 import { credentialExpiry, watchCredentials } from './credential-lifetime'
+import type { UserKeyFunction } from './identity'
 import type { RouteHandshake } from './options'
 import { DETAIL_ORIGIN_REFUSED } from './origin'
 import {
@@ -21,6 +23,8 @@ interface AcceptedUpgrade {
   message: string | null
   request: FastifyRequest
   route: RouteHandshake
+  /** Gives back the user's and the IP's connection slots. */
+  release: () => void
 }
 
 type RawWithHandshake = IncomingMessage & { [kAccepted]?: AcceptedUpgrade }
@@ -29,6 +33,12 @@ function noop (): void {}
 
 function internalError (): AuthenticationResult<unknown, unknown> {
   return new AuthenticationResult({ isAuthenticated: false, statusCode: 500, data: { detail: DETAIL_INTERNAL_ERROR } })
+}
+
+export const DETAIL_TOO_MANY_CONNECTIONS = 'Too many connections'
+
+function tooManyConnections (): AuthenticationResult<unknown, unknown> {
+  return new AuthenticationResult({ isAuthenticated: false, statusCode: 429, data: { detail: DETAIL_TOO_MANY_CONNECTIONS } })
 }
 
 function originRefused (): AuthenticationResult<unknown, unknown> {
@@ -55,7 +65,7 @@ function messageFor (result: AuthenticationResult<unknown, unknown>): string {
  * any handler, and applies the result. Success sets `request.user`/`request.obj` and lets the request go
  * on; refusal answers it here, so the route's handler never runs.
  */
-export function createHandshakeHook (route: RouteHandshake, wss: WebSocketServer) {
+export function createHandshakeHook (route: RouteHandshake, wss: WebSocketServer, guard: ConnectionGuard, userKey: UserKeyFunction) {
   const authenticator = route.authenticator
   const originCheck = route.originCheck
 
@@ -77,16 +87,25 @@ export function createHandshakeHook (route: RouteHandshake, wss: WebSocketServer
       result = internalError()
     }
 
+    if (result.isAuthenticated && request.ws && route.websocket) {
+      const release = guard.admit(request, userKey(result.user) ?? null)
+      if (release === null) {
+        result = tooManyConnections()
+      } else {
+        // Released when the socket closes, or when the connection drops before it opens.
+        request.raw.socket?.once('close', release)
+        ;(request.raw as RawWithHandshake)[kAccepted] = {
+          message: route.sendAuthenticationMessage ? messageFor(result) : null,
+          request,
+          route,
+          release
+        }
+      }
+    }
+
     if (result.isAuthenticated) {
       request.user = result.user as FastifyRequest['user']
       request.obj = result.obj as FastifyRequest['obj']
-      if (request.ws) {
-        (request.raw as RawWithHandshake)[kAccepted] = {
-          message: route.sendAuthenticationMessage ? messageFor(result) : null,
-          request,
-          route
-        }
-      }
       return
     }
 
@@ -126,15 +145,23 @@ function refuseSocket (
 }
 
 /**
- * Attached once to `app.websocketServer`, which @fastify/websocket makes emit 'connection' right before it
- * calls the route's handler: the authentication message is queued first, so it reaches the client before
- * anything the handler sends.
+ * The listener attached once to `app.websocketServer`, which @fastify/websocket makes emit 'connection'
+ * right before it calls the route's handler: the authentication message is queued first, so it reaches the
+ * client before anything the handler sends.
  */
-export function onSocketConnection (socket: WebSocket, raw: IncomingMessage): void {
-  const accepted = (raw as RawWithHandshake)[kAccepted]
-  if (accepted === undefined) return
-  ;(raw as RawWithHandshake)[kAccepted] = undefined
-  if (accepted.message !== null) socket.send(accepted.message)
+export function createConnectionListener (guard: ConnectionGuard) {
+  return function onSocketConnection (socket: WebSocket, raw: IncomingMessage): void {
+    const accepted = (raw as RawWithHandshake)[kAccepted]
+    if (accepted === undefined) return
+    ;(raw as RawWithHandshake)[kAccepted] = undefined
+    socket.once('close', accepted.release)
+    guard.track(socket)
+    if (accepted.message !== null) socket.send(accepted.message)
+    watchLifetime(socket, accepted)
+  }
+}
+
+function watchLifetime (socket: WebSocket, accepted: AcceptedUpgrade): void {
   const { request, route } = accepted
   if (route.reauthenticateInterval > 0 || credentialExpiry(request) !== undefined) {
     watchCredentials(socket, request, {

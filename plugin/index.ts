@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyPluginAsync, preValidationHookHandler, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { MissingWebsocketError } from './errors'
-import { createHandshakeHook, onSocketConnection } from './handshake'
+import { ConnectionGuard } from './connection-guard'
+import { createConnectionListener, createHandshakeHook } from './handshake'
 import { resolvePluginOptions, resolveRoute, type FastifyChanxOptions } from './options'
 import { createRequestSerializer } from './redaction'
 import type {} from '@fastify/websocket'
@@ -21,13 +22,18 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   if (!fastify.hasRequestDecorator('obj')) fastify.decorateRequest('obj', null as never)
 
   const wss = fastify.websocketServer
+  const guard = new ConnectionGuard(defaults.limits)
+  const onSocketConnection = createConnectionListener(guard)
   wss.on('connection', onSocketConnection)
-  fastify.addHook('onClose', async () => { wss.off('connection', onSocketConnection) })
+  fastify.addHook('onClose', async () => {
+    wss.off('connection', onSocketConnection)
+    guard.close()
+  })
 
   fastify.addHook('onRoute', (routeOptions) => {
     const route = resolveRoute(routeOptions, defaults)
     if (route === null) return
-    const hook = createHandshakeHook(route, wss) as preValidationHookHandler
+    const hook = createHandshakeHook(route, wss, guard, defaults.userKey) as preValidationHookHandler
     routeOptions.preValidation = prependHook(routeOptions.preValidation, hook)
     if (route.websocket) {
       // Fastify logs the upgrade URL ("incoming request") with the route's serializers: keep tokens out.

@@ -2,6 +2,8 @@ import type { RouteOptions } from 'fastify'
 import type {} from '@fastify/websocket'
 import { ChanxAuthenticator, type Authenticator, type AuthenticatorClass } from './authenticator'
 import { InvalidOptionError } from './errors'
+import type { ConnectionLimits } from './connection-guard'
+import { defaultUserKey, type UserKeyFunction } from './identity'
 import { checkAllowedOrigins, createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin'
 import { AllowAny, assertPermission, type Permission } from './permissions'
 import type { ObjectLoader } from './types'
@@ -34,6 +36,18 @@ export interface FastifyChanxOptions {
    * never), so a destroyed session or a deactivated user closes the socket.
    */
   reauthenticateInterval?: number
+  /** Ping sockets this often and drop those that stop answering (ms; default 30000; 0: off). */
+  heartbeatInterval?: number
+  /** Close sockets that sent nothing for this long (ms; default 0: off). */
+  idleTimeout?: number
+  /** Close a slow reader (1013) whose unsent output passes this many bytes (default 1 MiB; 0: off). */
+  maxBufferedBytes?: number
+  /** Concurrent sockets per user in this process (default 0: no limit); more are refused 429 / 4429. */
+  maxConnectionsPerUser?: number
+  /** Concurrent sockets per client IP in this process (default 0: no limit; set `trustProxy` behind a proxy). */
+  maxConnectionsPerIp?: number
+  /** The stable identity of a user (default: the user if a string or number, else its id, sub or username). */
+  userKey?: UserKeyFunction
   /** More query parameters to redact from socket routes' log lines, besides `token` and the authenticators' own. */
   redactQueryParams?: readonly string[]
 }
@@ -48,6 +62,8 @@ export interface ResolvedDefaults {
   allowedOrigins: AllowedOrigins | undefined
   redactQueryParams: readonly string[]
   reauthenticateInterval: number
+  limits: ConnectionLimits
+  userKey: UserKeyFunction
 }
 
 /** What the handshake needs of one route, fixed at registration. */
@@ -65,8 +81,17 @@ export interface RouteHandshake {
 
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
-  'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval'
+  'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
+  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey'
 ])
+
+function checkCount (value: unknown, fallback: number, where: string): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw new InvalidOptionError(`${where} must be a whole number, 0 or more (0 turns it off)`)
+  }
+  return value
+}
 
 function checkAuthentication (value: unknown, where: string): readonly Authenticator<unknown>[] {
   if (!Array.isArray(value)) throw new InvalidOptionError(`${where} must be an array of authenticators`)
@@ -108,6 +133,12 @@ function checkInterval (value: unknown, where: string): number {
   return value
 }
 
+function checkUserKey (value: unknown): UserKeyFunction {
+  if (value === undefined) return defaultUserKey
+  if (typeof value !== 'function') throw new InvalidOptionError('option userKey must be a function (user) => string | null')
+  return value as UserKeyFunction
+}
+
 function checkBoolean (value: unknown, where: string): boolean {
   if (typeof value !== 'boolean') throw new InvalidOptionError(`${where} must be a boolean`)
   return value
@@ -139,7 +170,15 @@ export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDef
     redactQueryParams: options.redactQueryParams === undefined ? [] : checkNames(options.redactQueryParams, 'option redactQueryParams'),
     reauthenticateInterval: options.reauthenticateInterval === undefined
       ? 0
-      : checkInterval(options.reauthenticateInterval, 'option reauthenticateInterval')
+      : checkInterval(options.reauthenticateInterval, 'option reauthenticateInterval'),
+    limits: {
+      heartbeatInterval: options.heartbeatInterval === undefined ? 30_000 : checkInterval(options.heartbeatInterval, 'option heartbeatInterval'),
+      idleTimeout: options.idleTimeout === undefined ? 0 : checkInterval(options.idleTimeout, 'option idleTimeout'),
+      maxBufferedBytes: checkCount(options.maxBufferedBytes, 1024 * 1024, 'option maxBufferedBytes'),
+      maxConnectionsPerUser: checkCount(options.maxConnectionsPerUser, 0, 'option maxConnectionsPerUser'),
+      maxConnectionsPerIp: checkCount(options.maxConnectionsPerIp, 0, 'option maxConnectionsPerIp')
+    },
+    userKey: checkUserKey(options.userKey)
   }
 }
 
