@@ -17,6 +17,8 @@ export interface Authenticator<User = ChanxUser> {
   usesCookies?: boolean
   /** Query parameters that carry credentials: redacted from the socket route's log lines. */
   credentialParams?: readonly string[]
+  /** Prefixes of `Sec-WebSocket-Protocol` values that carry credentials (`bearer` for `bearer.<jwt>`): never echoed. */
+  credentialProtocols?: readonly string[]
   /** Reloads what the handshake read once (a session from its store) before a socket is re-authenticated. */
   refresh?(request: FastifyRequest): void | Promise<void>
 }

@@ -5,6 +5,7 @@ import { ConnectionGuard } from './connection-guard'
 import { createConnectionListener, createHandshakeHook } from './handshake'
 import { resolvePluginOptions, resolveRoute, type FastifyChanxOptions } from './options'
 import { createRequestSerializer } from './redaction'
+import { guardSubprotocols } from './subprotocols'
 import type {} from '@fastify/websocket'
 import './types'
 
@@ -24,6 +25,8 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   const wss = fastify.websocketServer
   const guard = new ConnectionGuard(defaults.limits)
   const onSocketConnection = createConnectionListener(guard)
+  const credentialProtocols = new Set<string>()
+  guardSubprotocols(wss, credentialProtocols)
   wss.on('connection', onSocketConnection)
   fastify.addHook('onClose', async () => {
     wss.off('connection', onSocketConnection)
@@ -35,6 +38,7 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
     if (route === null) return
     const hook = createHandshakeHook(route, wss, guard, defaults.userKey) as preValidationHookHandler
     routeOptions.preValidation = prependHook(routeOptions.preValidation, hook)
+    for (const prefix of route.credentialProtocols) credentialProtocols.add(prefix)
     if (route.websocket) {
       // Fastify logs the upgrade URL ("incoming request") with the route's serializers: keep tokens out.
       const serializers = routeOptions.logSerializers ?? {}
@@ -74,3 +78,20 @@ export {
   PermissionDenied
 } from './errors'
 export { refusalCloseCode } from './protocol'
+export {
+  defineSocketRoute,
+  DETAIL_BINARY,
+  DETAIL_HANDLER_FAILED,
+  DETAIL_INVALID_JSON,
+  type ChanxMessage,
+  type ChanxMessageRouteOptions,
+  type LoadedObject,
+  type MessageError,
+  type MessageHandler,
+  type MessageOf,
+  type MessageSchemas,
+  type RouteParams,
+  type SocketContext,
+  type SocketRouteDefinition,
+  type SocketRouteOptions
+} from './router'

@@ -24,6 +24,12 @@ export interface JwtAuthenticationOptions<User = ChanxUser> {
   /** The query parameter holding the token (e.g. `'token'` for `?token=`). Off unless named: URLs get logged. */
   query?: string | false
   /**
+   * Read the token from a `Sec-WebSocket-Protocol` value `<prefix>.<jwt>`, which a browser can send without
+   * putting the token in the URL: `new WebSocket(url, ['chanx', 'bearer.' + jwt])` with `protocol: 'bearer'`.
+   * The server never echoes such a value (it selects the other protocol offered). Off unless named.
+   */
+  protocol?: string | false
+  /**
    * Turns the verified payload (after @fastify/jwt's `formatUser`) into the user. `null` answers
    * "User not found". Without it, the payload is the user, as @fastify/jwt's `request.user`.
    */
@@ -69,6 +75,11 @@ interface FoundToken {
 export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationOptions<User> = {}): Authenticator<User> {
   const header = options.header ?? true
   const query = options.query ?? false
+  const protocol = options.protocol ?? false
+  if (protocol !== false && (typeof protocol !== 'string' || !/^[A-Za-z0-9_-]+$/.test(protocol))) {
+    throw new InvalidOptionError('jwtAuthentication({ protocol }) must be a prefix of letters, digits, "-" or "_", or false')
+  }
+  const protocolPrefix = protocol === false ? '' : protocol + '.'
   const loadUser = options.loadUser
   const challenge = options.challenge ?? 'Bearer realm="api"'
   if (typeof header !== 'boolean') throw new InvalidOptionError('jwtAuthentication({ header }) must be a boolean')
@@ -125,6 +136,18 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
       if (typeof value === 'string' && value !== '') return { token: value, jwtLookup: false }
       if (Array.isArray(value)) throw new AuthenticationFailed('Invalid token')
     }
+
+    const offered = protocol === false ? undefined : request.headers['sec-websocket-protocol']
+    if (typeof offered === 'string') {
+      for (const value of offered.split(',')) {
+        const candidate = value.trim()
+        if (candidate.startsWith(protocolPrefix)) {
+          const token = candidate.slice(protocolPrefix.length)
+          if (token === '') throw new AuthenticationFailed('Invalid token')
+          return { token, jwtLookup: false }
+        }
+      }
+    }
     return null
   }
 
@@ -160,5 +183,6 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
   // Without a cookie name the cookie @fastify/jwt was given may still be read: assume cookies.
   authenticator.usesCookies = cookieOption !== false
   if (query !== false) authenticator.credentialParams = [query]
+  if (protocol !== false) authenticator.credentialProtocols = [protocol]
   return authenticator
 }

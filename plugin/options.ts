@@ -6,6 +6,7 @@ import type { ConnectionLimits } from './connection-guard'
 import { defaultUserKey, type UserKeyFunction } from './identity'
 import { checkAllowedOrigins, createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin'
 import { AllowAny, assertPermission, type Permission } from './permissions'
+import { compileRouter, type MessageRouter } from './router'
 import type { ObjectLoader } from './types'
 
 /** Plugin options: defaults for every route that sets none (DRF's DEFAULT_* settings). */
@@ -77,6 +78,10 @@ export interface RouteHandshake {
   /** Query parameters that carry credentials on this route, redacted from its log lines. */
   readonly credentialParams: ReadonlySet<string>
   readonly reauthenticateInterval: number
+  /** Prefixes of subprotocol values that carry this route's credentials. */
+  readonly credentialProtocols: readonly string[]
+  /** Routes the frames of accepted sockets; `null` when the route declares no `messages`. */
+  readonly router: MessageRouter | null
 }
 
 const PLUGIN_OPTIONS = new Set([
@@ -223,6 +228,8 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
     rejectUpgrade: route.rejectUpgrade === undefined ? defaults.rejectUpgrade : checkBoolean(route.rejectUpgrade, `${where} rejectUpgrade`),
     originCheck: websocket ? createOriginCheck(allowedOrigins, authentication.some((a) => a.usesCookies === true)) : null,
     credentialParams,
+    credentialProtocols: authentication.flatMap((a) => a.credentialProtocols ?? []),
+    router: compileRouter(route, where, websocket),
     reauthenticateInterval: route.reauthenticateInterval === undefined
       ? defaults.reauthenticateInterval
       : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)
