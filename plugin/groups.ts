@@ -1,0 +1,540 @@
+import { randomBytes } from 'node:crypto'
+import type { ChannelLayer, ChannelLogger } from './channel-layer'
+import { silentLogger } from './channel-layer'
+import { ChannelLayerClosedError, ChannelLayerTimeoutError, InvalidChannelArgumentError } from './channel-errors'
+import { MemoryLayer } from './memory-layer'
+
+/** One connection as the hub sees it. */
+export interface ChannelMember {
+  /** Unique per connection (per process is enough: a connection lives in one process). */
+  readonly id: string
+  /** Stable identity of the user, compared for `is_mine` and used by sendToUser; null when anonymous. */
+  readonly userKey: string | null
+  /** Send one text frame. Must not block; a throw is logged and the other members still get theirs. */
+  send (data: string): void
+  /** Close the connection (disconnectUser). */
+  close (code: number, reason: string): void
+  /** Receive a channel event (sendEvent). */
+  onEvent? (name: string, payload: unknown): void
+}
+
+export interface BroadcastOptions {
+  /** The connection that sends: it decides `is_mine` and `is_current`, and excludeSelf drops it. */
+  sender?: ChannelMember | null
+  /** Do not deliver to the sending connection (default true, as Chanx). Other sockets of its user still get it. */
+  excludeSelf?: boolean
+}
+
+export interface ChannelHubOptions {
+  /** Default: a new in-process {@link MemoryLayer}. The hub closes it on close(). */
+  layer?: ChannelLayer
+  /** Malformed envelopes, failed sends and failed event handlers are reported here. */
+  logger?: ChannelLogger
+  /** How long size() waits for the other processes' counts (default 1000 ms). */
+  sizeTimeout?: number
+}
+
+/*
+ * Envelopes are JSON objects that always begin with `{"v":1,"o":"<origin>","k":"<kind>"`, so a hub
+ * recognizes its own echo (Redis returns a publisher's message to it) with one startsWith, unparsed.
+ *   b  broadcast      g: target groups, s: sender's userKey or null, m: the message's JSON, as a string
+ *   u  to a user      m: the message's JSON, as a string (sent on the user's channel)
+ *   c  close a user   c: close code, r: reason (on the user's channel)
+ *   e  channel event  g: target groups, n: event name, p: payload (parsed once per process)
+ *   q  size query     i: query id (on the group's channel; every process with members answers)
+ *   a  size answer    i: query id, n: local member count (on the asker's reply channel)
+ * A message travels as a string inside the envelope so a receiving process parses the envelope but
+ * never the message, and builds its at most three variants from that string by concatenation.
+ * Layer channels: `g:<group>`, `u:<userKey>`, `r:<origin>`.
+ */
+const VERSION = 1
+const MAX_NAME = 256
+
+interface PendingCount {
+  total: number
+  answers: number
+  expected: number
+  resolve (n: number): void
+  reject (err: Error): void
+  timer: NodeJS.Timeout
+}
+
+function checkName (value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME) {
+    throw new InvalidChannelArgumentError(`${what} must be a non-empty string of at most ${MAX_NAME} characters`)
+  }
+  return value
+}
+
+function checkGroups (groups: string | readonly string[]): readonly string[] {
+  const list = typeof groups === 'string' ? [groups] : groups
+  if (!Array.isArray(list)) throw new InvalidChannelArgumentError('groups must be a group name or an array of them')
+  for (let i = 0; i < list.length; i++) checkName(list[i], `groups[${i}]`)
+  return list
+}
+
+/** The message as JSON text; it must be a plain object so that is_mine and is_current can be added to it. */
+function serializeObject (message: unknown): string {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+    throw new InvalidChannelArgumentError('a broadcast message must be a JSON object')
+  }
+  return JSON.stringify(message)
+}
+
+/** `body` (a JSON object's text) with is_mine and is_current appended: they win over any the sender set. */
+function withFlags (body: string, mine: boolean, current: boolean): string {
+  const flags = mine
+    ? (current ? '"is_mine":true,"is_current":true}' : '"is_mine":true,"is_current":false}')
+    : (current ? '"is_mine":false,"is_current":true}' : '"is_mine":false,"is_current":false}')
+  return body.length === 2 ? '{' + flags : body.slice(0, -1) + ',' + flags
+}
+
+/**
+ * Group membership and delivery for every connection of one process. Membership is local; the layer
+ * carries envelopes to the other processes, each of which delivers to its own members. One layer
+ * subscription per live group per process, refcounted over members.
+ */
+export class ChannelHub {
+  readonly layer: ChannelLayer
+  /** This hub's random id; envelopes carry it so the hub ignores its own echo. */
+  readonly origin: string
+  private readonly logger: ChannelLogger
+  private readonly sizeTimeout: number
+  private readonly ownPrefix: string
+  private readonly ownQueryPrefix: string
+  /** layer channel -> local members */
+  private readonly channels = new Map<string, Set<ChannelMember>>()
+  /** member -> layer channels it is in */
+  private readonly memberships = new Map<ChannelMember, Set<string>>()
+  /** layer channel -> the subscription its members await */
+  private readonly subscriptions = new Map<string, Promise<void>>()
+  /** layer channel -> tail of its subscribe/unsubscribe chain, so the layer sees them in order */
+  private readonly chains = new Map<string, Promise<void>>()
+  private readonly counts = new Map<number, PendingCount>()
+  private replyChannel: Promise<void> | null = null
+  private nextQuery = 0
+  private closed = false
+
+  constructor (options: ChannelHubOptions = {}) {
+    this.layer = options.layer ?? new MemoryLayer()
+    this.logger = options.logger ?? silentLogger
+    this.sizeTimeout = options.sizeTimeout ?? 1000
+    this.origin = randomBytes(8).toString('hex')
+    this.ownPrefix = `{"v":${VERSION},"o":"${this.origin}",`
+    this.ownQueryPrefix = this.ownPrefix + '"k":"q"'
+    this.layer.setListener(this.receive.bind(this))
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  /**
+   * Make `member` reachable by sendToUser and disconnectUser (join its user's channel). join() does it
+   * too; call it for a connection that joins no group. Anonymous members need nothing.
+   */
+  async attach (member: ChannelMember): Promise<void> {
+    if (member.userKey === null) {
+      if (!this.memberships.has(member)) this.memberships.set(member, new Set())
+      return
+    }
+    await this.add(member, 'u:' + checkName(member.userKey, 'userKey'))
+  }
+
+  /** Join `group`; resolves once broadcasts to it from any process reach `member`. */
+  async join (member: ChannelMember, group: string): Promise<void> {
+    const channel = 'g:' + checkName(group, 'group')
+    await Promise.all([this.attach(member), this.add(member, channel)])
+  }
+
+  /** Leave `group`. No local broadcast reaches the member once this is called; resolves after any unsubscribe. */
+  async leave (member: ChannelMember, group: string): Promise<void> {
+    await this.remove(member, 'g:' + checkName(group, 'group'))
+  }
+
+  /** Leave every group and the user's channel: what a closing connection calls. */
+  async leaveAll (member: ChannelMember): Promise<void> {
+    const mine = this.memberships.get(member)
+    if (mine === undefined) return
+    this.memberships.delete(member)
+    const pending: Promise<void>[] = []
+    for (const channel of mine) pending.push(this.remove(member, channel))
+    await Promise.all(pending)
+  }
+
+  /** The groups `member` is in, in joining order. */
+  groupsOf (member: ChannelMember): string[] {
+    const out: string[] = []
+    for (const channel of this.memberships.get(member) ?? []) if (channel.startsWith('g:')) out.push(channel.slice(2))
+    return out
+  }
+
+  /** Members of `group` in this process. */
+  localSize (group: string): number {
+    return this.channels.get('g:' + group)?.size ?? 0
+  }
+
+  private async add (member: ChannelMember, channel: string): Promise<void> {
+    if (this.closed) throw new ChannelLayerClosedError()
+    let mine = this.memberships.get(member)
+    if (mine === undefined) {
+      mine = new Set()
+      this.memberships.set(member, mine)
+    }
+    let set = this.channels.get(channel)
+    if (set === undefined) {
+      set = new Set()
+      this.channels.set(channel, set)
+      this.subscriptions.set(channel, this.enqueue(channel, () => this.layer.subscribe(channel)))
+    }
+    set.add(member)
+    mine.add(channel)
+    try {
+      await this.subscriptions.get(channel)
+    } catch (err) {
+      // Not subscribed: undo, so the member is not half in a group that other processes cannot reach.
+      if (set.has(member)) await this.remove(member, channel)
+      throw err
+    }
+  }
+
+  private remove (member: ChannelMember, channel: string): Promise<void> {
+    const set = this.channels.get(channel)
+    this.memberships.get(member)?.delete(channel)
+    if (set === undefined || !set.delete(member) || set.size > 0) return Promise.resolve()
+    this.channels.delete(channel)
+    this.subscriptions.delete(channel)
+    return this.enqueue(channel, () => this.layer.unsubscribe(channel)).catch((err: Error) => {
+      this.logger.warn({ err, channel }, 'fastify-chanx: could not unsubscribe from a channel')
+    })
+  }
+
+  private enqueue (channel: string, op: () => Promise<void>): Promise<void> {
+    const previous = this.chains.get(channel) ?? Promise.resolve()
+    const next = previous.then(op)
+    const tail = next.catch(() => {})
+    this.chains.set(channel, tail)
+    tail.then(() => { if (this.chains.get(channel) === tail) this.chains.delete(channel) })
+    return next
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Deliver `message` to every member of `groups`, in every process: one copy per member however many
+   * of the groups it is in, each with top-level `is_mine` and `is_current`. The message is serialized
+   * once, the envelope built once and published once per group. Local members have it when this
+   * returns; the promise settles when every publish did, and rejects with
+   * FST_CHANX_CHANNEL_LAYER_PUBLISH_FAILED if one failed (the local delivery stands).
+   */
+  broadcast (groups: string | readonly string[], message: object, options: BroadcastOptions = {}): Promise<void> {
+    const list = checkGroups(groups)
+    const body = serializeObject(message)
+    const sender = options.sender ?? null
+    const senderKey = sender === null ? null : sender.userKey
+    this.deliverLocal(list, body, sender, senderKey, options.excludeSelf !== false)
+    if (list.length === 0) return Promise.resolve()
+    const envelope = this.ownPrefix + '"k":"b","g":' + JSON.stringify(list) + ',"s":' + JSON.stringify(senderKey) +
+      ',"m":' + JSON.stringify(body) + '}'
+    return this.publishAll(list, envelope)
+  }
+
+  /** Send `message` as it is (no flags) to every connection of `userKey`, in every process. */
+  sendToUser (userKey: string, message: object): Promise<void> {
+    const channel = 'u:' + checkName(userKey, 'userKey')
+    const body = serializeObject(message)
+    const set = this.channels.get(channel)
+    if (set !== undefined) for (const member of set) this.send(member, body)
+    return this.layer.publish(channel, this.ownPrefix + '"k":"u","m":' + JSON.stringify(body) + '}').then(() => {})
+  }
+
+  /** Close every connection of `userKey`, in every process, with `code` and `reason`. */
+  disconnectUser (userKey: string, code: number, reason = ''): Promise<void> {
+    const channel = 'u:' + checkName(userKey, 'userKey')
+    if (!Number.isInteger(code) || !(code === 1000 || (code >= 3000 && code <= 4999))) {
+      throw new InvalidChannelArgumentError('a close code must be 1000 or an integer from 3000 to 4999')
+    }
+    if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
+      throw new InvalidChannelArgumentError('a close reason must be a string of at most 123 bytes')
+    }
+    this.closeLocal(channel, code, reason)
+    const envelope = this.ownPrefix + '"k":"c","c":' + code + ',"r":' + JSON.stringify(reason) + '}'
+    return this.layer.publish(channel, envelope).then(() => {})
+  }
+
+  /**
+   * Run each member's onEvent(name, payload) for the members of `groups`, in every process, once per
+   * member. The payload goes through JSON (once per process), so every receiver sees the same shape.
+   */
+  sendEvent (groups: string | readonly string[], name: string, payload: unknown): Promise<void> {
+    const list = checkGroups(groups)
+    checkName(name, 'event name')
+    const json = JSON.stringify(payload ?? null)
+    this.deliverEvent(list, name, JSON.parse(json))
+    if (list.length === 0) return Promise.resolve()
+    const envelope = this.ownPrefix + '"k":"e","g":' + JSON.stringify(list) + ',"n":' + JSON.stringify(name) + ',"p":' + json + '}'
+    return this.publishAll(list, envelope)
+  }
+
+  /**
+   * Members of `group` across every process sharing the layer. The asker publishes a query on the
+   * group's channel; PUBLISH says how many processes received it and each answers with its local count.
+   * Rejects with FST_CHANX_CHANNEL_LAYER_TIMEOUT if they do not all answer within sizeTimeout.
+   */
+  async size (group: string): Promise<number> {
+    const channel = 'g:' + checkName(group, 'group')
+    if (this.closed) throw new ChannelLayerClosedError()
+    if (this.replyChannel === null) this.replyChannel = this.layer.subscribe('r:' + this.origin)
+    await this.replyChannel
+    const id = ++this.nextQuery
+    const result = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.counts.delete(id)
+        reject(new ChannelLayerTimeoutError(`counting the members of "${group}"`, this.sizeTimeout))
+      }, this.sizeTimeout)
+      this.counts.set(id, { total: 0, answers: 0, expected: -1, resolve, reject, timer })
+    })
+    try {
+      const receivers = await this.layer.publish(channel, this.ownPrefix + '"k":"q","i":' + id + '}')
+      const pending = this.counts.get(id)
+      if (pending !== undefined) {
+        pending.expected = receivers
+        this.settleCount(id, pending)
+      }
+    } catch (err) {
+      const pending = this.counts.get(id)
+      if (pending !== undefined) {
+        clearTimeout(pending.timer)
+        this.counts.delete(id)
+        pending.reject(err as Error)
+      }
+    }
+    return result
+  }
+
+  private settleCount (id: number, pending: PendingCount): void {
+    if (pending.expected < 0 || pending.answers < pending.expected) return
+    clearTimeout(pending.timer)
+    this.counts.delete(id)
+    pending.resolve(pending.total)
+  }
+
+  private publishAll (list: readonly string[], envelope: string): Promise<void> {
+    if (list.length === 1) return this.layer.publish('g:' + list[0], envelope).then(() => {})
+    const pending: Promise<number>[] = []
+    for (let i = 0; i < list.length; i++) pending.push(this.layer.publish('g:' + list[i], envelope))
+    return Promise.all(pending).then(() => {})
+  }
+
+  private send (member: ChannelMember, data: string): void {
+    try {
+      member.send(data)
+    } catch (err) {
+      this.logger.warn({ err, member: member.id }, 'fastify-chanx: a member failed to send')
+    }
+  }
+
+  /**
+   * One copy per member of the union of `list`. The three variants a process can need are built on first
+   * use: mine and current (the sender itself, excludeSelf off), mine (the sender's user's other sockets),
+   * and neither. An anonymous sender is never "mine".
+   */
+  private deliverLocal (list: readonly string[], body: string, sender: ChannelMember | null, senderKey: string | null,
+    excludeSelf: boolean): void {
+    let self: string | null = null
+    let mine: string | null = null
+    let other: string | null = null
+    const seen = list.length > 1 ? new Set<ChannelMember>() : null
+    for (let g = 0; g < list.length; g++) {
+      const set = this.channels.get('g:' + list[g])
+      if (set === undefined) continue
+      for (const member of set) {
+        if (seen !== null) {
+          if (seen.has(member)) continue
+          seen.add(member)
+        }
+        let data: string
+        if (member === sender) {
+          if (excludeSelf) continue
+          data = self ??= withFlags(body, senderKey !== null, true)
+        } else if (senderKey !== null && member.userKey === senderKey) {
+          data = mine ??= withFlags(body, true, false)
+        } else {
+          data = other ??= withFlags(body, false, false)
+        }
+        this.send(member, data)
+      }
+    }
+  }
+
+  /** Local: the union of `list`, once each. */
+  private deliverEvent (list: readonly string[], name: string, payload: unknown): void {
+    const seen = new Set<ChannelMember>()
+    for (let g = 0; g < list.length; g++) {
+      const set = this.channels.get('g:' + list[g])
+      if (set === undefined) continue
+      for (const member of set) {
+        if (seen.has(member)) continue
+        seen.add(member)
+        this.emit(member, name, payload)
+      }
+    }
+  }
+
+  private emit (member: ChannelMember, name: string, payload: unknown): void {
+    if (member.onEvent === undefined) return
+    try {
+      member.onEvent(name, payload)
+    } catch (err) {
+      this.logger.error({ err, member: member.id, event: name }, 'fastify-chanx: a channel event handler failed')
+    }
+  }
+
+  /**
+   * The members of `channel` that hear an envelope published to every group of `list`: one envelope
+   * arrives per group, so a member of several hears it on the first of them only.
+   */
+  private firstHearers (channel: string, list: unknown[]): ChannelMember[] | null {
+    const set = this.channels.get(channel)
+    if (set === undefined) return []
+    const index = list.indexOf(channel.slice(2))
+    if (index < 0) return null
+    const earlier: Set<ChannelMember>[] = []
+    for (let g = 0; g < index; g++) {
+      const other = typeof list[g] === 'string' ? this.channels.get('g:' + list[g]) : undefined
+      if (other !== undefined) earlier.push(other)
+    }
+    const out: ChannelMember[] = []
+    for (const member of set) {
+      if (earlier.length > 0 && earlier.some((s) => s.has(member))) continue
+      out.push(member)
+    }
+    return out
+  }
+
+  private closeLocal (channel: string, code: number, reason: string): void {
+    const set = this.channels.get(channel)
+    if (set === undefined) return
+    // Copied: a closing member may leave (and so change the set) synchronously.
+    for (const member of [...set]) {
+      try {
+        member.close(code, reason)
+      } catch (err) {
+        this.logger.warn({ err, member: member.id }, 'fastify-chanx: a member failed to close')
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  private receive (channel: string, envelope: string): void {
+    // Our own echo: already delivered locally. Our own size query still counts as one answer (ours,
+    // already in the total) because PUBLISH counted this process among its receivers.
+    if (envelope.startsWith(this.ownPrefix)) {
+      if (envelope.startsWith(this.ownQueryPrefix)) this.answerOwnQuery(channel, envelope)
+      return
+    }
+    let env: Record<string, unknown>
+    try {
+      env = JSON.parse(envelope)
+    } catch {
+      this.malformed(channel, envelope)
+      return
+    }
+    if (typeof env !== 'object' || env === null || env.v !== VERSION || typeof env.o !== 'string') {
+      this.malformed(channel, envelope)
+      return
+    }
+    switch (env.k) {
+      case 'b':
+        if (!this.receiveBroadcast(channel, env)) this.malformed(channel, envelope)
+        return
+      case 'u':
+        if (typeof env.m !== 'string' || !channel.startsWith('u:')) break
+        for (const member of this.channels.get(channel) ?? []) this.send(member, env.m)
+        return
+      case 'c':
+        if (typeof env.c !== 'number' || typeof env.r !== 'string' || !channel.startsWith('u:')) break
+        this.closeLocal(channel, env.c, env.r)
+        return
+      case 'e': {
+        if (!Array.isArray(env.g) || typeof env.n !== 'string' || !channel.startsWith('g:')) break
+        const hearers = this.firstHearers(channel, env.g)
+        if (hearers === null) break
+        for (let i = 0; i < hearers.length; i++) this.emit(hearers[i], env.n, env.p)
+        return
+      }
+      case 'q':
+        if (typeof env.i !== 'number' || !channel.startsWith('g:')) break
+        this.answerQuery(channel, env.o, env.i)
+        return
+      case 'a': {
+        if (typeof env.i !== 'number' || typeof env.n !== 'number') break
+        const pending = this.counts.get(env.i)
+        if (pending === undefined) return
+        pending.total += env.n
+        pending.answers++
+        this.settleCount(env.i, pending)
+        return
+      }
+    }
+    this.malformed(channel, envelope)
+  }
+
+  private receiveBroadcast (channel: string, env: Record<string, unknown>): boolean {
+    const list = env.g
+    const body = env.m
+    const senderKey = env.s
+    if (!Array.isArray(list) || typeof body !== 'string' || body.length < 2 || body[0] !== '{' || body[body.length - 1] !== '}' ||
+      (senderKey !== null && typeof senderKey !== 'string') || !channel.startsWith('g:')) return false
+    const hearers = this.firstHearers(channel, list)
+    if (hearers === null) return false
+    let mine: string | null = null
+    let other: string | null = null
+    for (let i = 0; i < hearers.length; i++) {
+      const member = hearers[i]
+      // The sending connection lives in the sending process, so nothing here is "current".
+      const data = senderKey !== null && member.userKey === senderKey
+        ? (mine ??= withFlags(body, true, false))
+        : (other ??= withFlags(body, false, false))
+      this.send(member, data)
+    }
+    return true
+  }
+
+  private answerQuery (channel: string, origin: string, id: number): void {
+    const n = this.channels.get(channel)?.size ?? 0
+    this.layer.publish('r:' + origin, this.ownPrefix + '"k":"a","i":' + id + ',"n":' + n + '}').catch((err: Error) => {
+      this.logger.warn({ err }, 'fastify-chanx: could not answer a group size query')
+    })
+  }
+
+  private answerOwnQuery (channel: string, envelope: string): void {
+    const match = /"i":(\d+)/.exec(envelope)
+    if (match === null) return
+    const id = Number(match[1])
+    const pending = this.counts.get(id)
+    if (pending === undefined) return
+    // Counted when the query comes back rather than when size() was called, as the others count.
+    pending.total += this.channels.get(channel)?.size ?? 0
+    pending.answers++
+    this.settleCount(id, pending)
+  }
+
+  private malformed (channel: string, envelope: string): void {
+    this.logger.warn({ channel, envelope: envelope.slice(0, 200) }, 'fastify-chanx: ignored a malformed channel envelope')
+  }
+
+  /** Stop: pending counts fail, the layer is closed. Members are not closed; the caller owns them. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const [id, pending] of this.counts) {
+      clearTimeout(pending.timer)
+      this.counts.delete(id)
+      pending.reject(new ChannelLayerClosedError())
+    }
+    this.channels.clear()
+    this.memberships.clear()
+    this.subscriptions.clear()
+    await this.layer.close()
+  }
+}
