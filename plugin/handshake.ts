@@ -157,6 +157,8 @@ export function createConnectionListener (guard: ConnectionGuard) {
     socket.once('close', accepted.release)
     guard.track(socket)
     if (accepted.message !== null) socket.send(accepted.message)
+    // Synchronously, before ws can emit the first frame: nothing the client sent after the handshake is lost.
+    if (accepted.route.router !== null) accepted.route.router.attach(socket, accepted.request)
     watchLifetime(socket, accepted)
   }
 }

@@ -14,6 +14,7 @@ import type {
 import type { Authenticator, AuthenticatorClass } from './authenticator'
 import type { AllowedOrigins } from './origin'
 import type { Permission } from './permissions'
+import type { ChanxMessageRouteOptions } from './router'
 
 /**
  * Declare your user and object types once, and `request.user` / `request.obj` carry them in every handler:
@@ -76,5 +77,6 @@ declare module 'fastify' {
     SchemaCompiler extends FastifySchema = FastifySchema,
     TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
     Logger extends FastifyBaseLogger = FastifyBaseLogger
-  > extends ChanxRouteOptions<FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>> {}
+  > extends ChanxRouteOptions<FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>>,
+    ChanxMessageRouteOptions {}
 }
