@@ -142,7 +142,13 @@ export class ChannelHub {
   /** Join `group`; resolves once broadcasts to it from any process reach `member`. */
   async join (member: ChannelMember, group: string): Promise<void> {
     const channel = 'g:' + checkName(group, 'group')
-    await Promise.all([this.attach(member), this.add(member, channel)])
+    // Both settle before join does: a failure leaves the member out of the group when join rejects, not later.
+    const [user, joined] = await Promise.allSettled([this.attach(member), this.add(member, channel)])
+    if (user.status === 'rejected') {
+      if (joined.status === 'fulfilled') void this.remove(member, channel)
+      throw user.reason
+    }
+    if (joined.status === 'rejected') throw joined.reason
   }
 
   /** Leave `group`. No local broadcast reaches the member once this is called; resolves after any unsubscribe. */
@@ -191,7 +197,8 @@ export class ChannelHub {
       await this.subscriptions.get(channel)
     } catch (err) {
       // Not subscribed: undo, so the member is not half in a group that other processes cannot reach.
-      if (set.has(member)) await this.remove(member, channel)
+      // The undo's unsubscribe is not awaited: during an outage it would double the wait of join().
+      if (set.has(member)) void this.remove(member, channel)
       throw err
     }
   }
@@ -282,7 +289,12 @@ export class ChannelHub {
   async size (group: string): Promise<number> {
     const channel = 'g:' + checkName(group, 'group')
     if (this.closed) throw new ChannelLayerClosedError()
-    if (this.replyChannel === null) this.replyChannel = this.layer.subscribe('r:' + this.origin)
+    if (this.replyChannel === null) {
+      const subscribing = this.layer.subscribe('r:' + this.origin)
+      this.replyChannel = subscribing
+      // A subscription that failed (Redis down) is retried by the next size(), never cached.
+      subscribing.catch(() => { if (this.replyChannel === subscribing) this.replyChannel = null })
+    }
     await this.replyChannel
     const id = ++this.nextQuery
     const result = new Promise<number>((resolve, reject) => {

@@ -241,11 +241,12 @@ export async function createRedisLayer (target: RedisLayerTarget, options: Redis
   let ownsPublisher: boolean
   let where: string
   if (isClient(target)) {
-    // The caller's client publishes (it stays theirs: never closed here); a duplicate subscribes,
-    // because a connection in subscriber mode can run nothing else.
-    publisher = target
+    // Two duplicates, the caller's client left as it is (and never closed here): a subscriber, since a
+    // connection in subscriber mode can run nothing else, and a publisher without the offline queue the
+    // caller's client likely has, which would replay a broadcast made during an outage after recovery.
+    publisher = target.duplicate({ ...PUBLISHER, connectTimeout: resolved.connectTimeout })
     subscriber = target.duplicate({ ...SUBSCRIBER, connectTimeout: resolved.connectTimeout })
-    ownsPublisher = false
+    ownsPublisher = true
     where = 'the given ioredis client\'s server'
   } else if (typeof target === 'object' && target !== null && typeof (target as { url?: unknown }).url === 'string') {
     const Redis = loadIoredis()
