@@ -3,7 +3,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthenticationResult } from './authenticator'
+import { SocketMember } from './channels'
 import type { ConnectionGuard } from './connection-guard'
+import type { ChannelHub } from './groups'
 import { credentialExpiry, watchCredentials } from './credential-lifetime'
 import type { UserKeyFunction } from './identity'
 import type { RouteHandshake } from './options'
@@ -23,7 +25,9 @@ interface AcceptedUpgrade {
   message: string | null
   request: FastifyRequest
   route: RouteHandshake
-  /** Gives back the user's and the IP's connection slots. */
+  /** The socket in the channel hub: its groups are joined already. */
+  member: SocketMember
+  /** Gives back the connection slots and leaves every group; idempotent. */
   release: () => void
 }
 
@@ -65,7 +69,13 @@ function messageFor (result: AuthenticationResult<unknown, unknown>): string {
  * any handler, and applies the result. Success sets `request.user`/`request.obj` and lets the request go
  * on; refusal answers it here, so the route's handler never runs.
  */
-export function createHandshakeHook (route: RouteHandshake, wss: WebSocketServer, guard: ConnectionGuard, userKey: UserKeyFunction) {
+export function createHandshakeHook (
+  route: RouteHandshake,
+  wss: WebSocketServer,
+  guard: ConnectionGuard,
+  userKey: UserKeyFunction,
+  hub: ChannelHub
+) {
   const authenticator = route.authenticator
   const originCheck = route.originCheck
 
@@ -88,19 +98,7 @@ export function createHandshakeHook (route: RouteHandshake, wss: WebSocketServer
     }
 
     if (result.isAuthenticated && request.ws && route.websocket) {
-      const release = guard.admit(request, userKey(result.user) ?? null)
-      if (release === null) {
-        result = tooManyConnections()
-      } else {
-        // Released when the socket closes, or when the connection drops before it opens.
-        request.raw.socket?.once('close', release)
-        ;(request.raw as RawWithHandshake)[kAccepted] = {
-          message: route.sendAuthenticationMessage ? messageFor(result) : null,
-          request,
-          route,
-          release
-        }
-      }
+      result = await admitSocket(request, result, route, guard, userKey, hub)
     }
 
     if (result.isAuthenticated) {
@@ -119,6 +117,54 @@ export function createHandshakeHook (route: RouteHandshake, wss: WebSocketServer
 
     refuseSocket(request, reply, result, route, wss)
   }
+}
+
+/**
+ * Takes the user's and the IP's connection slots and joins the socket's groups, all before the socket
+ * opens: a client that has read "OK" is a member of every group already and misses no broadcast.
+ */
+async function admitSocket (
+  request: FastifyRequest,
+  result: AuthenticationResult<unknown, unknown>,
+  route: RouteHandshake,
+  guard: ConnectionGuard,
+  userKey: UserKeyFunction,
+  hub: ChannelHub
+): Promise<AuthenticationResult<unknown, unknown>> {
+  const key = userKey(result.user) ?? null
+  const releaseSlots = guard.admit(request, key)
+  if (releaseSlots === null) return tooManyConnections()
+  const member = new SocketMember(key, hub, guard, request.log)
+  let released = false
+  const release = (): void => {
+    if (released) return
+    released = true
+    releaseSlots()
+    member.leaveAll()
+  }
+  try {
+    const groups = route.groups === undefined
+      ? []
+      : await route.groups({ user: result.user as FastifyRequest['user'], obj: result.obj as FastifyRequest['obj'], params: request.params, request })
+    if (!Array.isArray(groups) || groups.some((group) => typeof group !== 'string' || group === '')) {
+      throw new TypeError('groups(ctx) must return an array of group names')
+    }
+    await Promise.all([hub.attach(member), ...groups.map((group: string) => member.join(group))])
+  } catch (err) {
+    release()
+    request.log.error({ err }, 'fastify-chanx: joining the socket\'s groups failed')
+    return internalError()
+  }
+  // Released when the socket closes, or when the connection drops before it opens.
+  request.raw.socket?.once('close', release)
+  ;(request.raw as RawWithHandshake)[kAccepted] = {
+    message: route.sendAuthenticationMessage ? messageFor(result) : null,
+    request,
+    route,
+    member,
+    release
+  }
+  return result
 }
 
 /** Completes the upgrade, sends the refusal, and closes with 4000 + status. Nothing the client sends is read. */
@@ -157,8 +203,10 @@ export function createConnectionListener (guard: ConnectionGuard) {
     socket.once('close', accepted.release)
     guard.track(socket)
     if (accepted.message !== null) socket.send(accepted.message)
+    // What the groups received since the handshake joined them goes out right after the message.
+    accepted.member.open(socket)
     // Synchronously, before ws can emit the first frame: nothing the client sent after the handshake is lost.
-    if (accepted.route.router !== null) accepted.route.router.attach(socket, accepted.request)
+    if (accepted.route.router !== null) accepted.route.router.attach(socket, accepted.request, accepted.member)
     watchLifetime(socket, accepted)
   }
 }

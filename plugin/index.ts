@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync, preValidationHookHandler, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { MissingWebsocketError } from './errors'
+import { createHub, createServerApi } from './channels'
 import { ConnectionGuard } from './connection-guard'
 import { createConnectionListener, createHandshakeHook } from './handshake'
 import { resolvePluginOptions, resolveRoute, type FastifyChanxOptions } from './options'
@@ -23,6 +24,8 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   if (!fastify.hasRequestDecorator('obj')) fastify.decorateRequest('obj', null as never)
 
   const wss = fastify.websocketServer
+  const hub = await createHub(options, fastify.log)
+  fastify.decorate('chanx', createServerApi(hub, defaults.userKey, fastify.log))
   const guard = new ConnectionGuard(defaults.limits)
   const onSocketConnection = createConnectionListener(guard)
   const credentialProtocols = new Set<string>()
@@ -31,12 +34,13 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   fastify.addHook('onClose', async () => {
     wss.off('connection', onSocketConnection)
     guard.close()
+    await hub.close()
   })
 
   fastify.addHook('onRoute', (routeOptions) => {
     const route = resolveRoute(routeOptions, defaults)
     if (route === null) return
-    const hook = createHandshakeHook(route, wss, guard, defaults.userKey) as preValidationHookHandler
+    const hook = createHandshakeHook(route, wss, guard, defaults.userKey, hub) as preValidationHookHandler
     routeOptions.preValidation = prependHook(routeOptions.preValidation, hook)
     for (const prefix of route.credentialProtocols) credentialProtocols.add(prefix)
     if (route.websocket) {
@@ -91,7 +95,18 @@ export {
   type MessageOf,
   type MessageSchemas,
   type RouteParams,
+  type BroadcastTarget,
   type SocketContext,
   type SocketRouteDefinition,
   type SocketRouteOptions
 } from './router'
+export type { GroupContext } from './types'
+export type { ChanxServerApi, ChannelOptions, RedisOption } from './channels'
+export type { ChannelLayer, ChannelListener, ChannelLogger } from './channel-layer'
+export { ChannelHub, type ChannelMember, type BroadcastOptions } from './groups'
+export { MemoryBroker, MemoryLayer } from './memory-layer'
+export { createRedisLayer, type RedisClientLike, type RedisLayerOptions } from './redis-layer'
+export * from './channel-errors'
+export { setCredentialExpiry } from './credential-lifetime'
+export type { AllowedOrigins } from './origin'
+export type { UserKeyFunction } from './identity'

@@ -2,15 +2,16 @@ import type { RouteOptions } from 'fastify'
 import type {} from '@fastify/websocket'
 import { ChanxAuthenticator, type Authenticator, type AuthenticatorClass } from './authenticator'
 import { InvalidOptionError } from './errors'
+import type { ChannelOptions } from './channels'
 import type { ConnectionLimits } from './connection-guard'
 import { defaultUserKey, type UserKeyFunction } from './identity'
 import { checkAllowedOrigins, createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin'
 import { AllowAny, assertPermission, type Permission } from './permissions'
 import { compileRouter, type MessageRouter } from './router'
-import type { ObjectLoader } from './types'
+import type { GroupContext, ObjectLoader } from './types'
 
 /** Plugin options: defaults for every route that sets none (DRF's DEFAULT_* settings). */
-export interface FastifyChanxOptions {
+export interface FastifyChanxOptions extends ChannelOptions {
   /** Default authenticators (default: none, so requests are anonymous unless a route authenticates). */
   authentication?: readonly Authenticator[]
   /** Default permissions (default: `[AllowAny]`). */
@@ -82,12 +83,14 @@ export interface RouteHandshake {
   readonly credentialProtocols: readonly string[]
   /** Routes the frames of accepted sockets; `null` when the route declares no `messages`. */
   readonly router: MessageRouter | null
+  /** The groups a socket joins in the handshake. */
+  readonly groups: ((ctx: GroupContext) => readonly string[] | Promise<readonly string[]>) | undefined
 }
 
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
   'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
-  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey'
+  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis'
 ])
 
 function checkCount (value: unknown, fallback: number, where: string): number {
@@ -142,6 +145,13 @@ function checkUserKey (value: unknown): UserKeyFunction {
   if (value === undefined) return defaultUserKey
   if (typeof value !== 'function') throw new InvalidOptionError('option userKey must be a function (user) => string | null')
   return value as UserKeyFunction
+}
+
+function checkGroupsOption (value: unknown, websocket: boolean, where: string): RouteHandshake['groups'] {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') throw new InvalidOptionError(`${where} groups must be a function (ctx) => group names`)
+  if (!websocket) throw new InvalidOptionError(`${where} groups are only for WebSocket routes (websocket: true)`)
+  return value as RouteHandshake['groups']
 }
 
 function checkBoolean (value: unknown, where: string): boolean {
@@ -229,6 +239,7 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
     originCheck: websocket ? createOriginCheck(allowedOrigins, authentication.some((a) => a.usesCookies === true)) : null,
     credentialParams,
     credentialProtocols: authentication.flatMap((a) => a.credentialProtocols ?? []),
+    groups: checkGroupsOption(route.groups, websocket, where),
     router: compileRouter(route, where, websocket),
     reauthenticateInterval: route.reauthenticateInterval === undefined
       ? defaults.reauthenticateInterval

@@ -13,9 +13,10 @@ import { KindGuard, type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { ValueErrorType } from '@sinclair/typebox/errors'
 import { WebSocket } from 'ws'
+import type { SocketMember } from './channels'
 import { InvalidOptionError } from './errors'
 import { DEFAULT_MAX_DEPTH, INVALID, safeParse } from './safe-json'
-import type { ChanxObject, ChanxUser } from './types'
+import type { ChanxObject, ChanxUser, GroupContext } from './types'
 
 // ---------------------------------------------------------------------------------------------------------
 // Public types
@@ -53,6 +54,24 @@ export interface SocketContext<
   send (message: Outgoing): void
   /** Closes the connection; no further frame is dispatched. */
   close (code?: number, reason?: string): void
+  /**
+   * Sends `message` to every member of `groups` (default: the groups this socket is in), in every process;
+   * each copy carries `is_mine` and `is_current`. `excludeSelf` (default true) skips this very socket.
+   */
+  broadcast (message: object, options?: BroadcastTarget): Promise<void>
+  /** Runs the routes' event handler `name` inside every member of `groups` (default: this socket's groups). */
+  sendEvent (name: string, payload?: unknown, options?: { groups?: string | readonly string[] }): Promise<void>
+  /** Joins a group now; resolves once broadcasts to it reach this socket. */
+  join (group: string): Promise<void>
+  /** Leaves a group. */
+  leave (group: string): Promise<void>
+  /** The groups this socket is in. */
+  readonly groups: readonly string[]
+}
+
+export interface BroadcastTarget {
+  groups?: string | readonly string[]
+  excludeSelf?: boolean
 }
 
 type Awaitable<T> = T | Promise<T>
@@ -66,6 +85,8 @@ interface LooseHandlers {
   handle (message: ChanxMessage, ctx: SocketContext): unknown
   authenticated (ctx: SocketContext): unknown
   closed (ctx: SocketContext, code: number): unknown
+  event (payload: unknown, ctx: SocketContext): unknown
+  groups (ctx: GroupContext): readonly string[] | Promise<readonly string[]>
 }
 
 /**
@@ -97,6 +118,10 @@ export interface ChanxMessageRouteOptions {
   onAuthenticated?: LooseHandlers['authenticated']
   /** Runs once when the socket closes, with its close code. */
   onClose?: LooseHandlers['closed']
+  /** Payload schemas of channel events this route handles, keyed by event name (`app.chanx.sendEvent`). */
+  events?: MessageSchemas
+  /** One handler per declared event; it runs inside each member connection. A returned value is sent. */
+  eventHandlers?: { readonly [name: string]: LooseHandlers['event'] }
 }
 
 /** The params a Fastify URL declares: `'/rooms/:roomId'` gives `{ roomId: string }`. */
@@ -122,7 +147,7 @@ export type LoadedObject<Loader> = Loader extends (...args: never[]) => infer Re
 
 type ObjectLoaderFor<Url extends string> = (request: FastifyRequest<{ Params: RouteParams<Url> }>) => unknown
 
-type OwnKeys = keyof ChanxMessageRouteOptions | 'objectLoader' | 'websocket' | 'url' | 'method' | 'handler' | 'wsHandler'
+type OwnKeys = keyof ChanxMessageRouteOptions | 'objectLoader' | 'websocket' | 'url' | 'method' | 'handler' | 'wsHandler' | 'groups'
 
 /** A socket route as `defineSocketRoute` reads it; every type below is inferred from the literal. */
 export interface SocketRouteDefinition<
@@ -152,6 +177,12 @@ export interface SocketRouteDefinition<
   acceptBinary?: boolean
   onAuthenticated?: (ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>) => Awaitable<void>
   onClose?: (ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>, code: number) => Awaitable<void>
+  groups?: (ctx: GroupContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>>) => readonly string[] | Promise<readonly string[]>
+  events?: MessageSchemas
+  eventHandlers?: {
+    readonly [name: string]: (payload: never, ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>) =>
+      Awaitable<MessageOf<Outgoing, Key> | undefined | void>
+  }
 }
 
 /** What `defineSocketRoute` returns: options for `app.route`. */
@@ -287,6 +318,7 @@ export class MessageRouter {
   readonly actionKey: string
   readonly onAuthenticated: ((ctx: LooseContext) => unknown) | undefined
   readonly onClose: ((ctx: LooseContext, code: number) => unknown) | undefined
+  readonly events: ReadonlyMap<string, CompiledEvent> | null
   /** Built once: the constant replies of this route, in its action key. */
   readonly replies: {
     readonly pong: string
@@ -312,6 +344,7 @@ export class MessageRouter {
     this.actionKey = init.actionKey
     this.onAuthenticated = init.onAuthenticated
     this.onClose = init.onClose
+    this.events = init.events
     const key = JSON.stringify(init.actionKey)
     const tags = ['ping', ...[...init.actions.keys()].filter((name) => name !== 'ping')]
     const errorPrefix = '{' + key + ':"error","payload":'
@@ -332,8 +365,9 @@ export class MessageRouter {
   }
 
   /** Called synchronously when the socket opens (after the authentication message): no frame is missed. */
-  attach (socket: WebSocket, request: FastifyRequest): void {
-    const connection = new Connection(this, socket, request)
+  attach (socket: WebSocket, request: FastifyRequest, member: SocketMember): void {
+    const connection = new Connection(this, socket, request, member)
+    if (this.events !== null) member.eventListener = (name, payload) => connection.onEvent(name, payload)
     ;(socket as SocketWithConnection)[kConnection] = connection
     socket.on('message', onFrame)
     socket.on('close', onSocketClose)
@@ -347,8 +381,33 @@ export class MessageRouter {
 
 const ROUTER_KEYS = [
   'messages', 'handlers', 'outgoing', 'validateOutgoing', 'sendCompletion', 'concurrency', 'maxPayload', 'maxDepth',
-  'acceptBinary', 'actionKey', 'onAuthenticated', 'onClose'
+  'acceptBinary', 'actionKey', 'onAuthenticated', 'onClose', 'eventHandlers'
 ] as const
+
+interface CompiledEvent {
+  check: TypeCheck<TSchema>
+  handler: LooseHandlers['event']
+}
+
+function compileEvents (route: ChanxMessageRouteOptions, where: string): Map<string, CompiledEvent> | null {
+  if (route.events === undefined) {
+    if (route.eventHandlers !== undefined) throw new InvalidOptionError(`${where} eventHandlers needs events (TypeBox schemas keyed by event name)`)
+    return null
+  }
+  if (!isRecord(route.events)) throw new InvalidOptionError(`${where} events must be an object of TypeBox schemas keyed by event name`)
+  const handlers: unknown = route.eventHandlers ?? {}
+  if (!isRecord(handlers)) throw new InvalidOptionError(`${where} eventHandlers must be an object of functions keyed by event name`)
+  const events = new Map<string, CompiledEvent>()
+  for (const [name, schema] of Object.entries(route.events)) {
+    const handler = Object.prototype.hasOwnProperty.call(handlers, name) ? handlers[name] : undefined
+    if (typeof handler !== 'function') throw new InvalidOptionError(`${where} event "${name}" has a schema but no handler (eventHandlers.${name})`)
+    events.set(name, { check: compileSchema(schema, `${where} events.${name}`), handler: handler as LooseHandlers['event'] })
+  }
+  for (const name of Object.keys(handlers)) {
+    if (!events.has(name)) throw new InvalidOptionError(`${where} event handler "${name}" has no schema (events.${name})`)
+  }
+  return events
+}
 
 function isRecord (value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
@@ -386,11 +445,14 @@ function optionalFunction<F> (value: unknown, where: string): F | undefined {
  * messages. `where` names the route in errors (`route GET /ws:`).
  */
 export function compileRouter (route: ChanxMessageRouteOptions, where: string, websocket: boolean): MessageRouter | null {
-  if (route.messages === undefined) {
+  const events = compileEvents(route, where)
+  if (events !== null && !websocket) throw new InvalidOptionError(`${where} events are only for WebSocket routes (websocket: true)`)
+  if (route.messages === undefined && events === null) {
     const stray = ROUTER_KEYS.find((key) => route[key] !== undefined)
     if (stray !== undefined) throw new InvalidOptionError(`${where} ${stray} needs messages (an object of TypeBox schemas keyed by action)`)
     return null
   }
+  route = route.messages === undefined ? { ...route, messages: {} } : route
   if (!websocket) throw new InvalidOptionError(`${where} messages are only for WebSocket routes (websocket: true)`)
   if (!isRecord(route.messages)) throw new InvalidOptionError(`${where} messages must be an object of TypeBox schemas keyed by action`)
   const handlers: unknown = route.handlers ?? {}
@@ -434,7 +496,8 @@ export function compileRouter (route: ChanxMessageRouteOptions, where: string, w
     acceptBinary: optionalBoolean(route.acceptBinary, `${where} acceptBinary`),
     actionKey,
     onAuthenticated: optionalFunction(route.onAuthenticated, `${where} onAuthenticated`),
-    onClose: optionalFunction(route.onClose, `${where} onClose`)
+    onClose: optionalFunction(route.onClose, `${where} onClose`),
+    events
   })
 }
 
@@ -454,11 +517,36 @@ class Context implements LooseContext {
   readonly send: (message: unknown) => void
   readonly close: (code?: number, reason?: string) => void
 
-  constructor (readonly request: FastifyRequest<{ Params: unknown }>, readonly socket: WebSocket, connection: Connection) {
+  constructor (
+    readonly request: FastifyRequest<{ Params: unknown }>,
+    readonly socket: WebSocket,
+    connection: Connection,
+    private readonly member: SocketMember
+  ) {
     this.params = request.params
     // Bound once per connection, so `const { send } = ctx` works too.
     this.send = (message) => connection.sendMessage(message)
     this.close = (code, reason) => connection.close(code, reason)
+  }
+
+  broadcast (message: object, options?: BroadcastTarget): Promise<void> {
+    return this.member.broadcast(message, options?.groups, options?.excludeSelf)
+  }
+
+  sendEvent (name: string, payload?: unknown, options?: { groups?: string | readonly string[] }): Promise<void> {
+    return this.member.sendEvent(name, payload, options?.groups)
+  }
+
+  join (group: string): Promise<void> {
+    return this.member.join(group)
+  }
+
+  leave (group: string): Promise<void> {
+    return this.member.leave(group)
+  }
+
+  get groups (): readonly string[] {
+    return this.member.groups
   }
 
   /** Read from the request, so a re-authentication that replaces the user is seen. */
@@ -483,8 +571,8 @@ class Connection {
   readonly onSettled: (value: unknown) => void
   readonly onFailed: (error: unknown) => void
 
-  constructor (readonly router: MessageRouter, readonly socket: WebSocket, readonly request: FastifyRequest) {
-    this.ctx = new Context(request as FastifyRequest<{ Params: unknown }>, socket, this)
+  constructor (readonly router: MessageRouter, readonly socket: WebSocket, readonly request: FastifyRequest, member: SocketMember) {
+    this.ctx = new Context(request as FastifyRequest<{ Params: unknown }>, socket, this, member)
     // One pair per connection, not per frame.
     // They run as promise reactions: anything they threw would be an unhandled rejection, which ends Node.
     this.onSettled = (value) => {
@@ -519,6 +607,32 @@ class Connection {
   broken (err: unknown): void {
     this.request.log.error({ err }, 'fastify-chanx: the router failed while finishing a frame; closing the socket')
     this.close(1011, 'Internal error')
+  }
+
+  /** A channel event for this socket: checked against its schema, then its handler runs (errors logged). */
+  onEvent (name: string, payload: unknown): void {
+    if (!this.open) return
+    const event = this.router.events?.get(name)
+    if (event === undefined) return
+    if (!event.check.Check(payload)) {
+      this.request.log.warn({ event: name }, 'fastify-chanx: a channel event does not match its schema; not handled')
+      return
+    }
+    let result: unknown
+    try {
+      result = event.handler(payload, this.ctx as unknown as SocketContext)
+    } catch (err) {
+      this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed')
+      return
+    }
+    if (isThenable(result)) {
+      Promise.resolve(result).then(
+        (value) => { if (value !== undefined) this.sendMessage(value) },
+        (err: unknown) => this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed')
+      )
+    } else if (result !== undefined) {
+      this.sendMessage(result)
+    }
   }
 
   hookFailed (err: unknown): void {

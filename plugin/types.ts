@@ -38,6 +38,14 @@ export type ChanxObject = ChanxTypes extends { obj: infer Obj } ? Obj : unknown
 export type ObjectLoader<Obj = ChanxObject, Request = FastifyRequest> =
   (request: Request) => Obj | null | undefined | Promise<Obj | null | undefined>
 
+/** What `groups(ctx)` gets: who connected, to what. It runs in the handshake, before the socket opens. */
+export interface GroupContext<User = ChanxUser, Obj = ChanxObject, Params = unknown> {
+  readonly user: User
+  readonly obj: Obj
+  readonly params: Params
+  readonly request: FastifyRequest
+}
+
 /** The options every route accepts, and the plugin accepts as defaults. */
 export interface ChanxRouteOptions<Request = FastifyRequest> {
   /** Ordered authenticators; the first that returns a user wins. */
@@ -56,6 +64,11 @@ export interface ChanxRouteOptions<Request = FastifyRequest> {
   allowedOrigins?: AllowedOrigins
   /** Re-run the pipeline on an open socket every this many ms (0: never); see the plugin option. */
   reauthenticateInterval?: number
+  /**
+   * The groups a socket joins (the seed's `build_groups`). They are joined before the authentication
+   * message goes out, and left when the socket closes, however it closes.
+   */
+  groups?: (ctx: GroupContext) => readonly string[] | Promise<readonly string[]>
 }
 
 declare module 'fastify' {
