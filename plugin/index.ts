@@ -87,6 +87,8 @@ export {
   DETAIL_BINARY,
   DETAIL_HANDLER_FAILED,
   DETAIL_INVALID_JSON,
+  DETAIL_RATE_LIMITED,
+  type RateLimit,
   type ChanxMessage,
   type ChanxMessageRouteOptions,
   type LoadedObject,

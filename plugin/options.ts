@@ -7,7 +7,7 @@ import type { ConnectionLimits } from './connection-guard'
 import { defaultUserKey, type UserKeyFunction } from './identity'
 import { checkAllowedOrigins, createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin'
 import { AllowAny, assertPermission, type Permission } from './permissions'
-import { compileRouter, type MessageRouter } from './router'
+import { compileRouter, type MessageRouter, type RateLimit } from './router'
 import type { GroupContext, ObjectLoader } from './types'
 
 /** Plugin options: defaults for every route that sets none (DRF's DEFAULT_* settings). */
@@ -48,6 +48,12 @@ export interface FastifyChanxOptions extends ChannelOptions {
   maxConnectionsPerUser?: number
   /** Concurrent sockets per client IP in this process (default 0: no limit; set `trustProxy` behind a proxy). */
   maxConnectionsPerIp?: number
+  /**
+   * Frames per second each socket of a route with `messages` may send (default `{ messagesPerSecond: 100,
+   * burst: 200 }`; `false`: no limit). Over it a frame is answered `Rate limit exceeded` and dropped; a
+   * socket that keeps going is closed with 1008.
+   */
+  rateLimit?: RateLimit | false
   /** The stable identity of a user (default: the user if a string or number, else its id, sub or username). */
   userKey?: UserKeyFunction
   /** More query parameters to redact from socket routes' log lines, besides `token` and the authenticators' own. */
@@ -66,6 +72,7 @@ export interface ResolvedDefaults {
   reauthenticateInterval: number
   limits: ConnectionLimits
   userKey: UserKeyFunction
+  rateLimit: RateLimit | null
 }
 
 /** What the handshake needs of one route, fixed at registration. */
@@ -90,8 +97,22 @@ export interface RouteHandshake {
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
   'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
-  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis'
+  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis', 'rateLimit'
 ])
+
+const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 }
+
+function checkRateLimit (value: unknown, fallback: RateLimit | null, where: string): RateLimit | null {
+  if (value === undefined) return fallback
+  if (value === false) return null
+  const limit = value as Partial<RateLimit> | null
+  if (limit === null || typeof limit !== 'object' ||
+    typeof limit.messagesPerSecond !== 'number' || !(limit.messagesPerSecond > 0) ||
+    typeof limit.burst !== 'number' || !Number.isInteger(limit.burst) || limit.burst < 1) {
+    throw new InvalidOptionError(`${where} must be { messagesPerSecond: number > 0, burst: whole number >= 1 } or false`)
+  }
+  return { messagesPerSecond: limit.messagesPerSecond, burst: limit.burst }
+}
 
 function checkCount (value: unknown, fallback: number, where: string): number {
   if (value === undefined) return fallback
@@ -147,6 +168,11 @@ function checkUserKey (value: unknown): UserKeyFunction {
   return value as UserKeyFunction
 }
 
+function withRateLimit (router: MessageRouter | null, limit: RateLimit | null): MessageRouter | null {
+  if (router !== null) router.rateLimit = limit
+  return router
+}
+
 function checkGroupsOption (value: unknown, websocket: boolean, where: string): RouteHandshake['groups'] {
   if (value === undefined) return undefined
   if (typeof value !== 'function') throw new InvalidOptionError(`${where} groups must be a function (ctx) => group names`)
@@ -193,7 +219,8 @@ export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDef
       maxConnectionsPerUser: checkCount(options.maxConnectionsPerUser, 0, 'option maxConnectionsPerUser'),
       maxConnectionsPerIp: checkCount(options.maxConnectionsPerIp, 0, 'option maxConnectionsPerIp')
     },
-    userKey: checkUserKey(options.userKey)
+    userKey: checkUserKey(options.userKey),
+    rateLimit: checkRateLimit(options.rateLimit, DEFAULT_RATE_LIMIT, 'option rateLimit')
   }
 }
 
@@ -240,7 +267,7 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
     credentialParams,
     credentialProtocols: authentication.flatMap((a) => a.credentialProtocols ?? []),
     groups: checkGroupsOption(route.groups, websocket, where),
-    router: compileRouter(route, where, websocket),
+    router: withRateLimit(compileRouter(route, where, websocket), checkRateLimit(route.rateLimit, defaults.rateLimit, `${where} rateLimit`)),
     reauthenticateInterval: route.reauthenticateInterval === undefined
       ? defaults.reauthenticateInterval
       : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)

@@ -15,6 +15,7 @@ import { ValueErrorType } from '@sinclair/typebox/errors'
 import { WebSocket } from 'ws'
 import type { SocketMember } from './channels'
 import { InvalidOptionError } from './errors'
+import { TokenBucket } from './limits'
 import { DEFAULT_MAX_DEPTH, INVALID, safeParse } from './safe-json'
 import type { ChanxObject, ChanxUser, GroupContext } from './types'
 
@@ -224,6 +225,14 @@ const MAX_TAG_LENGTH = 100
 export const DETAIL_INVALID_JSON = 'Invalid JSON'
 export const DETAIL_BINARY = 'Binary frames are not accepted'
 export const DETAIL_HANDLER_FAILED = 'Failed to process message'
+export const DETAIL_RATE_LIMITED = 'Rate limit exceeded'
+
+export interface RateLimit {
+  /** Sustained frames per second. */
+  messagesPerSecond: number
+  /** Frames a socket may send at once above the rate; also how many dropped frames in a row close it (1008). */
+  burst: number
+}
 
 /** Each `ValueErrorType`'s name in the error list: pydantic's where one matches, so Chanx clients read them. */
 const ERROR_TYPES: string[] = []
@@ -312,6 +321,8 @@ export class MessageRouter {
   readonly validateOutgoing: boolean
   readonly sendCompletion: boolean
   readonly concurrency: number
+  /** Frames per second a socket may send (a token bucket), or null for no limit; set from the plugin's default. */
+  rateLimit: RateLimit | null = null
   readonly maxPayload: number
   readonly maxDepth: number
   readonly acceptBinary: boolean
@@ -326,13 +337,14 @@ export class MessageRouter {
     readonly invalidJson: string
     readonly binary: string
     readonly handlerFailed: string
+    readonly rateLimited: string
     readonly tagNotFound: string
     readonly errorPrefix: string
     readonly tagInvalidPrefix: string
     readonly tagInvalidSuffix: string
   }
 
-  constructor (init: Omit<MessageRouter, 'replies' | 'attach'>) {
+  constructor (init: Omit<MessageRouter, 'replies' | 'attach' | 'rateLimit'>) {
     this.actions = init.actions
     this.outgoing = init.outgoing
     this.validateOutgoing = init.validateOutgoing
@@ -354,6 +366,7 @@ export class MessageRouter {
       invalidJson: errorPrefix + JSON.stringify({ detail: DETAIL_INVALID_JSON }) + '}',
       binary: errorPrefix + JSON.stringify({ detail: DETAIL_BINARY }) + '}',
       handlerFailed: errorPrefix + JSON.stringify({ detail: DETAIL_HANDLER_FAILED }) + '}',
+      rateLimited: errorPrefix + JSON.stringify({ detail: DETAIL_RATE_LIMITED }) + '}',
       tagNotFound: errorPrefix + JSON.stringify([{
         type: 'union_tag_not_found', loc: [], msg: `Unable to extract tag using discriminator '${init.actionKey}'`
       }]) + '}',
@@ -568,11 +581,17 @@ class Connection {
   binary: boolean[] = []
   head = 0
   readonly ctx: Context
+  /** The message-rate limiter, when the route has one. */
+  readonly bucket: TokenBucket | null
+  /** Frames dropped by the limiter since the last accepted one. */
+  dropped = 0
   readonly onSettled: (value: unknown) => void
   readonly onFailed: (error: unknown) => void
 
   constructor (readonly router: MessageRouter, readonly socket: WebSocket, readonly request: FastifyRequest, member: SocketMember) {
     this.ctx = new Context(request as FastifyRequest<{ Params: unknown }>, socket, this, member)
+    const limit = router.rateLimit
+    this.bucket = limit === null ? null : new TokenBucket(limit.messagesPerSecond, limit.burst)
     // One pair per connection, not per frame.
     // They run as promise reactions: anything they threw would be an unhandled rejection, which ends Node.
     this.onSettled = (value) => {
@@ -607,6 +626,20 @@ class Connection {
   broken (err: unknown): void {
     this.request.log.error({ err }, 'fastify-chanx: the router failed while finishing a frame; closing the socket')
     this.close(1011, 'Internal error')
+  }
+
+  /**
+   * A frame over the rate: answered with an error and dropped. A client that goes on sending while limited
+   * (as many dropped frames in a row as the burst allows) is closed with 1008.
+   */
+  rateLimited (): void {
+    const limit = this.router.rateLimit!
+    if (++this.dropped > limit.burst) {
+      this.request.log.warn('fastify-chanx: message rate limit exceeded repeatedly; closing the socket')
+      this.close(1008, 'Rate limit exceeded')
+      return
+    }
+    this.sendRaw(this.router.replies.rateLimited)
   }
 
   /** A channel event for this socket: checked against its schema, then its handler runs (errors logged). */
@@ -646,6 +679,11 @@ class Connection {
       this.close(1009, 'Message too big')
       return
     }
+    if (this.bucket !== null && !this.bucket.take()) {
+      this.rateLimited()
+      return
+    }
+    this.dropped = 0
     if (this.ready && this.inFlight < this.router.concurrency && this.head === this.frames.length) {
       dispatch(this, data, isBinary)
       return

@@ -14,6 +14,7 @@ import type {
 import type { Authenticator, AuthenticatorClass } from './authenticator'
 import type { AllowedOrigins } from './origin'
 import type { Permission } from './permissions'
+import type { RateLimit } from './router'
 import type { ChanxMessageRouteOptions } from './router'
 
 /**
@@ -69,6 +70,8 @@ export interface ChanxRouteOptions<Request = FastifyRequest> {
    * message goes out, and left when the socket closes, however it closes.
    */
   groups?: (ctx: GroupContext) => readonly string[] | Promise<readonly string[]>
+  /** This route's message rate limit (routes with `messages`); see the plugin option. */
+  rateLimit?: RateLimit | false
 }
 
 declare module 'fastify' {
