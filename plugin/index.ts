@@ -10,6 +10,10 @@ import { guardSubprotocols } from './subprotocols'
 import type {} from '@fastify/websocket'
 import './types'
 
+/** ws's own default frame limit (100 MiB): when it is still in place, nobody configured one. */
+const WS_DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
+const DEFAULT_MAX_PAYLOAD = 64 * 1024
+
 function prependHook (existing: RouteOptions['preValidation'], hook: preValidationHookHandler): preValidationHookHandler[] {
   if (existing === undefined) return [hook]
   return Array.isArray(existing) ? [hook, ...existing] : [hook, existing as preValidationHookHandler]
@@ -28,6 +32,10 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   fastify.decorate('chanx', createServerApi(hub, defaults.userKey, fastify.log))
   const guard = new ConnectionGuard(defaults.limits)
   const onSocketConnection = createConnectionListener(guard)
+  // Frames are capped at 64 KiB unless configured (OWASP): ws itself enforces it, with 1009, before it
+  // buffers a larger frame. A maxPayload given to @fastify/websocket is left alone.
+  const ownsMaxPayload = wss.options.maxPayload === WS_DEFAULT_MAX_PAYLOAD
+  if (ownsMaxPayload) wss.options.maxPayload = DEFAULT_MAX_PAYLOAD
   const credentialProtocols = new Set<string>()
   guardSubprotocols(wss, credentialProtocols)
   wss.on('connection', onSocketConnection)
@@ -43,6 +51,8 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
     const hook = createHandshakeHook(route, wss, guard, defaults.userKey, hub) as preValidationHookHandler
     routeOptions.preValidation = prependHook(routeOptions.preValidation, hook)
     for (const prefix of route.credentialProtocols) credentialProtocols.add(prefix)
+    const routeMaxPayload = route.router?.maxPayload ?? 0
+    if (ownsMaxPayload && routeMaxPayload > (wss.options.maxPayload ?? 0)) wss.options.maxPayload = routeMaxPayload
     if (route.websocket) {
       // Fastify logs the upgrade URL ("incoming request") with the route's serializers: keep tokens out.
       const serializers = routeOptions.logSerializers ?? {}
