@@ -1,16 +1,24 @@
-// A minimal app on fastify-chanx: the same authenticators and permissions guard a REST route and a
-// WebSocket route. `npm run example`, then follow the printed instructions.
+// A small chat app on fastify-chanx: REST login and logout (session cookie and HTTP-only JWT cookie), users,
+// rooms and membership in SQLite, room sockets guarded by the same rules as the REST API, broadcast to the
+// room, and one static page. `npm run example`; set REDIS_URL to carry rooms across processes.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import Fastify, { type FastifyRequest } from 'fastify'
 import cookie from '@fastify/cookie'
 import session from '@fastify/session'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
-import chanx, { IsAuthenticated, jwtAuthentication, sessionAuthentication, type Permission } from '../plugin'
+import { Type } from '@sinclair/typebox'
+import chanx, {
+  IsAuthenticated,
+  defineSocketRoute,
+  jwtAuthentication,
+  sessionAuthentication,
+  type Permission
+} from 'fastify-chanx'
+import { openStore, type ChatMessage, type Room, type User } from './db'
 
-interface User { id: number, username: string, password: string }
-interface Room { id: string, name: string, members: number[] }
-
-declare module '../plugin' {
+declare module 'fastify-chanx' {
   interface ChanxTypes { user: User | null, obj: Room | null }
 }
 declare module '@fastify/jwt' {
@@ -20,31 +28,34 @@ declare module 'fastify' {
   interface Session { userId?: number }
 }
 
+export interface ExampleOptions {
+  dbPath?: string
+  redisUrl?: string
+  logLevel?: string
+}
+
 // Embedded defaults so the example runs with nothing to set up; a real app reads these from its secrets.
 const SESSION_SECRET = process.env.SESSION_SECRET ?? 'example-session-secret-at-least-32-characters'
 const JWT_SECRET = process.env.JWT_SECRET ?? 'example-jwt-secret-at-least-32-characters-long'
-const HOST = process.env.HOST ?? '127.0.0.1'
-const PORT = Number(process.env.PORT ?? 3000)
 
-const users = new Map<number, User>([
-  [1, { id: 1, username: 'alice', password: 'alice' }],
-  [2, { id: 2, username: 'bob', password: 'bob' }],
-  [3, { id: 3, username: 'carol', password: 'carol' }]
-])
-const rooms = new Map<string, Room>([
-  ['lobby', { id: 'lobby', name: 'Lobby', members: [1, 2, 3] }],
-  ['secret', { id: 'secret', name: 'Alice and Bob', members: [1, 2] }]
-])
+const page = readFileSync(join(__dirname, 'public', 'index.html'), 'utf8')
 
-const IsRoomMember: Permission = {
-  message: 'You are not a member of this room.',
-  hasObjectPermission: (request, room) => request.user !== null && room !== null && room.members.includes(request.user.id)
+/** A message as the page and the sockets see it. */
+function wire (message: ChatMessage) {
+  return { id: message.id, username: message.username, text: message.text, createdAt: message.createdAt }
 }
 
-const loadRoom = (request: FastifyRequest<{ Params: { roomId: string } }>) => rooms.get(request.params.roomId) ?? null
+export async function buildApp (options: ExampleOptions = {}) {
+  const store = openStore(options.dbPath ?? process.env.DB_PATH ?? join(__dirname, 'data', 'chat.db'))
+  const app = Fastify({ logger: { level: options.logLevel ?? process.env.LOG_LEVEL ?? 'info' } })
+  app.addHook('onClose', async () => { store.close() })
 
-export async function buildApp () {
-  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+  const IsRoomMember: Permission = {
+    message: 'You are not a member of this room.',
+    hasObjectPermission: (request, room) => request.user !== null && room !== null && store.isMember(room.id, request.user.id)
+  }
+  const loadRoom = (request: FastifyRequest<{ Params: { roomId: string } }>) => store.roomBySlug(request.params.roomId)
+
   await app.register(cookie)
   await app.register(session, { secret: SESSION_SECRET, cookie: { secure: false, httpOnly: true, sameSite: 'lax' } })
   await app.register(jwt, { secret: JWT_SECRET, cookie: { cookieName: 'token', signed: false }, sign: { expiresIn: '1h' } })
@@ -53,50 +64,91 @@ export async function buildApp () {
     // Session first: a browser that logged in carries the session cookie. The JWT cookie, the Bearer
     // header and ?token= serve other clients.
     authentication: [
-      sessionAuthentication({ key: 'userId', loadUser: (id) => users.get(Number(id)) ?? null }),
-      jwtAuthentication({ cookie: 'token', query: 'token', loadUser: (payload) => users.get((payload as { sub: number }).sub) ?? null })
+      sessionAuthentication({ key: 'userId', loadUser: (id) => store.userById(Number(id)) }),
+      jwtAuthentication({ cookie: 'token', query: 'token', loadUser: (payload) => store.userById(Number((payload as { sub: unknown }).sub)) })
     ],
-    permissions: [IsAuthenticated]
+    permissions: [IsAuthenticated],
+    // REDIS_URL carries rooms across processes; unset (or empty), rooms live in this process.
+    redis: (options.redisUrl ?? process.env.REDIS_URL) || undefined
   })
+
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
 
   app.post<{ Body: { username?: string, password?: string } }>('/login', async (request, reply) => {
     const { username, password } = request.body ?? {}
-    const user = [...users.values()].find((candidate) => candidate.username === username && candidate.password === password)
-    if (user === undefined) return reply.code(401).send({ detail: 'Invalid username or password.' })
+    const user = typeof username === 'string' && typeof password === 'string' ? store.login(username, password) : null
+    if (user === null) return reply.code(401).send({ detail: 'Invalid username or password.' })
     request.session.set('userId', user.id)
     const token = await reply.jwtSign({ sub: user.id })
     reply.setCookie('token', token, { path: '/', httpOnly: true, sameSite: 'lax' })
     return { id: user.id, username: user.username, token }
   })
 
-  app.post('/logout', async (request, reply) => {
+  // Logging out ends the session and closes every socket the user holds, in every process.
+  app.post('/logout', { permissions: [IsAuthenticated] }, async (request, reply) => {
+    const user = request.user!
     await request.session.destroy()
     reply.clearCookie('token', { path: '/' })
+    await app.chanx.disconnectUser(user, 4401, 'Logged out')
     return { detail: 'Logged out.' }
   })
 
+  app.get('/me', { permissions: [IsAuthenticated] }, async (request) => ({
+    id: request.user!.id,
+    username: request.user!.username,
+    rooms: store.roomsOf(request.user!.id).map((room) => room.slug)
+  }))
+
   // The REST API and the socket share one set of rules.
   app.get('/api/rooms/:roomId', { permissions: [IsAuthenticated, IsRoomMember], objectLoader: loadRoom }, async (request) => {
-    return { id: request.obj?.id, name: request.obj?.name, you: request.user?.username }
+    const room = request.obj!
+    return { slug: room.slug, name: room.name, messages: store.lastMessages(room.id, 20).map(wire) }
   })
 
-  app.get('/ws/rooms/:roomId', { websocket: true, permissions: [IsAuthenticated, IsRoomMember], objectLoader: loadRoom }, (socket, request) => {
-    const who = request.user?.username ?? 'anonymous'
-    socket.send(JSON.stringify({ action: 'welcome', payload: { room: request.obj?.name, user: who } }))
-    socket.on('message', (data) => {
-      socket.send(JSON.stringify({ action: 'echo', payload: { from: who, text: data.toString() } }))
-    })
+  // Posting over REST reaches the room's sockets too.
+  app.post<{ Params: { roomId: string }, Body: { text?: unknown } }>('/api/rooms/:roomId/messages', {
+    permissions: [IsAuthenticated, IsRoomMember],
+    objectLoader: loadRoom
+  }, async (request, reply) => {
+    const text = request.body?.text
+    if (typeof text !== 'string' || text.trim() === '' || text.length > 2000) {
+      return reply.code(400).send({ detail: 'text must be 1 to 2000 characters.' })
+    }
+    const saved = store.addMessage(request.obj!.id, request.user!.id, text.trim())
+    await app.chanx.broadcast(`room:${request.obj!.id}`, { action: 'chat', payload: wire(saved) })
+    return reply.code(201).send(wire(saved))
   })
+
+  app.route(defineSocketRoute({
+    url: '/ws/rooms/:roomId',
+    permissions: [IsAuthenticated, IsRoomMember],
+    objectLoader: loadRoom,
+    groups: (ctx) => [`room:${ctx.obj.id}`],
+    messages: {
+      chat: Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) }),
+      history: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100 }) })
+    },
+    handlers: {
+      chat: async (message, ctx) => {
+        const saved = store.addMessage(ctx.obj.id, ctx.user!.id, message.payload.text)
+        await ctx.broadcast({ action: 'chat', payload: wire(saved) }, { excludeSelf: false })
+      },
+      history: (message, ctx) => ({
+        action: 'history',
+        payload: { messages: store.lastMessages(ctx.obj.id, message.payload.limit).map(wire) }
+      })
+    }
+  }))
 
   return app
 }
 
 if (require.main === module) {
+  const host = process.env.HOST ?? '127.0.0.1'
+  const port = Number(process.env.PORT ?? 3000)
   buildApp().then(async (app) => {
-    await app.listen({ host: HOST, port: PORT })
-    app.log.info(`Log in:   curl -c jar -H 'content-type: application/json' -d '{"username":"alice","password":"alice"}' http://${HOST}:${PORT}/login`)
-    app.log.info(`REST:     curl -b jar http://${HOST}:${PORT}/api/rooms/secret`)
-    app.log.info(`Socket:   ws://${HOST}:${PORT}/ws/rooms/secret (with the session cookie, ?token=..., or Authorization: Bearer)`)
+    await app.listen({ host, port })
+    app.log.info(`Open http://${host}:${port}/ and log in as alice, bob or carol (password: the name).`)
   }).catch((err) => {
     console.error(err)
     process.exit(1)

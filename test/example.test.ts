@@ -3,32 +3,13 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 
-interface Conversation {
-  messages: string[]
-  code: number
-}
+const root = join(__dirname, '..')
 
-/** Opens a real socket, sends `send` once authenticated, and collects every message until the close. */
-function converse (url: string, headers: Record<string, string>, send?: string): Promise<Conversation> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers })
-    const messages: string[] = []
-    const timer = setTimeout(() => { ws.terminate(); reject(new Error('no close within 5 s')) }, 5000)
-    ws.on('message', (data) => {
-      messages.push(data.toString())
-      if (send !== undefined && messages.length === 2) ws.send(send)
-      if (send !== undefined && messages.length === 3) ws.close(1000)
-    })
-    ws.on('close', (code) => { clearTimeout(timer); resolve({ messages, code }) })
-    ws.on('error', reject)
-  })
-}
-
-test('the example app guards its REST route and its socket with the same rules', async (t) => {
-  // Started as `npm run example` starts it, on a free port.
+/** Starts the example as `npm run example` does, on a free port and an in-memory database. */
+async function startExample (t: { teardown (fn: () => unknown): void }): Promise<string> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'example/server.ts'], {
-    cwd: join(__dirname, '..'),
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info' },
+    cwd: root,
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', DB_PATH: ':memory:', REDIS_URL: '' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   t.teardown(() => { child.kill() })
@@ -42,40 +23,96 @@ test('the example app guards its REST route and its socket with the same rules',
     })
     child.on('exit', (code) => reject(new Error(`the example exited with ${code}`)))
   })
-  const base = `http://127.0.0.1:${port}`
+  return `127.0.0.1:${port}`
+}
 
-  const login = await fetch(`${base}/login`, {
+async function login (host: string, username: string): Promise<{ cookies: string, token: string }> {
+  const response = await fetch(`http://${host}/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'carol', password: 'carol' })
+    body: JSON.stringify({ username, password: username })
   })
-  t.equal(login.status, 200)
-  const cookies = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ')
-  const token = (await login.json() as { token: string }).token
+  if (response.status !== 200) throw new Error(`login as ${username}: ${response.status}`)
+  const cookies = response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ')
+  return { cookies, token: (await response.json() as { token: string }).token }
+}
 
-  const lobby = await fetch(`${base}/api/rooms/lobby`, { headers: { cookie: cookies } })
-  t.same(await lobby.json(), { id: 'lobby', name: 'Lobby', you: 'carol' })
-  const secret = await fetch(`${base}/api/rooms/secret`, { headers: { cookie: cookies } })
-  t.equal(secret.status, 403)
-  t.same(await secret.json(), { detail: 'You are not a member of this room.' })
+class Socket {
+  readonly messages: Array<Record<string, unknown>> = []
+  code: number | null = null
+  private constructor (readonly ws: WebSocket) {
+    ws.on('message', (data) => this.messages.push(JSON.parse(data.toString()) as Record<string, unknown>))
+    ws.on('close', (code) => { this.code = code })
+  }
 
-  const member = await converse(`ws://127.0.0.1:${port}/ws/rooms/lobby`, { cookie: cookies }, 'hi')
-  t.same(member.messages, [
-    '{"action":"authentication","payload":{"status_code":200,"status_text":"OK","data":{"detail":"OK"}}}',
-    '{"action":"welcome","payload":{"room":"Lobby","user":"carol"}}',
-    '{"action":"echo","payload":{"from":"carol","text":"hi"}}'
-  ])
+  static open (url: string, headers: Record<string, string> = {}): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = new Socket(new WebSocket(url, { headers }))
+      socket.ws.once('message', () => resolve(socket))
+      socket.ws.once('error', reject)
+    })
+  }
 
-  const byToken = await converse(`ws://127.0.0.1:${port}/ws/rooms/lobby?token=${token}`, {}, 'hey')
-  t.equal(byToken.messages[1], '{"action":"welcome","payload":{"room":"Lobby","user":"carol"}}')
+  async until (predicate: () => boolean, within = 3000): Promise<void> {
+    const deadline = Date.now() + within
+    while (!predicate() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
 
-  const outsider = await converse(`ws://127.0.0.1:${port}/ws/rooms/secret`, { cookie: cookies })
-  t.same(outsider.messages, [
-    '{"action":"authentication","payload":{"status_code":403,"status_text":"Forbidden","data":{"detail":"You are not a member of this room."}}}'
-  ])
+test('the example chat: REST and sockets share one set of rules, and messages reach the room', async (t) => {
+  const host = await startExample(t)
+  const alice = await login(host, 'alice')
+  const carol = await login(host, 'carol')
+
+  const failed = await fetch(`http://${host}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username":"alice","password":"nope"}' })
+  t.equal(failed.status, 401)
+
+  const secretByRest = await fetch(`http://${host}/api/rooms/secret`, { headers: { cookie: carol.cookies } })
+  t.equal(secretByRest.status, 403)
+  t.same(await secretByRest.json(), { detail: 'You are not a member of this room.' })
+
+  const aliceSocket = await Socket.open(`ws://${host}/ws/rooms/lobby`, { cookie: alice.cookies })
+  const carolSocket = await Socket.open(`ws://${host}/ws/rooms/lobby?token=${carol.token}`)
+  t.teardown(() => { aliceSocket.ws.terminate(); carolSocket.ws.terminate() })
+  t.same(aliceSocket.messages[0], { action: 'authentication', payload: { status_code: 200, status_text: 'OK', data: { detail: 'OK' } } })
+
+  aliceSocket.ws.send(JSON.stringify({ action: 'chat', payload: { text: 'hello lobby' } }))
+  await carolSocket.until(() => carolSocket.messages.length >= 2)
+  await aliceSocket.until(() => aliceSocket.messages.length >= 2)
+  t.match(carolSocket.messages[1], { action: 'chat', payload: { username: 'alice', text: 'hello lobby' }, is_mine: false, is_current: false })
+  t.match(aliceSocket.messages[1], { action: 'chat', payload: { username: 'alice', text: 'hello lobby' }, is_mine: true, is_current: true })
+
+  const posted = await fetch(`http://${host}/api/rooms/lobby/messages`, {
+    method: 'POST', headers: { 'content-type': 'application/json', cookie: carol.cookies }, body: '{"text":"over REST"}'
+  })
+  t.equal(posted.status, 201)
+  await aliceSocket.until(() => aliceSocket.messages.length >= 3)
+  t.match(aliceSocket.messages[2], { action: 'chat', payload: { username: 'carol', text: 'over REST' } })
+
+  carolSocket.ws.send(JSON.stringify({ action: 'history', payload: { limit: 10 } }))
+  await carolSocket.until(() => carolSocket.messages.some((m) => m.action === 'history'))
+  const history = carolSocket.messages.find((m) => m.action === 'history') as { payload: { messages: Array<{ text: string }> } }
+  t.same(history.payload.messages.map((m) => m.text), ['hello lobby', 'over REST'], 'messages are stored in SQLite')
+
+  carolSocket.ws.send(JSON.stringify({ action: 'chat', payload: { text: '' } }))
+  await carolSocket.until(() => carolSocket.messages.some((m) => m.action === 'error'))
+  t.match(carolSocket.messages.find((m) => m.action === 'error'), { payload: [{ type: 'string_too_short', loc: ['chat', 'payload', 'text'] }] })
+
+  const outsider = await Socket.open(`ws://${host}/ws/rooms/secret`, { cookie: carol.cookies })
+  await outsider.until(() => outsider.code !== null)
+  t.same(outsider.messages, [{ action: 'authentication', payload: { status_code: 403, status_text: 'Forbidden', data: { detail: 'You are not a member of this room.' } } }])
   t.equal(outsider.code, 4403)
 
-  const anonymous = await converse(`ws://127.0.0.1:${port}/ws/rooms/lobby`, {})
+  const anonymous = await Socket.open(`ws://${host}/ws/rooms/lobby`)
+  await anonymous.until(() => anonymous.code !== null)
   t.equal(anonymous.code, 4403)
-  t.match(anonymous.messages[0], /Authentication credentials were not provided\./)
+
+  const loggedOut = await fetch(`http://${host}/logout`, { method: 'POST', headers: { cookie: alice.cookies } })
+  t.equal(loggedOut.status, 200)
+  await aliceSocket.until(() => aliceSocket.code !== null)
+  t.equal(aliceSocket.code, 4401, 'logging out closes the user\'s sockets')
+  // The session is destroyed; a JWT stays valid until it expires (a browser drops its cleared cookie).
+  const sessionOnly = alice.cookies.split('; ').filter((c) => c.startsWith('sessionId=')).join('; ')
+  const afterLogout = await fetch(`http://${host}/me`, { headers: { cookie: sessionOnly } })
+  t.equal(afterLogout.status, 403, 'the session is gone')
 })

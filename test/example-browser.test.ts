@@ -1,0 +1,70 @@
+import { test } from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Browser, Page } from 'playwright-core'
+import { browserSkipReason, launchChromium } from './helpers/browser'
+
+const root = join(__dirname, '..')
+const skip = browserSkipReason()
+
+async function startExample (t: { teardown (fn: () => unknown): void }): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'example/server.ts'], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', DB_PATH: ':memory:', REDIS_URL: '' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { child.kill() })
+  return await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the example did not listen within 20 s')), 20_000)
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+      if (match) { clearTimeout(timer); resolve(match[1]!) }
+    })
+    child.on('exit', (code) => reject(new Error(`the example exited with ${code}`)))
+  })
+}
+
+/** A fresh browser context (its own cookies) logged in as `username`, joined to `room`. */
+async function userInRoom (browser: Browser, base: string, username: string, room: string): Promise<Page> {
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  page.setDefaultTimeout(10_000)
+  await page.goto(base + '/')
+  await page.fill('#username', username)
+  await page.fill('#password', username)
+  await page.click('#login')
+  await page.waitForSelector('#chat-panel:not([hidden])')
+  await page.fill('#room', room)
+  await page.click('#join')
+  return page
+}
+
+test('two members chat in a real browser; a non-member sees the 4403 refusal', { skip, timeout: 90_000 }, async (t) => {
+  const base = await startExample(t)
+  const browser = await launchChromium()
+  t.teardown(() => browser.close())
+
+  const alice = await userInRoom(browser, base, 'alice', 'lobby')
+  const bob = await userInRoom(browser, base, 'bob', 'lobby')
+  await alice.waitForFunction("document.getElementById('status').textContent === 'connected'")
+  await bob.waitForFunction("document.getElementById('status').textContent === 'connected'")
+
+  await alice.fill('#text', 'hello from the browser')
+  await alice.click('#send')
+  await bob.waitForFunction("document.getElementById('log').textContent.includes('alice: hello from the browser')")
+  t.match(await bob.textContent('#log'), 'alice: hello from the browser', 'the message reached the other member')
+  t.equal(await alice.getAttribute('#log .mine', 'class'), 'msg mine', 'the sender sees it as its own (is_mine)')
+
+  const carol = await userInRoom(browser, base, 'carol', 'secret')
+  await carol.waitForFunction("document.getElementById('status').dataset.closeCode !== undefined")
+  t.equal(await carol.getAttribute('#status', 'data-close-code'), '4403')
+  t.match(await carol.textContent('#log'), 'closed with code 4403')
+
+  const shots = join(root, '.tap', 'screenshots')
+  mkdirSync(shots, { recursive: true })
+  await bob.screenshot({ path: join(shots, 'example-chat.png'), fullPage: true })
+  await carol.screenshot({ path: join(shots, 'example-refused.png'), fullPage: true })
+})
