@@ -40,6 +40,7 @@ export async function createHub (options: ChannelOptions, logger: FastifyBaseLog
   }
   const redis = options.redis
   if (redis !== undefined) {
+    if (redis === '') throw new InvalidOptionError('option redis is an empty string: give a URL such as redis://127.0.0.1:6379, or leave it unset')
     if (typeof redis === 'string') layer = await createRedisLayer({ url: redis }, { logger })
     else if (isRedisClient(redis)) layer = await createRedisLayer(redis, { logger })
     else if (redis !== null && typeof redis === 'object' && typeof redis.url === 'string') {

@@ -13,7 +13,7 @@ import type { GroupContext, ObjectLoader } from './types'
 /** Plugin options: defaults for every route that sets none (DRF's DEFAULT_* settings). */
 export interface FastifyChanxOptions extends ChannelOptions {
   /** Default authenticators (default: none, so requests are anonymous unless a route authenticates). */
-  authentication?: readonly Authenticator[]
+  authentication?: readonly Authenticator<unknown>[]
   /** Default permissions (default: `[AllowAny]`). */
   permissions?: readonly Permission[]
   /** Default pipeline class for every route (the seed's `authenticator_class`). */

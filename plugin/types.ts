@@ -50,7 +50,7 @@ export interface GroupContext<User = ChanxUser, Obj = ChanxObject, Params = unkn
 /** The options every route accepts, and the plugin accepts as defaults. */
 export interface ChanxRouteOptions<Request = FastifyRequest> {
   /** Ordered authenticators; the first that returns a user wins. */
-  authentication?: readonly Authenticator[]
+  authentication?: readonly Authenticator<unknown>[]
   /** Every permission must allow the request (and then the object). */
   permissions?: readonly Permission[]
   /** Loads `request.obj` from the URL; `null` answers 404. */
