@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import { DETAIL_NOT_AUTHENTICATED, DETAIL_NOT_FOUND, DETAIL_PERMISSION_DENIED } from './protocol'
 
 /**
  * Errors an authenticator, a permission or an object loader throws to refuse a request, as Django REST
@@ -27,7 +28,7 @@ export class AuthenticationFailed extends ChanxRefusal {
 /** No credentials at all. 401 when the route's first authenticator has a challenge, else 403. */
 export class NotAuthenticated extends ChanxRefusal {
   readonly code = 'FST_CHANX_NOT_AUTHENTICATED'
-  constructor (detail = 'Authentication credentials were not provided.') {
+  constructor (detail = DETAIL_NOT_AUTHENTICATED) {
     super(detail)
     this.name = 'NotAuthenticated'
   }
@@ -36,7 +37,7 @@ export class NotAuthenticated extends ChanxRefusal {
 /** The user is known but may not do this: 403. */
 export class PermissionDenied extends ChanxRefusal {
   readonly code = 'FST_CHANX_PERMISSION_DENIED'
-  constructor (detail = 'You do not have permission to perform this action.') {
+  constructor (detail = DETAIL_PERMISSION_DENIED) {
     super(detail)
     this.name = 'PermissionDenied'
   }
@@ -45,7 +46,7 @@ export class PermissionDenied extends ChanxRefusal {
 /** The object the URL names does not exist (or must not be revealed): 404. */
 export class NotFound extends ChanxRefusal {
   readonly code = 'FST_CHANX_NOT_FOUND'
-  constructor (detail = 'Not found.') {
+  constructor (detail = DETAIL_NOT_FOUND) {
     super(detail)
     this.name = 'NotFound'
   }
