@@ -19,8 +19,37 @@ export interface Authenticator<User = ChanxUser> {
   credentialParams?: readonly string[]
   /** Prefixes of `Sec-WebSocket-Protocol` values that carry credentials (`bearer` for `bearer.<jwt>`): never echoed. */
   credentialProtocols?: readonly string[]
+  /**
+   * Verifies a fresh credential a client sends in-band (the `authenticate` action) and resolves to its
+   * user; throws `AuthenticationFailed` when it is bad. Records the new expiry with `setCredentialExpiry`.
+   */
+  refreshToken?(request: FastifyRequest, token: string): Promise<User>
   /** Reloads what the handshake read once (a session from its store) before a socket is re-authenticated. */
   refresh?(request: FastifyRequest): void | Promise<void>
+  /** What it reads, for the AsyncAPI document and the playground; an authenticator without one is listed as custom. */
+  scheme?: AuthenticatorScheme
+}
+
+/** Where an authenticator finds its credentials. */
+export type CredentialSource =
+  /** `Authorization: <scheme> <credentials>` (`scheme`, e.g. `Bearer`). */
+  | { in: 'header', name: 'Authorization', scheme: string }
+  /** Another header, e.g. `X-Api-Key`. */
+  | { in: 'header', name: string }
+  /** A cookie; no `name`: the one a plugin was configured with (@fastify/jwt's `cookie.cookieName`). */
+  | { in: 'cookie', name?: string }
+  | { in: 'query', name: string }
+  /** A `Sec-WebSocket-Protocol` value `<prefix>.<credentials>`. */
+  | { in: 'protocol', prefix: string }
+
+/** Describes an authenticator: `{ kind: 'jwt', sources: [{ in: 'cookie', name: 'token' }] }`. */
+export interface AuthenticatorScheme {
+  /** The kind of credentials: `'jwt'`, `'session cookie'`, or your own words. */
+  kind: string
+  /** Where it reads them, in the order it looks. */
+  sources: readonly CredentialSource[]
+  /** One sentence for people reading the document. */
+  description?: string
 }
 
 export interface AuthenticationResultInit<User = ChanxUser, Obj = ChanxObject> {

@@ -1,8 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { ChanxAuthenticator } from './authenticator'
+import type { Authenticator, ChanxAuthenticator } from './authenticator'
+import { AuthenticationFailed, ChanxRefusal } from './errors'
+import type { UserKeyFunction } from './identity'
 import { setLongTimeout, type LongTimer } from './limits'
-import { authenticationMessage, refusalCloseCode, statusText } from './protocol'
+import { AUTHENTICATION_OK_MESSAGE, authenticationMessage, refusalCloseCode, statusText } from './protocol'
 
 /**
  * A socket outlives the credentials it opened with. This file closes it when they lapse: at the expiry an
@@ -10,6 +12,7 @@ import { authenticationMessage, refusalCloseCode, statusText } from './protocol'
  */
 
 const expiries = new WeakMap<FastifyRequest, number>()
+const watches = new WeakMap<FastifyRequest, CredentialWatch>()
 
 /** Records when the credentials of `request` stop being valid (epoch ms); authenticators call it. */
 export function setCredentialExpiry (request: FastifyRequest, expiresAt: number): void {
@@ -90,5 +93,42 @@ export function watchCredentials (socket: WebSocket, request: FastifyRequest, op
     if (interval !== undefined) clearInterval(interval)
   }
   socket.once('close', stop)
-  return { setExpiry, stop }
+  const watch = { setExpiry, stop }
+  watches.set(request, watch)
+  return watch
+}
+
+/**
+ * The built-in `authenticate` action: `{"action":"authenticate","payload":{"token":"<fresh jwt>"}}`. A
+ * good token of the same user moves the socket's expiry and is answered with the authentication message
+ * (200); a bad one, or one of another user, closes the socket with 4401. `null` when no authenticator
+ * of the route can verify a token in-band.
+ */
+export function createInBandRefresh (
+  authentication: readonly Authenticator<unknown>[],
+  userKey: UserKeyFunction,
+  sendAuthenticationMessage: boolean
+): ((request: FastifyRequest, socket: WebSocket, payload: unknown) => Promise<void>) | null {
+  const authenticator = authentication.find((candidate) => typeof candidate.refreshToken === 'function')
+  if (authenticator === undefined) return null
+  return async function refreshInBand (request, socket, payload) {
+    const token = payload !== null && typeof payload === 'object' ? (payload as { token?: unknown }).token : undefined
+    // @fastify/jwt's verification writes request.user: remember who the socket belongs to.
+    const previous = request.user
+    try {
+      const user = await authenticator.refreshToken!(request, token as string)
+      if ((userKey(user) ?? null) !== (userKey(previous) ?? null)) {
+        request.user = previous
+        throw new AuthenticationFailed('The token belongs to another user')
+      }
+      request.user = user as FastifyRequest['user']
+      watches.get(request)?.setExpiry(credentialExpiry(request))
+      if (socket.readyState === socket.OPEN) socket.send(AUTHENTICATION_OK_MESSAGE)
+    } catch (err) {
+      request.user = previous
+      if (!(err instanceof ChanxRefusal)) throw err
+      request.log.info('fastify-chanx: an in-band token refresh was refused, closing the socket')
+      closeWithRefusal(socket, 401, { detail: err.detail }, sendAuthenticationMessage)
+    }
+  }
 }

@@ -213,7 +213,7 @@ export function createConnectionListener (guard: ConnectionGuard) {
 
 function watchLifetime (socket: WebSocket, accepted: AcceptedUpgrade): void {
   const { request, route } = accepted
-  if (route.reauthenticateInterval > 0 || credentialExpiry(request) !== undefined) {
+  if (route.reauthenticateInterval > 0 || credentialExpiry(request) !== undefined || route.router?.refreshCredentials != null) {
     watchCredentials(socket, request, {
       authenticator: route.authenticator,
       sendAuthenticationMessage: route.sendAuthenticationMessage,

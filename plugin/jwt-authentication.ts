@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { Authenticator } from './authenticator'
+import type { Authenticator, CredentialSource } from './authenticator'
 import { AuthenticationFailed, InvalidOptionError, MissingDependencyError } from './errors'
 import { setCredentialExpiry } from './credential-lifetime'
 import type { ChanxUser } from './types'
@@ -59,6 +59,16 @@ function expiryOf (token: string): number | undefined {
   } catch {
     return undefined
   }
+}
+
+/** Where the authenticator looks, in its order: header, cookie, query, subprotocol. */
+function jwtSources (header: boolean, cookie: JwtAuthenticationOptions['cookie'], query: string | false, protocol: string | false): CredentialSource[] {
+  const sources: CredentialSource[] = []
+  if (header) sources.push({ in: 'header', name: 'Authorization', scheme: 'Bearer' })
+  if (cookie !== false) sources.push(cookie === undefined ? { in: 'cookie' } : { in: 'cookie', name: typeof cookie === 'string' ? cookie : cookie.name })
+  if (query !== false) sources.push({ in: 'query', name: query })
+  if (protocol !== false) sources.push({ in: 'protocol', prefix: protocol })
+  return sources
 }
 
 /** Where a token was found; `jwtLookup` means @fastify/jwt's own lookup finds the same token. */
@@ -159,30 +169,39 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
       }
       const found = findToken(request)
       if (found === null) return null
-
-      let payload: unknown
-      try {
-        // @fastify/jwt's own lookup keeps its cached global verifier; a token from elsewhere is handed over.
-        const token = found.token
-        payload = found.jwtLookup ? await request.jwtVerify() : await request.jwtVerify({ extractToken: () => token })
-      } catch (error) {
-        const code = (error as { code?: unknown }).code
-        fastifyRequest.log.debug({ code }, 'fastify-chanx: JWT verification failed')
-        throw new AuthenticationFailed(typeof code === 'string' && EXPIRED_CODES.has(code) ? 'Token expired' : 'Invalid token')
-      }
-
-      const exp = expiryOf(found.token)
-      if (exp !== undefined) setCredentialExpiry(fastifyRequest, exp)
-      if (loadUser === undefined) return payload as User
-      const user = await loadUser(payload, fastifyRequest)
-      if (user === null || user === undefined) throw new AuthenticationFailed('User not found')
-      return user
+      return await verify(fastifyRequest, found)
+    },
+    async refreshToken (fastifyRequest, token) {
+      if (typeof token !== 'string' || token === '') throw new AuthenticationFailed('Invalid token')
+      return await verify(fastifyRequest, { token, jwtLookup: false })
     }
+  }
+
+  async function verify (fastifyRequest: FastifyRequest, found: FoundToken): Promise<User> {
+    const request = fastifyRequest as unknown as JwtRequest
+    let payload: unknown
+    try {
+      // @fastify/jwt's own lookup keeps its cached global verifier; a token from elsewhere is handed over.
+      const token = found.token
+      payload = found.jwtLookup ? await request.jwtVerify!() : await request.jwtVerify!({ extractToken: () => token })
+    } catch (error) {
+      const code = (error as { code?: unknown }).code
+      fastifyRequest.log.debug({ code }, 'fastify-chanx: JWT verification failed')
+      throw new AuthenticationFailed(typeof code === 'string' && EXPIRED_CODES.has(code) ? 'Token expired' : 'Invalid token')
+    }
+
+    const exp = expiryOf(found.token)
+    if (exp !== undefined) setCredentialExpiry(fastifyRequest, exp)
+    if (loadUser === undefined) return payload as User
+    const user = await loadUser(payload, fastifyRequest)
+    if (user === null || user === undefined) throw new AuthenticationFailed('User not found')
+    return user
   }
   if (challenge !== false) authenticator.challenge = challenge
   // Without a cookie name the cookie @fastify/jwt was given may still be read: assume cookies.
   authenticator.usesCookies = cookieOption !== false
   if (query !== false) authenticator.credentialParams = [query]
   if (protocol !== false) authenticator.credentialProtocols = [protocol]
+  authenticator.scheme = { kind: 'jwt', sources: jwtSources(header, cookieOption, query, protocol) }
   return authenticator
 }

@@ -4,6 +4,7 @@ import { ChanxAuthenticator, type Authenticator, type AuthenticatorClass } from 
 import { InvalidOptionError } from './errors'
 import type { ChannelOptions } from './channels'
 import type { ConnectionLimits } from './connection-guard'
+import { createInBandRefresh } from './credential-lifetime'
 import { defaultUserKey, type UserKeyFunction } from './identity'
 import { checkAllowedOrigins, createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin'
 import { AllowAny, assertPermission, type Permission } from './permissions'
@@ -168,8 +169,15 @@ function checkUserKey (value: unknown): UserKeyFunction {
   return value as UserKeyFunction
 }
 
-function withRateLimit (router: MessageRouter | null, limit: RateLimit | null): MessageRouter | null {
-  if (router !== null) router.rateLimit = limit
+function withRouterDefaults (
+  router: MessageRouter | null,
+  limit: RateLimit | null,
+  refresh: MessageRouter['refreshCredentials']
+): MessageRouter | null {
+  if (router !== null) {
+    router.rateLimit = limit
+    router.refreshCredentials = refresh
+  }
   return router
 }
 
@@ -251,6 +259,9 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
   for (const authenticator of authentication) {
     for (const name of authenticator.credentialParams ?? []) credentialParams.add(name)
   }
+  const sendAuthenticationMessage = route.sendAuthenticationMessage === undefined
+    ? defaults.sendAuthenticationMessage
+    : checkBoolean(route.sendAuthenticationMessage, `${where} sendAuthenticationMessage`)
   const authenticator = new AuthenticatorType({
     authentication,
     permissions: route.permissions === undefined ? defaults.permissions : checkPermissions(route.permissions, `${where} permissions`),
@@ -259,15 +270,17 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
   return {
     authenticator,
     websocket,
-    sendAuthenticationMessage: route.sendAuthenticationMessage === undefined
-      ? defaults.sendAuthenticationMessage
-      : checkBoolean(route.sendAuthenticationMessage, `${where} sendAuthenticationMessage`),
+    sendAuthenticationMessage,
     rejectUpgrade: route.rejectUpgrade === undefined ? defaults.rejectUpgrade : checkBoolean(route.rejectUpgrade, `${where} rejectUpgrade`),
     originCheck: websocket ? createOriginCheck(allowedOrigins, authentication.some((a) => a.usesCookies === true)) : null,
     credentialParams,
     credentialProtocols: authentication.flatMap((a) => a.credentialProtocols ?? []),
     groups: checkGroupsOption(route.groups, websocket, where),
-    router: withRateLimit(compileRouter(route, where, websocket), checkRateLimit(route.rateLimit, defaults.rateLimit, `${where} rateLimit`)),
+    router: withRouterDefaults(
+      compileRouter(route, where, websocket),
+      checkRateLimit(route.rateLimit, defaults.rateLimit, `${where} rateLimit`),
+      createInBandRefresh(authentication, defaults.userKey, sendAuthenticationMessage)
+    ),
     reauthenticateInterval: route.reauthenticateInterval === undefined
       ? defaults.reauthenticateInterval
       : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)

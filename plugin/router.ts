@@ -308,6 +308,8 @@ function quoteTag (tag: unknown): string {
 
 interface CompiledAction {
   readonly name: string
+  /** The payload schema as declared (read by the AsyncAPI document). */
+  readonly schema: TSchema
   readonly check: TypeCheck<TSchema>
   readonly handler: (message: unknown, ctx: SocketContext) => unknown
 }
@@ -318,11 +320,15 @@ type LooseContext = SocketContext<unknown, unknown, unknown, unknown>
 export class MessageRouter {
   readonly actions: ReadonlyMap<string, CompiledAction>
   readonly outgoing: ReadonlyMap<string, TypeCheck<TSchema>> | null
+  /** The `outgoing` payload schemas as declared (read by the AsyncAPI document). */
+  readonly outgoingSchemas: ReadonlyMap<string, TSchema> | null
   readonly validateOutgoing: boolean
   readonly sendCompletion: boolean
   readonly concurrency: number
   /** Frames per second a socket may send (a token bucket), or null for no limit; set from the plugin's default. */
   rateLimit: RateLimit | null = null
+  /** The built-in `authenticate` action (in-band token refresh), when the route's authentication supports it. */
+  refreshCredentials: ((request: FastifyRequest, socket: WebSocket, payload: unknown) => Promise<void>) | null = null
   readonly maxPayload: number
   readonly maxDepth: number
   readonly acceptBinary: boolean
@@ -344,9 +350,10 @@ export class MessageRouter {
     readonly tagInvalidSuffix: string
   }
 
-  constructor (init: Omit<MessageRouter, 'replies' | 'attach' | 'rateLimit'>) {
+  constructor (init: Omit<MessageRouter, 'replies' | 'attach' | 'rateLimit' | 'refreshCredentials'>) {
     this.actions = init.actions
     this.outgoing = init.outgoing
+    this.outgoingSchemas = init.outgoingSchemas
     this.validateOutgoing = init.validateOutgoing
     this.sendCompletion = init.sendCompletion
     this.concurrency = init.concurrency
@@ -398,6 +405,7 @@ const ROUTER_KEYS = [
 ] as const
 
 interface CompiledEvent {
+  schema: TSchema
   check: TypeCheck<TSchema>
   handler: LooseHandlers['event']
 }
@@ -414,7 +422,7 @@ function compileEvents (route: ChanxMessageRouteOptions, where: string): Map<str
   for (const [name, schema] of Object.entries(route.events)) {
     const handler = Object.prototype.hasOwnProperty.call(handlers, name) ? handlers[name] : undefined
     if (typeof handler !== 'function') throw new InvalidOptionError(`${where} event "${name}" has a schema but no handler (eventHandlers.${name})`)
-    events.set(name, { check: compileSchema(schema, `${where} events.${name}`), handler: handler as LooseHandlers['event'] })
+    events.set(name, { schema, check: compileSchema(schema, `${where} events.${name}`), handler: handler as LooseHandlers['event'] })
   }
   for (const name of Object.keys(handlers)) {
     if (!events.has(name)) throw new InvalidOptionError(`${where} event handler "${name}" has no schema (events.${name})`)
@@ -478,17 +486,22 @@ export function compileRouter (route: ChanxMessageRouteOptions, where: string, w
       throw new InvalidOptionError(`${where} message "${name}" has a schema but no handler (handlers.${name})`)
     }
     if (typeof handler !== 'function') throw new InvalidOptionError(`${where} handlers.${name} must be a function (message, ctx)`)
-    actions.set(name, { name, check: compileSchema(schema, `${where} messages.${name}`), handler: handler as CompiledAction['handler'] })
+    actions.set(name, { name, schema, check: compileSchema(schema, `${where} messages.${name}`), handler: handler as CompiledAction['handler'] })
   }
   for (const name of Object.keys(handlers)) {
     if (!actions.has(name)) throw new InvalidOptionError(`${where} handler "${name}" has no schema (messages.${name})`)
   }
 
   let outgoing: Map<string, TypeCheck<TSchema>> | null = null
+  let outgoingSchemas: Map<string, TSchema> | null = null
   if (route.outgoing !== undefined) {
     if (!isRecord(route.outgoing)) throw new InvalidOptionError(`${where} outgoing must be an object of TypeBox schemas keyed by action`)
     outgoing = new Map()
-    for (const [name, schema] of Object.entries(route.outgoing)) outgoing.set(name, compileSchema(schema, `${where} outgoing.${name}`))
+    outgoingSchemas = new Map()
+    for (const [name, schema] of Object.entries(route.outgoing)) {
+      outgoing.set(name, compileSchema(schema, `${where} outgoing.${name}`))
+      outgoingSchemas.set(name, schema)
+    }
   }
   const validateOutgoing = optionalBoolean(route.validateOutgoing, `${where} validateOutgoing`)
   if (validateOutgoing && outgoing === null) throw new InvalidOptionError(`${where} validateOutgoing needs outgoing schemas`)
@@ -501,6 +514,7 @@ export function compileRouter (route: ChanxMessageRouteOptions, where: string, w
   return new MessageRouter({
     actions,
     outgoing,
+    outgoingSchemas,
     validateOutgoing,
     sendCompletion: optionalBoolean(route.sendCompletion, `${where} sendCompletion`),
     concurrency: positiveInteger(route.concurrency, `${where} concurrency`, 1),
@@ -847,7 +861,12 @@ function dispatch (connection: Connection, data: RawFrame, isBinary: boolean): v
   const action = typeof tag === 'string' ? router.actions.get(tag) : undefined
   if (action === undefined) {
     if (tag === 'ping') connection.sendRaw(replies.pong)
-    else if (tag === undefined) connection.sendRaw(replies.tagNotFound)
+    else if (tag === 'authenticate' && router.refreshCredentials !== null) {
+      // In-band token refresh: handled in the frame queue, like a handler, so later frames wait for it.
+      connection.inFlight++
+      router.refreshCredentials(connection.request, connection.socket, message.payload).then(connection.onSettled, connection.onFailed)
+      return
+    } else if (tag === undefined) connection.sendRaw(replies.tagNotFound)
     else connection.sendRaw(tagInvalid(router, tag))
     connection.complete()
     return
