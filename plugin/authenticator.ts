@@ -73,6 +73,10 @@ export class AuthenticationResult<User = ChanxUser, Obj = ChanxObject> {
   obj: Obj | null
 
   constructor (init: AuthenticationResultInit<User, Obj>) {
+    // The status answers an HTTP request or becomes close code 4000 + status: it must be a real HTTP status.
+    if (!Number.isInteger(init.statusCode) || init.statusCode < 100 || init.statusCode > 599) {
+      throw new TypeError(`AuthenticationResult: statusCode must be an HTTP status from 100 to 599, got ${String(init.statusCode)}`)
+    }
     this.isAuthenticated = init.isAuthenticated
     this.statusCode = init.statusCode
     this.statusText = init.statusText ?? statusText(init.statusCode)

@@ -14,6 +14,7 @@ import {
   AUTHENTICATION_OK_MESSAGE,
   DETAIL_INTERNAL_ERROR,
   authenticationMessage,
+  closeReason,
   refusalCloseCode
 } from './protocol'
 import { upgradeSocket } from './upgrade'
@@ -182,7 +183,7 @@ function refuseSocket (
     upgradeSocket(wss, request.raw, (socket: WebSocket) => {
       socket.on('error', noop)
       if (message !== null) socket.send(message)
-      socket.close(closeCode, result.statusText)
+      socket.close(closeCode, closeReason(result.statusText))
     })
   } catch (err) {
     request.log.error({ err }, 'fastify-chanx: could not complete the refused upgrade')

@@ -23,6 +23,17 @@ export function refusalCloseCode (statusCode: number): number {
   return code >= 4000 && code <= 4999 ? code : 4500
 }
 
+/** RFC 6455 caps a close frame's reason at 123 bytes, and ws throws past it: a longer text is cut. */
+const MAX_CLOSE_REASON_BYTES = 123
+
+/** The close reason for a status text: itself when it fits a close frame, else cut to 123 UTF-8 bytes. */
+export function closeReason (text: string): string {
+  if (Buffer.byteLength(text) <= MAX_CLOSE_REASON_BYTES) return text
+  let reason = text.slice(0, MAX_CLOSE_REASON_BYTES)
+  while (Buffer.byteLength(reason) > MAX_CLOSE_REASON_BYTES) reason = reason.slice(0, -1)
+  return reason
+}
+
 export interface AuthenticationPayload {
   status_code: number
   status_text: string
