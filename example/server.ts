@@ -40,7 +40,9 @@ const JWT_SECRET = process.env.JWT_SECRET ?? 'example-jwt-secret-at-least-32-cha
 
 const page = readFileSync(join(__dirname, 'public', 'index.html'), 'utf8')
 
-/** A message as the page and the sockets see it. */
+/** A message as the page and the sockets see it: the schema documents `wire`'s result in the AsyncAPI document. */
+const WireMessage = Type.Object({ id: Type.Integer(), username: Type.String(), text: Type.String(), createdAt: Type.String() })
+
 function wire (message: ChatMessage) {
   return { id: message.id, username: message.username, text: message.text, createdAt: message.createdAt }
 }
@@ -69,7 +71,12 @@ export async function buildApp (options: ExampleOptions = {}) {
     ],
     permissions: [IsAuthenticated],
     // REDIS_URL carries rooms across processes; unset (or empty), rooms live in this process.
-    redis: (options.redisUrl ?? process.env.REDIS_URL) || undefined
+    redis: (options.redisUrl ?? process.env.REDIS_URL) || undefined,
+    // The AsyncAPI document of the sockets (/asyncapi.json, /asyncapi.yaml) and a page to try them
+    // (/playground); both are off unless set. PLAYGROUND=off turns them off here.
+    ...(process.env.PLAYGROUND === 'off'
+      ? {}
+      : { asyncapi: { path: '/asyncapi', info: { title: 'Example chat', version: '1.0.0' } }, playground: { path: '/playground' } })
   })
 
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
@@ -127,6 +134,10 @@ export async function buildApp (options: ExampleOptions = {}) {
     messages: {
       chat: Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) }),
       history: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100 }) })
+    },
+    outgoing: {
+      chat: WireMessage,
+      history: Type.Object({ messages: Type.Array(WireMessage) })
     },
     handlers: {
       chat: async (message, ctx) => {

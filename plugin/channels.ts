@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { WebSocket } from 'ws'
+import type { AsyncApiDocument } from './asyncapi'
 import type { ChannelLayer } from './channel-layer'
 import type { ConnectionGuard } from './connection-guard'
 import { InvalidChannelArgumentError } from './channel-errors'
@@ -159,9 +160,16 @@ export interface ChanxServerApi {
   sendEvent(groups: string | readonly string[], name: string, payload?: unknown): Promise<void>
   /** The hub behind it all. */
   readonly hub: ChannelHub
+  /** The AsyncAPI 3.0 document of the socket routes declared so far (a fresh copy each call). */
+  asyncapi(): AsyncApiDocument
 }
 
-export function createServerApi (hub: ChannelHub, userKey: UserKeyFunction, log: FastifyBaseLogger): ChanxServerApi {
+export function createServerApi (
+  hub: ChannelHub,
+  userKey: UserKeyFunction,
+  log: FastifyBaseLogger,
+  asyncapi: () => AsyncApiDocument
+): ChanxServerApi {
   const keyOf = (user: unknown): string => {
     const key = typeof user === 'string' ? user : userKey(user)
     if (key === null || key === undefined) throw new InvalidOptionError('a user (or user key) is needed; anonymous users cannot be addressed')
@@ -173,7 +181,8 @@ export function createServerApi (hub: ChannelHub, userKey: UserKeyFunction, log:
     sendToUser: (user, message) => settle(() => hub.sendToUser(keyOf(user), message), log),
     disconnectUser: (user, code = 1000, reason = '') => settle(() => hub.disconnectUser(keyOf(user), code, reason), log),
     groupSize: (group) => hub.size(group),
-    sendEvent: (groups, name, payload) => settle(() => hub.sendEvent(groups, name, payload), log)
+    sendEvent: (groups, name, payload) => settle(() => hub.sendEvent(groups, name, payload), log),
+    asyncapi
   }
 }
 

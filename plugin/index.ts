@@ -7,6 +7,8 @@ import { createConnectionListener, createHandshakeHook } from './handshake'
 import { resolvePluginOptions, resolveRoute, type FastifyChanxOptions } from './options'
 import { createRequestSerializer } from './redaction'
 import { guardSubprotocols } from './subprotocols'
+import { buildAsyncApiDocument, recordRoute, resolveAsyncApiOptions, type AsyncApiDocument, type SocketRouteRecord } from './asyncapi'
+import { resolvePlaygroundOptions, serveAsyncApi, servePlayground } from './playground'
 import type {} from '@fastify/websocket'
 import './types'
 
@@ -27,9 +29,14 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null as never)
   if (!fastify.hasRequestDecorator('obj')) fastify.decorateRequest('obj', null as never)
 
+  const asyncapiOptions = resolveAsyncApiOptions(options.asyncapi)
+  const playgroundOptions = resolvePlaygroundOptions(options.playground)
+  const socketRoutes: SocketRouteRecord[] = []
+  const asyncapi = (): AsyncApiDocument => buildAsyncApiDocument(fastify, socketRoutes, asyncapiOptions)
+
   const wss = fastify.websocketServer
   const hub = await createHub(options, fastify.log)
-  fastify.decorate('chanx', createServerApi(hub, defaults.userKey, fastify.log))
+  fastify.decorate('chanx', createServerApi(hub, defaults.userKey, fastify.log, asyncapi))
   const guard = new ConnectionGuard(defaults.limits)
   const onSocketConnection = createConnectionListener(guard)
   // Frames are capped at 64 KiB unless configured (OWASP): ws itself enforces it, with 1009, before it
@@ -54,6 +61,7 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
     const routeMaxPayload = route.router?.maxPayload ?? 0
     if (ownsMaxPayload && routeMaxPayload > (wss.options.maxPayload ?? 0)) wss.options.maxPayload = routeMaxPayload
     if (route.websocket) {
+      socketRoutes.push(recordRoute(routeOptions, route))
       // Fastify logs the upgrade URL ("incoming request") with the route's serializers: keep tokens out.
       const serializers = routeOptions.logSerializers ?? {}
       routeOptions.logSerializers = Object.assign(Object.create(Object.getPrototypeOf(serializers) as object), serializers, {
@@ -61,6 +69,9 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
       })
     }
   })
+
+  if (asyncapiOptions.path !== null) serveAsyncApi(fastify, asyncapiOptions.path, asyncapi)
+  if (playgroundOptions !== null) servePlayground(fastify, playgroundOptions, asyncapi)
 }
 
 /** Registers the handshake pipeline on every WebSocket route (and on HTTP routes that opt in). */
@@ -122,3 +133,6 @@ export * from './channel-errors'
 export { setCredentialExpiry } from './credential-lifetime'
 export type { AllowedOrigins } from './origin'
 export type { UserKeyFunction } from './identity'
+export type { AsyncApiDocument, AsyncApiInfo, AsyncApiOptions, AsyncApiServer } from './asyncapi'
+export type { PlaygroundOptions } from './playground'
+export type { AuthenticatorScheme, CredentialSource } from './authenticator'

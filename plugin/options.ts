@@ -1,5 +1,7 @@
 import type { RouteOptions } from 'fastify'
 import type {} from '@fastify/websocket'
+import type { AsyncApiOptions } from './asyncapi'
+import type { PlaygroundOptions } from './playground'
 import { ChanxAuthenticator, type Authenticator, type AuthenticatorClass } from './authenticator'
 import { InvalidOptionError } from './errors'
 import type { ChannelOptions } from './channels'
@@ -59,6 +61,10 @@ export interface FastifyChanxOptions extends ChannelOptions {
   userKey?: UserKeyFunction
   /** More query parameters to redact from socket routes' log lines, besides `token` and the authenticators' own. */
   redactQueryParams?: readonly string[]
+  /** Serve the AsyncAPI document as JSON and YAML (off unless set): `{ path: '/asyncapi', info: { title, version } }`. */
+  asyncapi?: AsyncApiOptions
+  /** Serve the playground page (off unless set): `{ path: '/chanx/playground' }`. */
+  playground?: PlaygroundOptions
 }
 
 export interface ResolvedDefaults {
@@ -98,7 +104,7 @@ export interface RouteHandshake {
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
   'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
-  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis', 'rateLimit'
+  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis', 'rateLimit', 'asyncapi', 'playground'
 ])
 
 const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 }

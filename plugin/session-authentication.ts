@@ -34,6 +34,8 @@ export function sessionAuthentication<User = ChanxUser> (options: SessionAuthent
 
   return {
     usesCookies: true,
+    // @fastify/session's cookie, whatever its cookieName.
+    scheme: { kind: 'session cookie', sources: [{ in: 'cookie' }] },
     async refresh (request) {
       const session = (request as unknown as { session?: { reload?: () => Promise<void> } | null }).session
       if (typeof session?.reload === 'function') await session.reload()

@@ -1,0 +1,327 @@
+// The fastify-chanx playground: plain JS, no build step, nothing from another host. It reads the AsyncAPI
+// document the plugin generates, lists the socket routes, connects with the browser's cookies, and builds a
+// payload skeleton for each action from its JSON Schema.
+'use strict'
+;(function () {
+  var $ = function (id) { return document.getElementById(id) }
+  var doc = null
+  var current = null // { id, channel, actionKey, actions: [{ name, schema }] }
+  var socket = null
+
+  function pad (n, width) { return String(n).padStart(width || 2, '0') }
+  function timestamp () {
+    var d = new Date()
+    return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds()) + '.' + pad(d.getMilliseconds(), 3)
+  }
+
+  /** Appends a line to the log: kind is 'in' (from the server), 'out' (sent) or 'info'. */
+  function log (kind, text, isError) {
+    var item = document.createElement('li')
+    item.className = kind + (isError ? ' error' : '')
+    var time = document.createElement('time')
+    time.textContent = timestamp()
+    var dir = document.createElement('span')
+    dir.className = 'dir'
+    dir.textContent = kind === 'in' ? '←' : kind === 'out' ? '→' : '•'
+    var body = document.createElement('span')
+    body.className = 'text'
+    body.textContent = text
+    item.append(time, dir, body)
+    $('log').append(item)
+    $('log').scrollTop = $('log').scrollHeight
+  }
+
+  function resolveRef (value) {
+    var guard = 0
+    while (value && typeof value === 'object' && typeof value.$ref === 'string' && value.$ref.indexOf('#/') === 0 && guard++ < 20) {
+      var target = doc
+      value.$ref.slice(2).split('/').forEach(function (part) {
+        target = target == null ? undefined : target[part.replace(/~1/g, '/').replace(/~0/g, '~')]
+      })
+      value = target
+    }
+    return value
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Payload skeletons from JSON Schema
+
+  function skeleton (schema, depth) {
+    schema = resolveRef(schema)
+    if (!schema || typeof schema !== 'object' || depth > 12) return null
+    if ('const' in schema) return schema.const
+    if ('default' in schema) return schema.default
+    if (Array.isArray(schema.examples) && schema.examples.length > 0) return schema.examples[0]
+    if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0]
+    var options = schema.anyOf || schema.oneOf
+    if (Array.isArray(options) && options.length > 0) {
+      var firstNotNull = options.filter(function (o) { o = resolveRef(o); return !(o && o.type === 'null') })[0]
+      return skeleton(firstNotNull || options[0], depth + 1)
+    }
+    if (Array.isArray(schema.allOf)) {
+      var merged = {}
+      schema.allOf.forEach(function (part) {
+        var value = skeleton(part, depth + 1)
+        if (value && typeof value === 'object' && !Array.isArray(value)) Object.assign(merged, value)
+      })
+      return merged
+    }
+    var type = Array.isArray(schema.type) ? schema.type.filter(function (t) { return t !== 'null' })[0] : schema.type
+    if (!type && schema.properties) type = 'object'
+    switch (type) {
+      case 'object': {
+        var out = {}
+        var properties = schema.properties || {}
+        Object.keys(properties).forEach(function (key) { out[key] = skeleton(properties[key], depth + 1) })
+        return out
+      }
+      case 'array': {
+        var items = []
+        var count = Math.max(schema.minItems || 0, 1)
+        if (schema.maxItems === 0) count = 0
+        for (var i = 0; i < count; i++) items.push(skeleton(Array.isArray(schema.items) ? schema.items[i] : schema.items, depth + 1))
+        return items
+      }
+      case 'string': return stringSkeleton(schema)
+      case 'integer':
+      case 'number': return numberSkeleton(schema, type === 'integer')
+      case 'boolean': return false
+      case 'null': return null
+      default: return null
+    }
+  }
+
+  function stringSkeleton (schema) {
+    if (schema.format === 'date-time') return new Date().toISOString()
+    if (schema.format === 'date') return new Date().toISOString().slice(0, 10)
+    if (schema.format === 'email') return 'user@example.com'
+    if (schema.format === 'uuid') return '00000000-0000-4000-8000-000000000000'
+    if (schema.format === 'uri') return 'https://example.com/'
+    var text = 'string'
+    var min = schema.minLength || 0
+    while (text.length < min) text += text
+    if (typeof schema.maxLength === 'number') text = text.slice(0, Math.max(schema.maxLength, min))
+    return text
+  }
+
+  function numberSkeleton (schema, integer) {
+    var value = 0
+    if (typeof schema.minimum === 'number') value = schema.minimum
+    else if (typeof schema.exclusiveMinimum === 'number') value = schema.exclusiveMinimum + (integer ? 1 : 0.5)
+    else if (typeof schema.maximum === 'number' && schema.maximum < 0) value = schema.maximum
+    else if (typeof schema.exclusiveMaximum === 'number' && schema.exclusiveMaximum <= 0) value = schema.exclusiveMaximum - 1
+    if (integer) value = Math.ceil(value)
+    if (typeof schema.multipleOf === 'number' && schema.multipleOf > 0) value = Math.ceil(value / schema.multipleOf) * schema.multipleOf
+    return value
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Routes
+
+  function routeOf (id) {
+    var channel = doc.channels[id]
+    var route = channel['x-chanx-route'] || {}
+    var actionKey = route.actionKey || 'action'
+    var actions = []
+    Object.keys(doc.operations || {}).forEach(function (opId) {
+      var op = doc.operations[opId]
+      if (op.action !== 'receive' || !op.channel || op.channel.$ref !== '#/channels/' + id) return
+      ;(op.messages || []).forEach(function (ref) {
+        var message = resolveRef(ref)
+        if (!message || !message.payload || !message.payload.properties) return
+        var tag = message.payload.properties[actionKey]
+        var name = tag && 'const' in tag ? tag.const : message.name
+        actions.push({ name: name, schema: message.payload.properties.payload || {} })
+      })
+    })
+    return { id: id, channel: channel, actionKey: actionKey, actions: actions }
+  }
+
+  function listRoutes () {
+    var list = $('routes')
+    list.textContent = ''
+    Object.keys(doc.channels || {}).forEach(function (id) {
+      var item = document.createElement('li')
+      var button = document.createElement('button')
+      button.type = 'button'
+      button.dataset.channel = id
+      button.textContent = doc.channels[id].address
+      button.addEventListener('click', function () { selectRoute(id) })
+      item.append(button)
+      list.append(item)
+    })
+    if (list.children.length === 0) list.textContent = 'No socket routes are declared.'
+  }
+
+  function selectRoute (id) {
+    if (socket) socket.close(1000)
+    current = routeOf(id)
+    var channel = current.channel
+    document.querySelectorAll('#routes button').forEach(function (b) { b.classList.toggle('selected', b.dataset.channel === id) })
+    $('route-title').textContent = channel.address
+    $('route-description').textContent = channel.description || ''
+    var auth = []
+    var send = Object.keys(doc.operations).map(function (k) { return doc.operations[k] })
+      .filter(function (op) { return op.channel && op.channel.$ref === '#/channels/' + id && Array.isArray(op.security) })[0]
+    if (send) {
+      send.security.forEach(function (ref) {
+        var scheme = resolveRef(ref)
+        if (scheme) auth.push(scheme.description || scheme.type)
+      })
+    }
+    $('route-auth').textContent = auth.length ? 'Credentials: ' + auth.join(' · ') : ''
+    var params = $('params')
+    params.textContent = ''
+    Object.keys(channel.parameters || {}).forEach(function (name) {
+      var label = document.createElement('label')
+      label.textContent = name + ' '
+      var input = document.createElement('input')
+      input.name = name
+      input.dataset.param = name
+      input.required = true
+      input.autocomplete = 'off'
+      input.title = channel.parameters[name].description || ''
+      input.addEventListener('input', updateUrl)
+      label.append(input)
+      params.append(label)
+    })
+    var query = channel.bindings && channel.bindings.ws && channel.bindings.ws.query
+    $('query').title = query && query.properties ? 'known parameters: ' + Object.keys(query.properties).join(', ') : ''
+    var select = $('action')
+    select.textContent = ''
+    current.actions.forEach(function (action) {
+      var option = document.createElement('option')
+      option.value = action.name
+      option.textContent = action.name
+      select.append(option)
+    })
+    fillSkeleton()
+    $('connect').disabled = false
+    $('auth').hidden = true
+    updateUrl()
+  }
+
+  function socketUrl () {
+    var missing = false
+    var path = current.channel.address.replace(/\{([^}]+)\}/g, function (_, name) {
+      var input = document.querySelector('#params input[data-param="' + name + '"]')
+      var value = input ? input.value : ''
+      if (value === '') missing = true
+      return name === 'wildcard' ? value.split('/').map(encodeURIComponent).join('/') : encodeURIComponent(value)
+    })
+    var query = $('query').value.trim().replace(/^\?/, '')
+    var scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
+    return { url: scheme + '//' + location.host + path + (query ? '?' + query : ''), missing: missing }
+  }
+
+  function updateUrl () {
+    if (current) $('url').textContent = socketUrl().url
+  }
+
+  function fillSkeleton () {
+    var name = $('action').value
+    var action = current && current.actions.filter(function (a) { return a.name === name })[0]
+    if (!action) { $('message').value = ''; return }
+    var message = {}
+    message[current.actionKey] = action.name
+    message.payload = skeleton(action.schema, 0)
+    $('message').value = JSON.stringify(message, null, 2)
+    $('send-error').textContent = ''
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // The connection
+
+  function setStatus (state, text) {
+    $('status').dataset.state = state
+    $('status').textContent = text
+  }
+
+  function connect (event) {
+    event.preventDefault()
+    if (!current) return
+    var target = socketUrl()
+    if (target.missing) { log('info', 'fill every path param first', true); return }
+    if (socket) socket.close(1000)
+    delete $('status').dataset.closeCode
+    $('auth').hidden = true
+    log('info', 'connecting to ' + target.url)
+    setStatus('connecting', 'connecting')
+    var ws = new WebSocket(target.url)
+    socket = ws
+    $('disconnect').disabled = false
+    ws.addEventListener('open', function () {
+      if (socket !== ws) return
+      setStatus('open', 'connected')
+      $('send').disabled = false
+      log('info', 'connected')
+    })
+    ws.addEventListener('message', function (e) {
+      var text = typeof e.data === 'string' ? e.data : '[binary frame]'
+      var parsed = null
+      try { parsed = JSON.parse(text) } catch (err) {}
+      var isError = parsed && parsed[current.actionKey] === 'error'
+      log('in', text, isError)
+      if (parsed && parsed[current.actionKey] === 'authentication' && parsed.payload) showAuthentication(parsed.payload)
+    })
+    ws.addEventListener('close', function (e) {
+      if (socket === ws) socket = null
+      $('status').dataset.closeCode = String(e.code)
+      setStatus('closed', 'closed (' + e.code + (e.reason ? ' ' + e.reason : '') + ')')
+      $('send').disabled = true
+      $('disconnect').disabled = true
+      log('info', 'closed with code ' + e.code + (e.reason ? ' (' + e.reason + ')' : ''), e.code !== 1000)
+    })
+  }
+
+  function showAuthentication (payload) {
+    $('auth').hidden = false
+    var ok = payload.status_code === 200
+    $('auth-status').className = ok ? 'ok' : 'refused'
+    $('auth-status').textContent = payload.status_code + ' ' + (payload.status_text || '')
+    $('auth-status').dataset.statusCode = String(payload.status_code)
+    var detail = payload.data && typeof payload.data === 'object' && 'detail' in payload.data ? payload.data.detail : JSON.stringify(payload.data)
+    $('auth-detail').textContent = detail
+  }
+
+  function send (event) {
+    event.preventDefault()
+    if (!socket || socket.readyState !== WebSocket.OPEN) return
+    var text = $('message').value
+    try {
+      text = JSON.stringify(JSON.parse(text))
+    } catch (err) {
+      $('send-error').textContent = 'not valid JSON: ' + err.message
+      return
+    }
+    $('send-error').textContent = ''
+    socket.send(text)
+    log('out', text)
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+
+  $('connect-form').addEventListener('submit', connect)
+  $('send-form').addEventListener('submit', send)
+  $('disconnect').addEventListener('click', function () { if (socket) socket.close(1000) })
+  $('action').addEventListener('change', fillSkeleton)
+  $('skeleton').addEventListener('click', fillSkeleton)
+  $('query').addEventListener('input', updateUrl)
+  $('clear').addEventListener('click', function () { $('log').textContent = '' })
+
+  fetch(document.body.dataset.document, { credentials: 'same-origin' })
+    .then(function (response) {
+      if (!response.ok) throw new Error('HTTP ' + response.status)
+      return response.json()
+    })
+    .then(function (json) {
+      doc = json
+      $('title').textContent = (doc.info && doc.info.title ? doc.info.title : 'fastify-chanx') + ' playground'
+      $('doc-status').textContent = 'AsyncAPI ' + doc.asyncapi + ' · version ' + (doc.info && doc.info.version)
+      document.body.dataset.ready = 'true'
+      listRoutes()
+    })
+    .catch(function (err) {
+      $('doc-status').textContent = 'could not load the AsyncAPI document: ' + err.message
+    })
+})()
