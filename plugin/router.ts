@@ -156,7 +156,8 @@ export interface SocketRouteDefinition<
   Messages extends MessageSchemas,
   Outgoing extends MessageSchemas,
   Loader extends ObjectLoaderFor<Url> | undefined,
-  Key extends string
+  Key extends string,
+  Events extends MessageSchemas = Record<never, TSchema>
 > extends Omit<RouteShorthandOptions, OwnKeys> {
   url: Url
   objectLoader?: Loader
@@ -179,10 +180,14 @@ export interface SocketRouteDefinition<
   onAuthenticated?: (ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>) => Awaitable<void>
   onClose?: (ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>, code: number) => Awaitable<void>
   groups?: (ctx: GroupContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>>) => readonly string[] | Promise<readonly string[]>
-  events?: MessageSchemas
+  /** Channel events this route handles: payload schemas keyed by event name. */
+  events?: Events
+  /** One handler per declared event, with the payload typed by its schema; a returned message is sent. */
   eventHandlers?: {
-    readonly [name: string]: (payload: never, ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>) =>
-      Awaitable<MessageOf<Outgoing, Key> | undefined | void>
+    [Event in keyof Events & string]: (
+      payload: Static<Events[Event]>,
+      ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>
+    ) => Awaitable<MessageOf<Outgoing, Key> | undefined | void>
   }
 }
 
@@ -207,8 +212,9 @@ export function defineSocketRoute<
   Messages extends MessageSchemas,
   Loader extends ObjectLoaderFor<Url> | undefined,
   Outgoing extends MessageSchemas = Record<never, TSchema>,
-  const Key extends string = 'action'
-> (definition: SocketRouteDefinition<Url, Messages, Outgoing, Loader, Key>): SocketRouteOptions {
+  const Key extends string = 'action',
+  Events extends MessageSchemas = Record<never, TSchema>
+> (definition: SocketRouteDefinition<Url, Messages, Outgoing, Loader, Key, Events>): SocketRouteOptions {
   if (definition === null || typeof definition !== 'object') throw new InvalidOptionError('defineSocketRoute needs an options object')
   return { ...definition, method: 'GET', websocket: true, handler: chanxSocketHandler } as unknown as SocketRouteOptions
 }

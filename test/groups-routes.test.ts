@@ -27,7 +27,7 @@ async function buildApp (options: FastifyChanxOptions = {}) {
     },
     events: { announce: Type.Object({ text: Type.String() }) },
     eventHandlers: {
-      announce: (payload: { text: string }, ctx) => ({ action: 'announcement', payload: { text: payload.text, room: ctx.params.roomId } })
+      announce: (payload, ctx) => ({ action: 'announcement', payload: { text: payload.text, room: ctx.params.roomId } })
     },
     handlers: {
       chat: (message, ctx) => ctx.broadcast({ action: 'chat', payload: message.payload }),

@@ -159,3 +159,41 @@ app.get('/ws/plain', {
     }
   }
 }, () => {})
+
+// Channel events: each handler's payload is typed by its schema; groups(ctx) sees the loaded object.
+app.route(defineSocketRoute({
+  url: '/ws/events/:roomId',
+  objectLoader: async (request) => ({ id: request.params.roomId, topic: 'x' }),
+  groups: (ctx) => {
+    expectType<Equal<typeof ctx.obj, { id: string, topic: string }>>()
+    expectType<Equal<typeof ctx.params, { roomId: string }>>()
+    return [`room:${ctx.obj.id}`]
+  },
+  messages: { chat: Chat },
+  events: { announce: Type.Object({ text: Type.String(), level: Type.Integer() }) },
+  eventHandlers: {
+    announce: (payload, ctx) => {
+      expectType<Equal<typeof payload, { text: string, level: number }>>()
+      void ctx.broadcast({ action: 'announce', payload })
+      return undefined
+    }
+  },
+  handlers: {
+    chat: async (message, ctx) => {
+      await ctx.broadcast({ action: 'chat', payload: message.payload }, { excludeSelf: false })
+      await ctx.join(`topic:${ctx.obj.topic}`)
+      expectType<Equal<typeof ctx.groups, readonly string[]>>()
+    }
+  }
+}))
+
+app.route(defineSocketRoute({
+  url: '/ws/events/bad',
+  messages: {},
+  handlers: {},
+  events: { announce: Type.Object({ text: Type.String() }) },
+  eventHandlers: {
+    // @ts-expect-error an event payload is typed by its schema
+    announce: (payload) => { const n: number = payload.text; return void n }
+  }
+}))
