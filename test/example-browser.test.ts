@@ -1,31 +1,12 @@
 import { test } from 'tap'
-import { spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { browserSkipReason, launchChromium } from './helpers/browser'
+import { startExample } from './helpers/child-app'
 
 const root = join(__dirname, '..')
 const skip = browserSkipReason()
-
-async function startExample (t: { teardown (fn: () => unknown): void }): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'example/server.ts'], {
-    cwd: root,
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', DB_PATH: ':memory:', REDIS_URL: '' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => { child.kill() })
-  return await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the example did not listen within 20 s')), 20_000)
-    let out = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-      if (match) { clearTimeout(timer); resolve(match[1]!) }
-    })
-    child.on('exit', (code) => reject(new Error(`the example exited with ${code}`)))
-  })
-}
 
 /** A fresh browser context (its own cookies) logged in as `username`, joined to `room`. */
 async function userInRoom (browser: Browser, base: string, username: string, room: string): Promise<Page> {

@@ -1,31 +1,9 @@
 import { test } from 'tap'
-import { spawn } from 'node:child_process'
-import { join } from 'node:path'
 import WebSocket from 'ws'
+import { startExample } from './helpers/child-app'
 
-const root = join(__dirname, '..')
 
 /** Starts the example as `npm run example` does, on a free port and an in-memory database. */
-async function startExample (t: { teardown (fn: () => unknown): void }): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'example/server.ts'], {
-    cwd: root,
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', DB_PATH: ':memory:', REDIS_URL: '' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => { child.kill() })
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the example did not listen within 20 s')), 20_000)
-    let out = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-      if (match) { clearTimeout(timer); resolve(Number(match[1])) }
-    })
-    child.on('exit', (code) => reject(new Error(`the example exited with ${code}`)))
-  })
-  return `127.0.0.1:${port}`
-}
-
 async function login (host: string, username: string): Promise<{ cookies: string, token: string }> {
   const response = await fetch(`http://${host}/login`, {
     method: 'POST',
@@ -60,7 +38,7 @@ class Socket {
 }
 
 test('the example chat: REST and sockets share one set of rules, and messages reach the room', async (t) => {
-  const host = await startExample(t)
+  const host = (await startExample(t)).replace('http://', '')
   const alice = await login(host, 'alice')
   const carol = await login(host, 'carol')
 

@@ -1,34 +1,15 @@
 import { test } from 'tap'
-import { spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { browserSkipReason, launchChromium } from './helpers/browser'
+import { startExample } from './helpers/child-app'
 
 // Page functions run in the browser; this project compiles without the DOM library.
 declare const document: { getElementById (id: string): { dataset: Record<string, string | undefined> } | null, querySelectorAll (selector: string): Iterable<{ textContent: string | null }> }
 
 const root = join(__dirname, '..')
 const skip = browserSkipReason()
-
-async function startExample (t: { teardown (fn: () => unknown): void }): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'example/server.ts'], {
-    cwd: root,
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', DB_PATH: ':memory:', REDIS_URL: '', PLAYGROUND: '' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => { child.kill() })
-  return await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the example did not listen within 20 s')), 20_000)
-    let out = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-      if (match) { clearTimeout(timer); resolve(match[1]!) }
-    })
-    child.on('exit', (code) => reject(new Error(`the example exited with ${code}`)))
-  })
-}
 
 /** The playground in a fresh browser context logged in (POST /login) as `username`, with `roomId` filled in. */
 async function playgroundAs (browser: Browser, base: string, username: string, roomId: string): Promise<Page> {
@@ -45,7 +26,7 @@ async function playgroundAs (browser: Browser, base: string, username: string, r
 }
 
 test('the playground connects a member to a room, sends a chat built from the skeleton and shows the broadcast; a non-member sees 4403', { skip, timeout: 90_000 }, async (t) => {
-  const base = await startExample(t)
+  const base = await startExample(t, { PLAYGROUND: '' })
   const browser = await launchChromium()
   t.teardown(() => browser.close())
   const errors: string[] = []

@@ -1,8 +1,8 @@
 import { test } from 'tap'
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import WebSocket from 'ws'
+import { startChildApp } from './helpers/child-app'
 
 const root = join(__dirname, '..')
 
@@ -30,23 +30,7 @@ function collect (url: string, send?: string): Promise<{ messages: string[], cod
 }
 
 test('the quick start runs as written', async (t) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'example/quickstart.ts'], {
-    cwd: root,
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => { child.kill() })
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the quick start did not listen within 20 s')), 20_000)
-    let out = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-      if (match) { clearTimeout(timer); resolve(Number(match[1])) }
-    })
-    child.on('exit', (code) => reject(new Error(`the quick start exited with ${code}`)))
-  })
-
+  const port = new URL(await startChildApp(t, 'example/quickstart.ts')).port
   const { token } = await (await fetch(`http://127.0.0.1:${port}/token`)).json() as { token: string }
   const member = await collect(`ws://127.0.0.1:${port}/ws/echo?token=${token}`, 'hi')
   t.equal(member.messages[0], '{"action":"authentication","payload":{"status_code":200,"status_text":"OK","data":{"detail":"OK"}}}')

@@ -1,0 +1,37 @@
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+
+const root = join(__dirname, '..', '..')
+
+/**
+ * Starts a TypeScript entry point of this repository (`example/server.ts`, `example/quickstart.ts`) as
+ * its own process, the way `npm run example` does, on a free port; resolves with its base URL
+ * (`http://127.0.0.1:<port>`) once Fastify logs that it listens. The process is killed at teardown.
+ */
+export async function startChildApp (
+  t: { teardown (fn: () => unknown): void },
+  entry: string,
+  env: Record<string, string> = {}
+): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { child.kill() })
+  return await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${entry} did not listen within 20 s`)), 20_000)
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+      if (match) { clearTimeout(timer); resolve(match[1]!) }
+    })
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${entry} exited with ${code}`)) })
+  })
+}
+
+/** The example chat on an in-memory database, in process groups only. */
+export function startExample (t: { teardown (fn: () => unknown): void }, env: Record<string, string> = {}): Promise<string> {
+  return startChildApp(t, 'example/server.ts', { DB_PATH: ':memory:', REDIS_URL: '', ...env })
+}
