@@ -71,9 +71,13 @@ export class ConnectionGuard {
     const now = Date.now()
     const state: Tracked = { lastActivity: now, lastPing: now, awaitingPong: false }
     this.tracked.set(socket, state)
-    socket.on('pong', () => { state.awaitingPong = false })
-    socket.on('message', () => { state.lastActivity = Date.now() })
-    socket.on('ping', () => { state.lastActivity = Date.now() })
+    // Only the listeners an enabled limit needs: each costs a closure per socket.
+    if (this.limits.heartbeatInterval > 0) socket.on('pong', () => { state.awaitingPong = false })
+    if (this.limits.idleTimeout > 0) {
+      const active = (): void => { state.lastActivity = Date.now() }
+      socket.on('message', active)
+      socket.on('ping', active)
+    }
     socket.once('close', () => { this.tracked.delete(socket) })
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.sweep(), this.tick)

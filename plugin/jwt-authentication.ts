@@ -190,7 +190,9 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
       throw new AuthenticationFailed(typeof code === 'string' && EXPIRED_CODES.has(code) ? 'Token expired' : 'Invalid token')
     }
 
-    const exp = expiryOf(found.token)
+    // The verified payload's exp when @fastify/jwt's formatUser kept it; else read from the token.
+    const payloadExp = (payload as { exp?: unknown } | null)?.exp
+    const exp = typeof payloadExp === 'number' && Number.isFinite(payloadExp) ? payloadExp * 1000 : expiryOf(found.token)
     if (exp !== undefined) setCredentialExpiry(fastifyRequest, exp)
     if (loadUser === undefined) return payload as User
     const user = await loadUser(payload, fastifyRequest)
