@@ -4,7 +4,7 @@ import type { Authenticator, ChanxAuthenticator } from './authenticator'
 import { AuthenticationFailed, ChanxRefusal } from './errors'
 import type { UserKeyFunction } from './identity'
 import { setLongTimeout, type LongTimer } from './limits'
-import { AUTHENTICATION_OK_MESSAGE, authenticationMessage, refusalCloseCode, statusText } from './protocol'
+import { AUTHENTICATION_OK_MESSAGE, authenticationMessage, closeReason, refusalCloseCode, statusText } from './protocol'
 
 /**
  * A socket outlives the credentials it opened with. This file closes it when they lapse: at the expiry an
@@ -32,12 +32,20 @@ export interface LifetimeOptions {
   reauthenticateInterval: number
 }
 
-/** Sends the refusal (unless messages are off) and closes with 4000 + status. */
-export function closeWithRefusal (socket: WebSocket, statusCode: number, detail: unknown, sendMessage: boolean): void {
+/**
+ * Sends a refusal's authentication message (unless messages are off) and closes with 4000 + status, the
+ * status text as reason: for a refused handshake and for an open socket whose credentials lapsed alike.
+ */
+export function closeWithRefusal (
+  socket: WebSocket,
+  statusCode: number,
+  text: string,
+  data: unknown,
+  sendMessage: boolean
+): void {
   if (socket.readyState !== socket.OPEN) return
-  const text = statusText(statusCode)
-  if (sendMessage) socket.send(authenticationMessage(statusCode, text, detail))
-  socket.close(refusalCloseCode(statusCode), text)
+  if (sendMessage) socket.send(authenticationMessage(statusCode, text, data))
+  socket.close(refusalCloseCode(statusCode), closeReason(text))
 }
 
 export interface CredentialWatch {
@@ -54,7 +62,7 @@ export function watchCredentials (socket: WebSocket, request: FastifyRequest, op
 
   const expire = (): void => {
     request.log.info('fastify-chanx: credentials expired, closing the socket')
-    closeWithRefusal(socket, 401, { detail: DETAIL_TOKEN_EXPIRED }, options.sendAuthenticationMessage)
+    closeWithRefusal(socket, 401, statusText(401), { detail: DETAIL_TOKEN_EXPIRED }, options.sendAuthenticationMessage)
   }
 
   const setExpiry = (expiresAt: number | undefined): void => {
@@ -69,7 +77,7 @@ export function watchCredentials (socket: WebSocket, request: FastifyRequest, op
       const result = await options.authenticator.reauthenticate(request)
       if (!result.isAuthenticated) {
         request.log.info({ statusCode: result.statusCode }, 'fastify-chanx: re-authentication refused, closing the socket')
-        closeWithRefusal(socket, result.statusCode, result.data, options.sendAuthenticationMessage)
+        closeWithRefusal(socket, result.statusCode, result.statusText, result.data, options.sendAuthenticationMessage)
       } else {
         const expiresAt = credentialExpiry(request)
         if (expiresAt !== undefined) setExpiry(expiresAt)
@@ -128,7 +136,7 @@ export function createInBandRefresh (
       request.user = previous
       if (!(err instanceof ChanxRefusal)) throw err
       request.log.info('fastify-chanx: an in-band token refresh was refused, closing the socket')
-      closeWithRefusal(socket, 401, { detail: err.detail }, sendAuthenticationMessage)
+      closeWithRefusal(socket, 401, statusText(401), { detail: err.detail }, sendAuthenticationMessage)
     }
   }
 }

@@ -6,16 +6,14 @@ import { AuthenticationResult } from './authenticator'
 import { SocketMember } from './channels'
 import type { ConnectionGuard } from './connection-guard'
 import type { ChannelHub } from './groups'
-import { credentialExpiry, watchCredentials } from './credential-lifetime'
+import { closeWithRefusal, credentialExpiry, watchCredentials } from './credential-lifetime'
 import type { UserKeyFunction } from './identity'
 import type { RouteHandshake } from './options'
 import { DETAIL_ORIGIN_REFUSED } from './origin'
 import {
   AUTHENTICATION_OK_MESSAGE,
   DETAIL_INTERNAL_ERROR,
-  authenticationMessage,
-  closeReason,
-  refusalCloseCode
+  authenticationMessage
 } from './protocol'
 import { upgradeSocket } from './upgrade'
 
@@ -36,18 +34,11 @@ type RawWithHandshake = IncomingMessage & { [kAccepted]?: AcceptedUpgrade }
 
 function noop (): void {}
 
-function internalError (): AuthenticationResult<unknown, unknown> {
-  return new AuthenticationResult({ isAuthenticated: false, statusCode: 500, data: { detail: DETAIL_INTERNAL_ERROR } })
-}
-
 export const DETAIL_TOO_MANY_CONNECTIONS = 'Too many connections'
 
-function tooManyConnections (): AuthenticationResult<unknown, unknown> {
-  return new AuthenticationResult({ isAuthenticated: false, statusCode: 429, data: { detail: DETAIL_TOO_MANY_CONNECTIONS } })
-}
-
-function originRefused (): AuthenticationResult<unknown, unknown> {
-  return new AuthenticationResult({ isAuthenticated: false, statusCode: 403, data: { detail: DETAIL_ORIGIN_REFUSED } })
+/** A refusal the hook itself decides (origin, connection caps, failures), with the standard status text. */
+function refusal (statusCode: number, detail: string): AuthenticationResult<unknown, unknown> {
+  return new AuthenticationResult({ isAuthenticated: false, statusCode, data: { detail } })
 }
 
 function isResult (value: unknown): value is AuthenticationResult<unknown, unknown> {
@@ -85,17 +76,17 @@ export function createHandshakeHook (
     try {
       // Cross-site WebSocket hijacking: refused before any credential is looked at.
       const outcome: unknown = originCheck !== null && request.ws && !await originCheck(request)
-        ? originRefused()
+        ? refusal(403, DETAIL_ORIGIN_REFUSED)
         : await authenticator.authenticate(request)
       if (isResult(outcome)) {
         result = outcome
       } else {
         request.log.error({ result: typeof outcome }, 'fastify-chanx: the authenticator did not return an AuthenticationResult')
-        result = internalError()
+        result = refusal(500, DETAIL_INTERNAL_ERROR)
       }
     } catch (err) {
       request.log.error({ err }, 'fastify-chanx: the handshake pipeline threw')
-      result = internalError()
+      result = refusal(500, DETAIL_INTERNAL_ERROR)
     }
 
     if (result.isAuthenticated && request.ws && route.websocket) {
@@ -134,7 +125,7 @@ async function admitSocket (
 ): Promise<AuthenticationResult<unknown, unknown>> {
   const key = userKey(result.user) ?? null
   const releaseSlots = guard.admit(request, key)
-  if (releaseSlots === null) return tooManyConnections()
+  if (releaseSlots === null) return refusal(429, DETAIL_TOO_MANY_CONNECTIONS)
   const member = new SocketMember(key, hub, guard, request.log)
   let released = false
   const release = (): void => {
@@ -154,7 +145,7 @@ async function admitSocket (
   } catch (err) {
     release()
     request.log.error({ err }, 'fastify-chanx: joining the socket\'s groups failed')
-    return internalError()
+    return refusal(500, DETAIL_INTERNAL_ERROR)
   }
   // Released when the socket closes, or when the connection drops before it opens.
   request.raw.socket?.once('close', release)
@@ -177,13 +168,10 @@ function refuseSocket (
   wss: WebSocketServer
 ): void {
   reply.hijack()
-  const message = route.sendAuthenticationMessage ? messageFor(result) : null
-  const closeCode = refusalCloseCode(result.statusCode)
   try {
     upgradeSocket(wss, request.raw, (socket: WebSocket) => {
       socket.on('error', noop)
-      if (message !== null) socket.send(message)
-      socket.close(closeCode, closeReason(result.statusText))
+      closeWithRefusal(socket, result.statusCode, result.statusText, result.data, route.sendAuthenticationMessage)
     })
   } catch (err) {
     request.log.error({ err }, 'fastify-chanx: could not complete the refused upgrade')

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { Authenticator, CredentialSource } from './authenticator'
 import { AuthenticationFailed, InvalidOptionError, MissingDependencyError } from './errors'
-import { setCredentialExpiry } from './credential-lifetime'
+import { DETAIL_TOKEN_EXPIRED, setCredentialExpiry } from './credential-lifetime'
 import type { ChanxUser } from './types'
 
 export interface JwtCookieOptions {
@@ -187,7 +187,7 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
     } catch (error) {
       const code = (error as { code?: unknown }).code
       fastifyRequest.log.debug({ code }, 'fastify-chanx: JWT verification failed')
-      throw new AuthenticationFailed(typeof code === 'string' && EXPIRED_CODES.has(code) ? 'Token expired' : 'Invalid token')
+      throw new AuthenticationFailed(typeof code === 'string' && EXPIRED_CODES.has(code) ? DETAIL_TOKEN_EXPIRED : 'Invalid token')
     }
 
     // The verified payload's exp when @fastify/jwt's formatUser kept it; else read from the token.
