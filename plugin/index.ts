@@ -6,6 +6,7 @@ import { ConnectionGuard } from './connection-guard'
 import { createConnectionListener, createHandshakeHook } from './handshake'
 import { resolvePluginOptions, resolveRoute, type FastifyChanxOptions } from './options'
 import { createRequestSerializer } from './redaction'
+import { DEFAULT_MAX_PAYLOAD } from './router'
 import { guardSubprotocols } from './subprotocols'
 import { buildAsyncApiDocument, recordRoute, resolveAsyncApiOptions, type AsyncApiDocument, type SocketRouteRecord } from './asyncapi'
 import { resolvePlaygroundOptions, serveAsyncApi, servePlayground } from './playground'
@@ -14,7 +15,6 @@ import './types'
 
 /** ws's own default frame limit (100 MiB): when it is still in place, nobody configured one. */
 const WS_DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
-const DEFAULT_MAX_PAYLOAD = 64 * 1024
 
 function prependHook (existing: RouteOptions['preValidation'], hook: preValidationHookHandler): preValidationHookHandler[] {
   if (existing === undefined) return [hook]

@@ -222,7 +222,8 @@ export function defineSocketRoute<
 // ---------------------------------------------------------------------------------------------------------
 // Wire messages
 
-const DEFAULT_MAX_PAYLOAD = 64 * 1024
+/** Frames are capped at 64 KiB unless configured (OWASP), per route and in ws itself. */
+export const DEFAULT_MAX_PAYLOAD = 64 * 1024
 /** A schema failure answers at most this many errors: a hostile frame must not buy a huge reply. */
 const MAX_ERRORS = 20
 /** Longest action quoted back in an error. */
