@@ -21,8 +21,8 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
-import { ChannelHub, type ChannelMember } from '../plugin/groups'
-import { createRedisLayer } from '../plugin/redis-layer'
+import { ChannelHub, type ChannelMember } from '../plugin/channels/hub'
+import { createRedisLayer } from '../plugin/channels/redis-layer'
 import { RedisServer, redisSkipReason } from '../test/helpers/redis'
 
 const SIZES = (process.env.BENCH_SIZES ?? '1,100,1000,5000').split(',').map(Number)

@@ -1,17 +1,17 @@
 import type { FastifyInstance, FastifyPluginAsync, preValidationHookHandler, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { MissingWebsocketError } from './errors'
-import { createHub, createServerApi } from './channels'
-import { ConnectionGuard } from './connection-guard'
-import { createConnectionListener, createHandshakeHook } from './handshake'
-import { resolvePluginOptions, resolveRoute, type FastifyChanxOptions } from './options'
-import { createRequestSerializer } from './redaction'
-import { DEFAULT_MAX_PAYLOAD } from './router'
-import { guardSubprotocols } from './subprotocols'
-import { buildAsyncApiDocument, recordRoute, resolveAsyncApiOptions, type AsyncApiDocument, type SocketRouteRecord } from './asyncapi'
-import { resolvePlaygroundOptions, serveAsyncApi, servePlayground } from './playground'
+import { MissingWebsocketError } from './core/errors'
+import { createHub, createServerApi } from './channels/server-api'
+import { ConnectionGuard } from './connection/guard'
+import { createConnectionListener, createHandshakeHook } from './handshake/hook'
+import { resolvePluginOptions, resolveRoute, type FastifyChanxOptions } from './handshake/options'
+import { createRequestSerializer } from './handshake/redaction'
+import { DEFAULT_MAX_PAYLOAD } from './messages/router'
+import { guardSubprotocols } from './handshake/subprotocols'
+import { buildAsyncApiDocument, recordRoute, resolveAsyncApiOptions, type AsyncApiDocument, type SocketRouteRecord } from './asyncapi/document'
+import { resolvePlaygroundOptions, serveAsyncApi, servePlayground } from './asyncapi/served'
 import type {} from '@fastify/websocket'
-import './types'
+import './handshake/route-types'
 
 /** ws's own default frame limit (100 MiB): when it is still in place, nobody configured one. */
 const WS_DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
@@ -79,8 +79,8 @@ const fastifyChanx = fp(plugin, { fastify: '5.x', name: 'fastify-chanx' })
 
 export default fastifyChanx
 export { fastifyChanx }
-export type { FastifyChanxOptions } from './options'
-export type { ChanxTypes, ChanxUser, ChanxObject, ChanxRouteOptions, ObjectLoader } from './types'
+export type { FastifyChanxOptions } from './handshake/options'
+export type { ChanxTypes, ChanxUser, ChanxObject, ChanxRouteOptions, ObjectLoader } from './handshake/route-types'
 export {
   AuthenticationResult,
   ChanxAuthenticator,
@@ -88,10 +88,10 @@ export {
   type AuthenticationResultInit,
   type AuthenticatorClass,
   type PipelineConfig
-} from './authenticator'
-export { AllowAny, DenyAll, IsAuthenticated, and, not, or, type Permission } from './permissions'
-export { sessionAuthentication, type SessionAuthenticationOptions } from './session-authentication'
-export { jwtAuthentication, type JwtAuthenticationOptions, type JwtCookieOptions } from './jwt-authentication'
+} from './auth/authenticator'
+export { AllowAny, DenyAll, IsAuthenticated, and, not, or, type Permission } from './auth/permissions'
+export { sessionAuthentication, type SessionAuthenticationOptions } from './auth/session-authentication'
+export { jwtAuthentication, type JwtAuthenticationOptions, type JwtCookieOptions } from './auth/jwt-authentication'
 export {
   AuthenticationFailed,
   ChanxRefusal,
@@ -101,8 +101,8 @@ export {
   NotAuthenticated,
   NotFound,
   PermissionDenied
-} from './errors'
-export { refusalCloseCode } from './protocol'
+} from './core/errors'
+export { refusalCloseCode } from './core/wire'
 export {
   defineSocketRoute,
   DETAIL_BINARY,
@@ -122,17 +122,17 @@ export {
   type SocketContext,
   type SocketRouteDefinition,
   type SocketRouteOptions
-} from './router'
-export type { GroupContext } from './types'
-export type { ChanxServerApi, ChannelOptions, RedisOption } from './channels'
-export type { ChannelLayer, ChannelListener, ChannelLogger } from './channel-layer'
-export { ChannelHub, type ChannelMember, type BroadcastOptions } from './groups'
-export { MemoryBroker, MemoryLayer } from './memory-layer'
-export { createRedisLayer, type RedisClientLike, type RedisLayerOptions } from './redis-layer'
-export * from './channel-errors'
-export { setCredentialExpiry } from './credential-lifetime'
-export type { AllowedOrigins } from './origin'
-export type { UserKeyFunction } from './identity'
-export type { AsyncApiDocument, AsyncApiInfo, AsyncApiOptions, AsyncApiServer } from './asyncapi'
-export type { PlaygroundOptions } from './playground'
-export type { AuthenticatorScheme, CredentialSource } from './authenticator'
+} from './messages/router'
+export type { GroupContext } from './handshake/route-types'
+export type { ChanxServerApi, ChannelOptions, RedisOption } from './channels/server-api'
+export type { ChannelLayer, ChannelListener, ChannelLogger } from './channels/layer'
+export { ChannelHub, type ChannelMember, type BroadcastOptions } from './channels/hub'
+export { MemoryBroker, MemoryLayer } from './channels/memory-layer'
+export { createRedisLayer, type RedisClientLike, type RedisLayerOptions } from './channels/redis-layer'
+export * from './channels/errors'
+export { setCredentialExpiry } from './connection/credential-lifetime'
+export type { AllowedOrigins } from './handshake/origin'
+export type { UserKeyFunction } from './core/identity'
+export type { AsyncApiDocument, AsyncApiInfo, AsyncApiOptions, AsyncApiServer } from './asyncapi/document'
+export type { PlaygroundOptions } from './asyncapi/served'
+export type { AuthenticatorScheme, CredentialSource } from './auth/authenticator'

@@ -1,7 +1,7 @@
 import { test } from 'tap'
-import { ChannelHub } from '../plugin/groups'
-import { MemoryBroker, MemoryLayer } from '../plugin/memory-layer'
-import type { ChannelLayer, ChannelListener, ChannelLogger } from '../plugin/channel-layer'
+import { ChannelHub } from '../plugin/channels/hub'
+import { MemoryBroker, MemoryLayer } from '../plugin/channels/memory-layer'
+import type { ChannelLayer, ChannelListener, ChannelLogger } from '../plugin/channels/layer'
 import { FakeMember, settle } from './helpers/members'
 
 /** A memory layer that records what the hub asks of it. */

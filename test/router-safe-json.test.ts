@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { DEFAULT_MAX_DEPTH, INVALID, exceedsDepth, safeParse } from '../plugin/safe-json'
+import { DEFAULT_MAX_DEPTH, INVALID, exceedsDepth, safeParse } from '../plugin/messages/safe-json'
 
 test('depth is counted outside strings, and escaped quotes do not end a string', async (t) => {
   t.equal(DEFAULT_MAX_DEPTH, 64)

@@ -5,7 +5,7 @@ import session from '@fastify/session'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
 import chanx, { IsAuthenticated, jwtAuthentication, sessionAuthentication, type Authenticator } from '../plugin'
-import { MAX_TIMER_DELAY, setLongTimeout } from '../plugin/limits'
+import { MAX_TIMER_DELAY, setLongTimeout } from '../plugin/connection/limits'
 import { closeApp, connect } from '../plugin/testing'
 
 const SECRET = 'a-credentials-secret-of-32-characters!'

@@ -6,7 +6,7 @@ import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
 import WebSocket from 'ws'
 import chanx, { IsAuthenticated, jwtAuthentication } from '../plugin'
-import { redactUrl } from '../plugin/redaction'
+import { redactUrl } from '../plugin/handshake/redaction'
 import { closeApp } from '../plugin/testing'
 
 function logSink () {

@@ -1,4 +1,4 @@
-import type { ChannelMember } from '../../plugin/groups'
+import type { ChannelMember } from '../../plugin/channels/hub'
 
 /** A member that records what reaches it, for hub tests. */
 export class FakeMember implements ChannelMember {

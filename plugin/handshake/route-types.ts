@@ -11,11 +11,11 @@ import type {
   RawServerDefault,
   RouteGenericInterface
 } from 'fastify'
-import type { Authenticator, AuthenticatorClass } from './authenticator'
+import type { Authenticator, AuthenticatorClass } from '../auth/authenticator'
 import type { AllowedOrigins } from './origin'
-import type { Permission } from './permissions'
-import type { RateLimit } from './router'
-import type { ChanxMessageRouteOptions } from './router'
+import type { Permission } from '../auth/permissions'
+import type { RateLimit } from '../messages/router'
+import type { ChanxMessageRouteOptions } from '../messages/router'
 
 /**
  * Declare your user and object types once, and `request.user` / `request.obj` carry them in every handler:

@@ -9,11 +9,11 @@
  */
 import type { FastifyInstance, RouteOptions } from 'fastify'
 import type { TSchema } from '@sinclair/typebox'
-import type { Authenticator, CredentialSource } from './authenticator'
-import { ChanxAuthenticator } from './authenticator'
-import { InvalidOptionError } from './errors'
-import type { RouteHandshake } from './options'
-import { DETAIL_BINARY, DETAIL_HANDLER_FAILED, DETAIL_INVALID_JSON, DETAIL_RATE_LIMITED } from './router'
+import type { Authenticator, CredentialSource } from '../auth/authenticator'
+import { ChanxAuthenticator } from '../auth/authenticator'
+import { InvalidOptionError } from '../core/errors'
+import type { RouteHandshake } from '../handshake/options'
+import { DETAIL_BINARY, DETAIL_HANDLER_FAILED, DETAIL_INVALID_JSON, DETAIL_RATE_LIMITED } from '../messages/router'
 
 // ---------------------------------------------------------------------------------------------------------
 // Options

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
-import { ChanxRefusal, NotAuthenticated, NotFound, PermissionDenied } from './errors'
+import { ChanxRefusal, NotAuthenticated, NotFound, PermissionDenied } from '../core/errors'
 import type { Permission } from './permissions'
-import { DETAIL_PERMISSION_DENIED, statusText } from './protocol'
-import type { ChanxObject, ChanxUser, ObjectLoader } from './types'
+import { DETAIL_PERMISSION_DENIED, statusText } from '../core/wire'
+import type { ChanxObject, ChanxUser, ObjectLoader } from '../handshake/route-types'
 
 /**
  * A DRF-shaped authenticator: a plain object. `authenticate` resolves to the user, or to null/undefined

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import type { Authenticator, CredentialSource } from './authenticator'
-import { AuthenticationFailed, InvalidOptionError, MissingDependencyError } from './errors'
-import { DETAIL_TOKEN_EXPIRED, setCredentialExpiry } from './credential-lifetime'
-import type { ChanxUser } from './types'
+import { AuthenticationFailed, InvalidOptionError, MissingDependencyError } from '../core/errors'
+import { DETAIL_TOKEN_EXPIRED, setCredentialExpiry } from '../connection/credential-lifetime'
+import type { ChanxUser } from '../handshake/route-types'
 
 export interface JwtCookieOptions {
   name: string

@@ -13,11 +13,11 @@ import { KindGuard, type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { ValueErrorType } from '@sinclair/typebox/errors'
 import { WebSocket } from 'ws'
-import type { SocketMember } from './channels'
-import { InvalidOptionError } from './errors'
-import { TokenBucket } from './limits'
+import type { SocketMember } from '../channels/server-api'
+import { InvalidOptionError } from '../core/errors'
+import { TokenBucket } from '../connection/limits'
 import { DEFAULT_MAX_DEPTH, INVALID, safeParse } from './safe-json'
-import type { ChanxObject, ChanxUser, GroupContext } from './types'
+import type { ChanxObject, ChanxUser, GroupContext } from '../handshake/route-types'
 
 // ---------------------------------------------------------------------------------------------------------
 // Public types

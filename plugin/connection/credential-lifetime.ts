@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { Authenticator, ChanxAuthenticator } from './authenticator'
-import { AuthenticationFailed, ChanxRefusal } from './errors'
-import type { UserKeyFunction } from './identity'
+import type { Authenticator, ChanxAuthenticator } from '../auth/authenticator'
+import { AuthenticationFailed, ChanxRefusal } from '../core/errors'
+import type { UserKeyFunction } from '../core/identity'
 import { setLongTimeout, type LongTimer } from './limits'
-import { AUTHENTICATION_OK_MESSAGE, authenticationMessage, closeReason, refusalCloseCode, statusText } from './protocol'
+import { AUTHENTICATION_OK_MESSAGE, authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
 
 /**
  * A socket outlives the credentials it opened with. This file closes it when they lapse: at the expiry an

@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { checkServedPath, toYaml, type AsyncApiDocument } from './asyncapi'
-import { InvalidOptionError } from './errors'
+import { checkServedPath, toYaml, type AsyncApiDocument } from './document'
+import { InvalidOptionError } from '../core/errors'
 
 export interface PlaygroundOptions {
   /** Where the page is served (default `'/chanx/playground'`); its script and the document are served below it. */
@@ -55,7 +55,7 @@ function escapeAttribute (text: string): string {
 }
 
 export function servePlayground (fastify: FastifyInstance, options: ResolvedPlaygroundOptions, asyncapi: () => AsyncApiDocument): void {
-  const dir = join(__dirname, 'playground')
+  const dir = join(__dirname, '..', 'playground')
   const base = options.path === '/' ? '' : options.path
   const html = readFileSync(join(dir, 'index.html'), 'utf8').replace(/%BASE%/g, escapeAttribute(base))
   const script = readFileSync(join(dir, 'playground.js'), 'utf8')

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import type { ChannelLayer, ChannelLogger } from './channel-layer'
-import { silentLogger } from './channel-layer'
-import { ChannelLayerClosedError, ChannelLayerTimeoutError, InvalidChannelArgumentError } from './channel-errors'
+import type { ChannelLayer, ChannelLogger } from './layer'
+import { silentLogger } from './layer'
+import { ChannelLayerClosedError, ChannelLayerTimeoutError, InvalidChannelArgumentError } from './errors'
 import { MemoryLayer } from './memory-layer'
 
 /** One connection as the hub sees it. */

@@ -1,5 +1,5 @@
-import type { ChannelLayer, ChannelListener } from './channel-layer'
-import { ChannelLayerClosedError } from './channel-errors'
+import type { ChannelLayer, ChannelListener } from './layer'
+import { ChannelLayerClosedError } from './errors'
 
 /**
  * In-process layers that can reach each other. Every `MemoryLayer` made without a broker gets its own,

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
-import { InvalidOptionError } from './errors'
-import type { ChanxObject } from './types'
+import { InvalidOptionError } from '../core/errors'
+import type { ChanxObject } from '../handshake/route-types'
 
 type MaybePromise<T> = T | Promise<T>
 

@@ -2,20 +2,20 @@ import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
-import { AuthenticationResult } from './authenticator'
-import { SocketMember } from './channels'
-import type { ConnectionGuard } from './connection-guard'
-import type { ChannelHub } from './groups'
-import { closeWithRefusal, credentialExpiry, watchCredentials } from './credential-lifetime'
-import type { UserKeyFunction } from './identity'
+import { AuthenticationResult } from '../auth/authenticator'
+import { SocketMember } from '../channels/server-api'
+import type { ConnectionGuard } from '../connection/guard'
+import type { ChannelHub } from '../channels/hub'
+import { closeWithRefusal, credentialExpiry, watchCredentials } from '../connection/credential-lifetime'
+import type { UserKeyFunction } from '../core/identity'
 import type { RouteHandshake } from './options'
 import { DETAIL_ORIGIN_REFUSED } from './origin'
 import {
   AUTHENTICATION_OK_MESSAGE,
   DETAIL_INTERNAL_ERROR,
   authenticationMessage
-} from './protocol'
-import { upgradeSocket } from './upgrade'
+} from '../core/wire'
+import { upgradeSocket } from '../core/ws-internals'
 
 /** Set on the raw upgrade request when the handshake succeeded: the message to send when the socket opens. */
 const kAccepted = Symbol('fastify-chanx.accepted')

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { InvalidOptionError } from './errors'
+import { InvalidOptionError } from '../core/errors'
 
 /**
  * Which browser origins may open a socket: a list of origins (`'https://app.example.com'`, or `'*'` for

@@ -1,13 +1,13 @@
-import type { ChannelLayer, ChannelListener, ChannelLogger } from './channel-layer'
-import { silentLogger } from './channel-layer'
+import type { ChannelLayer, ChannelListener, ChannelLogger } from './layer'
+import { silentLogger } from './layer'
 import {
   ChannelLayerClosedError,
   ChannelLayerPublishError,
   ChannelLayerTimeoutError,
   ChannelLayerUnreachableError,
   MissingIoredisError
-} from './channel-errors'
-import { InvalidOptionError } from './errors'
+} from './errors'
+import { InvalidOptionError } from '../core/errors'
 
 /**
  * What this layer needs of an ioredis 6 client. Declared here rather than imported so that the package's

@@ -1,5 +1,5 @@
 import createError from '@fastify/error'
-import { DETAIL_NOT_AUTHENTICATED, DETAIL_NOT_FOUND, DETAIL_PERMISSION_DENIED } from './protocol'
+import { DETAIL_NOT_AUTHENTICATED, DETAIL_NOT_FOUND, DETAIL_PERMISSION_DENIED } from './wire'
 
 /**
  * Errors an authenticator, a permission or an object loader throws to refuse a request, as Django REST
