@@ -1,15 +1,19 @@
 import type { FastifyInstance, FastifyPluginAsync, preValidationHookHandler, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { MissingWebsocketError } from './core/errors'
-import { createHub, createServerApi } from './channels/server-api'
+import { createHub } from './channels/options'
+import { createServerApi } from './channels/server-api'
 import { ConnectionGuard } from './connection/guard'
 import { createConnectionListener, createHandshakeHook } from './handshake/hook'
-import { resolvePluginOptions, resolveRoute, type FastifyChanxOptions } from './handshake/options'
+import { resolvePluginOptions, type FastifyChanxOptions } from './handshake/plugin-options'
+import { resolveRoute } from './handshake/route-options'
 import { createRequestSerializer } from './handshake/redaction'
-import { DEFAULT_MAX_PAYLOAD } from './messages/router'
+import { DEFAULT_MAX_PAYLOAD } from './connection/limits'
 import { guardSubprotocols } from './handshake/subprotocols'
-import { buildAsyncApiDocument, recordRoute, resolveAsyncApiOptions, type AsyncApiDocument, type SocketRouteRecord } from './asyncapi/document'
-import { resolvePlaygroundOptions, serveAsyncApi, servePlayground } from './asyncapi/served'
+import { buildAsyncApiDocument, type AsyncApiDocument } from './asyncapi/document'
+import { resolveAsyncApiOptions, resolvePlaygroundOptions } from './asyncapi/options'
+import { recordRoute, type SocketRouteRecord } from './asyncapi/routes'
+import { serveAsyncApi, servePlayground } from './asyncapi/served'
 import type {} from '@fastify/websocket'
 import './handshake/route-types'
 
@@ -79,8 +83,9 @@ const fastifyChanx = fp(plugin, { fastify: '5.x', name: 'fastify-chanx' })
 
 export default fastifyChanx
 export { fastifyChanx }
-export type { FastifyChanxOptions } from './handshake/options'
-export type { ChanxTypes, ChanxUser, ChanxObject, ChanxRouteOptions, ObjectLoader } from './handshake/route-types'
+export type { FastifyChanxOptions } from './handshake/plugin-options'
+export type { ChanxTypes, ChanxUser, ChanxObject, GroupContext, ObjectLoader } from './core/user-types'
+export type { ChanxRouteOptions } from './handshake/route-types'
 export {
   AuthenticationResult,
   ChanxAuthenticator,
@@ -103,28 +108,25 @@ export {
   PermissionDenied
 } from './core/errors'
 export { refusalCloseCode } from './core/wire'
-export {
-  defineSocketRoute,
-  DETAIL_BINARY,
-  DETAIL_HANDLER_FAILED,
-  DETAIL_INVALID_JSON,
-  DETAIL_RATE_LIMITED,
-  type RateLimit,
-  type ChanxMessage,
-  type ChanxMessageRouteOptions,
-  type LoadedObject,
-  type MessageError,
-  type MessageHandler,
-  type MessageOf,
-  type MessageSchemas,
-  type RouteParams,
-  type BroadcastTarget,
-  type SocketContext,
-  type SocketRouteDefinition,
-  type SocketRouteOptions
-} from './messages/router'
-export type { GroupContext } from './handshake/route-types'
-export type { ChanxServerApi, ChannelOptions, RedisOption } from './channels/server-api'
+export { DETAIL_BINARY, DETAIL_HANDLER_FAILED, DETAIL_INVALID_JSON, DETAIL_RATE_LIMITED } from './core/wire'
+export { defineSocketRoute } from './messages/define-route'
+export type {
+  RateLimit,
+  ChanxMessage,
+  ChanxMessageRouteOptions,
+  LoadedObject,
+  MessageError,
+  MessageHandler,
+  MessageOf,
+  MessageSchemas,
+  RouteParams,
+  BroadcastTarget,
+  SocketContext,
+  SocketRouteDefinition,
+  SocketRouteOptions
+} from './messages/types'
+export type { ChanxServerApi } from './channels/server-api'
+export type { ChannelOptions, RedisOption } from './channels/options'
 export type { ChannelLayer, ChannelListener, ChannelLogger } from './channels/layer'
 export { ChannelHub, type ChannelMember, type BroadcastOptions } from './channels/hub'
 export { MemoryBroker, MemoryLayer } from './channels/memory-layer'
@@ -133,6 +135,6 @@ export * from './channels/errors'
 export { setCredentialExpiry } from './connection/credential-lifetime'
 export type { AllowedOrigins } from './handshake/origin'
 export type { UserKeyFunction } from './core/identity'
-export type { AsyncApiDocument, AsyncApiInfo, AsyncApiOptions, AsyncApiServer } from './asyncapi/document'
-export type { PlaygroundOptions } from './asyncapi/served'
+export type { AsyncApiDocument } from './asyncapi/document'
+export type { AsyncApiInfo, AsyncApiOptions, AsyncApiServer, PlaygroundOptions } from './asyncapi/options'
 export type { AuthenticatorScheme, CredentialSource } from './auth/authenticator'

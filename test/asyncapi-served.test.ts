@@ -4,7 +4,7 @@ import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import { Parser } from '@asyncapi/parser'
 import chanx from '../plugin'
-import { toYaml } from '../plugin/asyncapi/document'
+import { toYaml } from '../plugin/asyncapi/yaml'
 
 async function buildApp (t: { teardown (fn: () => unknown): void }, options: Record<string, unknown>) {
   const app = Fastify()

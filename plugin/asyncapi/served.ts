@@ -6,31 +6,9 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { checkServedPath, toYaml, type AsyncApiDocument } from './document'
-import { InvalidOptionError } from '../core/errors'
-
-export interface PlaygroundOptions {
-  /** Where the page is served (default `'/chanx/playground'`); its script and the document are served below it. */
-  path?: string
-}
-
-export interface ResolvedPlaygroundOptions {
-  path: string
-}
-
-/** Validates the `playground` option: `null` (off) unless it is set. */
-export function resolvePlaygroundOptions (value: unknown): ResolvedPlaygroundOptions | null {
-  if (value === undefined || value === false) return null
-  if (value === true) return { path: '/chanx/playground' }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new InvalidOptionError('option playground must be { path?: string }, true or false')
-  }
-  for (const key of Object.keys(value)) {
-    if (key !== 'path') throw new InvalidOptionError(`option playground has an unknown key "${key}"; expected path`)
-  }
-  const path = (value as PlaygroundOptions).path
-  return { path: path === undefined ? '/chanx/playground' : checkServedPath(path, 'option playground.path') }
-}
+import type { AsyncApiDocument } from './document'
+import type { ResolvedPlaygroundOptions } from './options'
+import { toYaml } from './yaml'
 
 /** The document, serialized once: no route can be added once the server answers requests. */
 function documentCache (asyncapi: () => AsyncApiDocument): { json: () => string, yaml: () => string } {

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { ChanxRefusal, NotAuthenticated, NotFound, PermissionDenied } from '../core/errors'
 import type { Permission } from './permissions'
 import { DETAIL_PERMISSION_DENIED, statusText } from '../core/wire'
-import type { ChanxObject, ChanxUser, ObjectLoader } from '../handshake/route-types'
+import type { ChanxObject, ChanxUser, ObjectLoader } from '../core/user-types'
 
 /**
  * A DRF-shaped authenticator: a plain object. `authenticate` resolves to the user, or to null/undefined

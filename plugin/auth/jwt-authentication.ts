@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Authenticator, CredentialSource } from './authenticator'
 import { AuthenticationFailed, InvalidOptionError, MissingDependencyError } from '../core/errors'
 import { DETAIL_TOKEN_EXPIRED, setCredentialExpiry } from '../connection/credential-lifetime'
-import type { ChanxUser } from '../handshake/route-types'
+import type { ChanxUser } from '../core/user-types'
 
 export interface JwtCookieOptions {
   name: string

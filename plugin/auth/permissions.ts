@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidOptionError } from '../core/errors'
-import type { ChanxObject } from '../handshake/route-types'
+import type { ChanxObject } from '../core/user-types'
 
 type MaybePromise<T> = T | Promise<T>
 

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { Authenticator } from './authenticator'
 import { InvalidOptionError, MissingDependencyError } from '../core/errors'
-import type { ChanxUser } from '../handshake/route-types'
+import type { ChanxUser } from '../core/user-types'
 
 export interface SessionAuthenticationOptions<User = ChanxUser> {
   /** The session key that holds the user's id (default `'userId'`). */

@@ -75,3 +75,6 @@ export function setLongTimeout (callback: () => void, delay: number): LongTimer 
   arm()
   return { cancel: () => clearTimeout(timer) }
 }
+
+/** Frames are capped at 64 KiB unless configured (OWASP), per route and in ws itself. */
+export const DEFAULT_MAX_PAYLOAD = 64 * 1024

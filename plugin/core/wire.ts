@@ -53,3 +53,9 @@ export const DETAIL_NOT_AUTHENTICATED = 'Authentication credentials were not pro
 export const DETAIL_PERMISSION_DENIED = 'You do not have permission to perform this action.'
 export const DETAIL_NOT_FOUND = 'Not found.'
 export const DETAIL_INTERNAL_ERROR = 'Internal server error'
+
+// Replies of the message router (DESIGN "Messages after the handshake")
+export const DETAIL_INVALID_JSON = 'Invalid JSON'
+export const DETAIL_BINARY = 'Binary frames are not accepted'
+export const DETAIL_HANDLER_FAILED = 'Failed to process message'
+export const DETAIL_RATE_LIMITED = 'Rate limit exceeded'

@@ -3,12 +3,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthenticationResult } from '../auth/authenticator'
-import { SocketMember } from '../channels/server-api'
+import { SocketMember } from '../channels/member'
 import type { ConnectionGuard } from '../connection/guard'
 import type { ChannelHub } from '../channels/hub'
 import { closeWithRefusal, credentialExpiry, watchCredentials } from '../connection/credential-lifetime'
 import type { UserKeyFunction } from '../core/identity'
-import type { RouteHandshake } from './options'
+import type { RouteHandshake } from './route-options'
 import { DETAIL_ORIGIN_REFUSED } from './origin'
 import {
   AUTHENTICATION_OK_MESSAGE,
@@ -16,6 +16,7 @@ import {
   authenticationMessage
 } from '../core/wire'
 import { upgradeSocket } from '../core/ws-internals'
+import { attachRouter } from '../messages/dispatch'
 
 /** Set on the raw upgrade request when the handshake succeeded: the message to send when the socket opens. */
 const kAccepted = Symbol('fastify-chanx.accepted')
@@ -195,7 +196,7 @@ export function createConnectionListener (guard: ConnectionGuard) {
     // What the groups received since the handshake joined them goes out right after the message.
     accepted.member.open(socket)
     // Synchronously, before ws can emit the first frame: nothing the client sent after the handshake is lost.
-    if (accepted.route.router !== null) accepted.route.router.attach(socket, accepted.request, accepted.member)
+    if (accepted.route.router !== null) attachRouter(accepted.route.router, socket, accepted.request, accepted.member)
     watchLifetime(socket, accepted)
   }
 }

@@ -1,17 +1,14 @@
-import type { RouteOptions } from 'fastify'
 import type {} from '@fastify/websocket'
-import type { AsyncApiOptions } from '../asyncapi/document'
-import type { PlaygroundOptions } from '../asyncapi/served'
+import type { AsyncApiOptions, PlaygroundOptions } from '../asyncapi/options'
 import { ChanxAuthenticator, type Authenticator, type AuthenticatorClass } from '../auth/authenticator'
-import { InvalidOptionError } from '../core/errors'
-import type { ChannelOptions } from '../channels/server-api'
-import type { ConnectionLimits } from '../connection/guard'
-import { createInBandRefresh } from '../connection/credential-lifetime'
-import { defaultUserKey, type UserKeyFunction } from '../core/identity'
-import { checkAllowedOrigins, createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin'
 import { AllowAny, assertPermission, type Permission } from '../auth/permissions'
-import { compileRouter, type MessageRouter, type RateLimit } from '../messages/router'
-import type { GroupContext, ObjectLoader } from './route-types'
+import type { ChannelOptions } from '../channels/options'
+import type { ConnectionLimits } from '../connection/guard'
+import { InvalidOptionError } from '../core/errors'
+import { defaultUserKey, type UserKeyFunction } from '../core/identity'
+import { checkBoolean, checkCount, checkInterval, checkNames } from '../core/validate'
+import type { RateLimit } from '../messages/types'
+import { checkAllowedOrigins, type AllowedOrigins } from './origin'
 
 /** Plugin options: defaults for every route that sets none (DRF's DEFAULT_* settings). */
 export interface FastifyChanxOptions extends ChannelOptions {
@@ -82,25 +79,6 @@ export interface ResolvedDefaults {
   rateLimit: RateLimit | null
 }
 
-/** What the handshake needs of one route, fixed at registration. */
-export interface RouteHandshake {
-  readonly authenticator: ChanxAuthenticator<unknown, unknown>
-  readonly websocket: boolean
-  readonly sendAuthenticationMessage: boolean
-  readonly rejectUpgrade: boolean
-  /** Refuses cross-site handshakes; `null` when the route checks no origin. */
-  readonly originCheck: OriginCheck | null
-  /** Query parameters that carry credentials on this route, redacted from its log lines. */
-  readonly credentialParams: ReadonlySet<string>
-  readonly reauthenticateInterval: number
-  /** Prefixes of subprotocol values that carry this route's credentials. */
-  readonly credentialProtocols: readonly string[]
-  /** Routes the frames of accepted sockets; `null` when the route declares no `messages`. */
-  readonly router: MessageRouter | null
-  /** The groups a socket joins in the handshake. */
-  readonly groups: ((ctx: GroupContext) => readonly string[] | Promise<readonly string[]>) | undefined
-}
-
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
   'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
@@ -109,7 +87,7 @@ const PLUGIN_OPTIONS = new Set([
 
 const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 }
 
-function checkRateLimit (value: unknown, fallback: RateLimit | null, where: string): RateLimit | null {
+export function checkRateLimit (value: unknown, fallback: RateLimit | null, where: string): RateLimit | null {
   if (value === undefined) return fallback
   if (value === false) return null
   const limit = value as Partial<RateLimit> | null
@@ -121,15 +99,7 @@ function checkRateLimit (value: unknown, fallback: RateLimit | null, where: stri
   return { messagesPerSecond: limit.messagesPerSecond, burst: limit.burst }
 }
 
-function checkCount (value: unknown, fallback: number, where: string): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new InvalidOptionError(`${where} must be a whole number, 0 or more (0 turns it off)`)
-  }
-  return value
-}
-
-function checkAuthentication (value: unknown, where: string): readonly Authenticator<unknown>[] {
+export function checkAuthentication (value: unknown, where: string): readonly Authenticator<unknown>[] {
   if (!Array.isArray(value)) throw new InvalidOptionError(`${where} must be an array of authenticators`)
   value.forEach((authenticator: Partial<Authenticator<unknown>> | null, i) => {
     if (authenticator === null || typeof authenticator !== 'object' || typeof authenticator.authenticate !== 'function') {
@@ -142,61 +112,23 @@ function checkAuthentication (value: unknown, where: string): readonly Authentic
   return value
 }
 
-function checkPermissions (value: unknown, where: string): readonly Permission<any>[] {
+export function checkPermissions (value: unknown, where: string): readonly Permission<any>[] {
   if (!Array.isArray(value)) throw new InvalidOptionError(`${where} must be an array of permissions`)
   value.forEach((permission, i) => assertPermission(permission, `${where}[${i}]`))
   return value
 }
 
-function checkAuthenticatorClass (value: unknown, where: string): AuthenticatorClass {
+export function checkAuthenticatorClass (value: unknown, where: string): AuthenticatorClass {
   if (typeof value !== 'function' || !(value.prototype instanceof ChanxAuthenticator || value === ChanxAuthenticator)) {
     throw new InvalidOptionError(`${where} must be a class that extends ChanxAuthenticator`)
   }
   return value as AuthenticatorClass
 }
 
-function checkNames (value: unknown, where: string): readonly string[] {
-  if (!Array.isArray(value) || value.some((name) => typeof name !== 'string' || name === '')) {
-    throw new InvalidOptionError(`${where} must be an array of query parameter names`)
-  }
-  return value
-}
-
-function checkInterval (value: unknown, where: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 2 ** 31 - 1) {
-    throw new InvalidOptionError(`${where} must be a whole number of milliseconds (0 turns it off)`)
-  }
-  return value
-}
-
 function checkUserKey (value: unknown): UserKeyFunction {
   if (value === undefined) return defaultUserKey
   if (typeof value !== 'function') throw new InvalidOptionError('option userKey must be a function (user) => string | null')
   return value as UserKeyFunction
-}
-
-function withRouterDefaults (
-  router: MessageRouter | null,
-  limit: RateLimit | null,
-  refresh: MessageRouter['refreshCredentials']
-): MessageRouter | null {
-  if (router !== null) {
-    router.rateLimit = limit
-    router.refreshCredentials = refresh
-  }
-  return router
-}
-
-function checkGroupsOption (value: unknown, websocket: boolean, where: string): RouteHandshake['groups'] {
-  if (value === undefined) return undefined
-  if (typeof value !== 'function') throw new InvalidOptionError(`${where} groups must be a function (ctx) => group names`)
-  if (!websocket) throw new InvalidOptionError(`${where} groups are only for WebSocket routes (websocket: true)`)
-  return value as RouteHandshake['groups']
-}
-
-function checkBoolean (value: unknown, where: string): boolean {
-  if (typeof value !== 'boolean') throw new InvalidOptionError(`${where} must be a boolean`)
-  return value
 }
 
 export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDefaults {
@@ -235,60 +167,5 @@ export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDef
     },
     userKey: checkUserKey(options.userKey),
     rateLimit: checkRateLimit(options.rateLimit, DEFAULT_RATE_LIMIT, 'option rateLimit')
-  }
-}
-
-/** Resolves a route's options against the plugin's defaults; `null` when the route does not use the plugin. */
-export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): RouteHandshake | null {
-  const where = `route ${String(route.method)} ${route.url}:`
-  const methods = Array.isArray(route.method) ? route.method : [route.method]
-  const websocket = route.websocket === true || typeof (route as { wsHandler?: unknown }).wsHandler === 'function'
-  // @fastify/websocket answers HEAD on a socket route with 404 itself: nothing to guard there.
-  if (websocket && methods.every((method) => method === 'HEAD')) return null
-  const optedIn = route.authentication !== undefined || route.permissions !== undefined ||
-    route.objectLoader !== undefined || route.authenticatorClass !== undefined
-  if (!websocket && !optedIn && defaults.httpRoutes === 'opt-in') return null
-
-  if (route.objectLoader !== undefined && typeof route.objectLoader !== 'function') {
-    throw new InvalidOptionError(`${where} objectLoader must be a function (request) => object | null`)
-  }
-  const AuthenticatorType = route.authenticatorClass === undefined
-    ? defaults.authenticatorClass
-    : checkAuthenticatorClass(route.authenticatorClass, `${where} authenticatorClass`)
-  const authentication = route.authentication === undefined
-    ? defaults.authentication
-    : checkAuthentication(route.authentication, `${where} authentication`)
-  const allowedOrigins = route.allowedOrigins === undefined
-    ? defaults.allowedOrigins
-    : checkAllowedOrigins(route.allowedOrigins, `${where} allowedOrigins`)
-  const credentialParams = new Set(['token', ...defaults.redactQueryParams])
-  for (const authenticator of authentication) {
-    for (const name of authenticator.credentialParams ?? []) credentialParams.add(name)
-  }
-  const sendAuthenticationMessage = route.sendAuthenticationMessage === undefined
-    ? defaults.sendAuthenticationMessage
-    : checkBoolean(route.sendAuthenticationMessage, `${where} sendAuthenticationMessage`)
-  const authenticator = new AuthenticatorType({
-    authentication,
-    permissions: route.permissions === undefined ? defaults.permissions : checkPermissions(route.permissions, `${where} permissions`),
-    objectLoader: route.objectLoader as ObjectLoader<unknown, any> | undefined
-  })
-  return {
-    authenticator,
-    websocket,
-    sendAuthenticationMessage,
-    rejectUpgrade: route.rejectUpgrade === undefined ? defaults.rejectUpgrade : checkBoolean(route.rejectUpgrade, `${where} rejectUpgrade`),
-    originCheck: websocket ? createOriginCheck(allowedOrigins, authentication.some((a) => a.usesCookies === true)) : null,
-    credentialParams,
-    credentialProtocols: authentication.flatMap((a) => a.credentialProtocols ?? []),
-    groups: checkGroupsOption(route.groups, websocket, where),
-    router: withRouterDefaults(
-      compileRouter(route, where, websocket),
-      checkRateLimit(route.rateLimit, defaults.rateLimit, `${where} rateLimit`),
-      createInBandRefresh(authentication, defaults.userKey, sendAuthenticationMessage)
-    ),
-    reauthenticateInterval: route.reauthenticateInterval === undefined
-      ? defaults.reauthenticateInterval
-      : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)
   }
 }

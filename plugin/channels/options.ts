@@ -1,0 +1,47 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { InvalidOptionError } from '../core/errors'
+import { ChannelHub } from './hub'
+import type { ChannelLayer } from './layer'
+import { createRedisLayer, type RedisClientLike, type RedisLayerOptions } from './redis-layer'
+
+/** The channel options of the plugin (`channelLayer`, `redis`): which layer the process's hub runs on. */
+
+export type RedisOption = string | RedisClientLike | ({ url: string } & RedisLayerOptions)
+
+export interface ChannelOptions {
+  /** A channel layer of your own (anything implementing `ChannelLayer`). */
+  channelLayer?: ChannelLayer
+  /**
+   * Carry groups across processes over Redis: a URL (`redis://127.0.0.1:6379`), an ioredis client (an
+   * @fastify/redis instance is one), or `{ url, prefix, connectTimeout }`. Unset: in process only.
+   */
+  redis?: RedisOption
+}
+
+function isRedisClient (value: unknown): value is RedisClientLike {
+  return value !== null && typeof value === 'object' && typeof (value as { duplicate?: unknown }).duplicate === 'function'
+}
+
+/** Builds the hub the plugin's options ask for; a Redis that cannot be reached fails registration. */
+export async function createHub (options: ChannelOptions, logger: FastifyBaseLogger): Promise<ChannelHub> {
+  if (options.channelLayer !== undefined && options.redis !== undefined) {
+    throw new InvalidOptionError('options channelLayer and redis exclude each other: pass one')
+  }
+  let layer: ChannelLayer | undefined = options.channelLayer
+  if (layer !== undefined && (typeof layer !== 'object' || typeof layer.publish !== 'function' || typeof layer.subscribe !== 'function')) {
+    throw new InvalidOptionError('option channelLayer must implement ChannelLayer (subscribe, unsubscribe, publish, setListener, close)')
+  }
+  const redis = options.redis
+  if (redis !== undefined) {
+    if (redis === '') throw new InvalidOptionError('option redis is an empty string: give a URL such as redis://127.0.0.1:6379, or leave it unset')
+    if (typeof redis === 'string') layer = await createRedisLayer({ url: redis }, { logger })
+    else if (isRedisClient(redis)) layer = await createRedisLayer(redis, { logger })
+    else if (redis !== null && typeof redis === 'object' && typeof redis.url === 'string') {
+      const { url, ...layerOptions } = redis
+      layer = await createRedisLayer({ url }, { logger, ...layerOptions })
+    } else {
+      throw new InvalidOptionError('option redis must be a URL, an ioredis client, or { url, prefix, connectTimeout }')
+    }
+  }
+  return new ChannelHub({ layer, logger })
+}

@@ -1,0 +1,212 @@
+/**
+ * Compiling a route's message options (DESIGN "Messages after the handshake"): validated and compiled once,
+ * when the route is declared, into a `MessageRouter` that every accepted socket of the route shares.
+ */
+import type { FastifyRequest } from 'fastify'
+import { KindGuard, type TSchema } from '@sinclair/typebox'
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import type { WebSocket } from 'ws'
+import { InvalidOptionError } from '../core/errors'
+import { isRecord, optionalBoolean, optionalFunction, positiveInteger } from '../core/validate'
+import { DETAIL_BINARY, DETAIL_HANDLER_FAILED, DETAIL_INVALID_JSON, DETAIL_RATE_LIMITED } from '../core/wire'
+import { DEFAULT_MAX_PAYLOAD } from '../connection/limits'
+import { DEFAULT_MAX_DEPTH } from './safe-json'
+import type { ChanxMessageRouteOptions, LooseContext, LooseHandlers, RateLimit, SocketContext } from './types'
+
+export interface CompiledAction {
+  readonly name: string
+  /** The payload schema as declared (read by the AsyncAPI document). */
+  readonly schema: TSchema
+  readonly check: TypeCheck<TSchema>
+  readonly handler: (message: unknown, ctx: SocketContext) => unknown
+}
+
+/** The in-band token refresh behind the built-in `authenticate` action. */
+export type RefreshCredentials = (request: FastifyRequest, socket: WebSocket, payload: unknown) => Promise<void>
+
+/** What a route's router takes from the plugin and route options besides its message options. */
+export interface RouterSettings {
+  rateLimit: RateLimit | null
+  refreshCredentials: RefreshCredentials | null
+}
+
+/** One route's router, compiled once at registration and complete when built; it is attached to every accepted socket. */
+export class MessageRouter {
+  readonly actions: ReadonlyMap<string, CompiledAction>
+  readonly outgoing: ReadonlyMap<string, TypeCheck<TSchema>> | null
+  /** The `outgoing` payload schemas as declared (read by the AsyncAPI document). */
+  readonly outgoingSchemas: ReadonlyMap<string, TSchema> | null
+  readonly validateOutgoing: boolean
+  readonly sendCompletion: boolean
+  readonly concurrency: number
+  /** Frames per second a socket may send (a token bucket), or null for no limit. */
+  readonly rateLimit: RateLimit | null
+  /** The built-in `authenticate` action (in-band token refresh), when the route's authentication supports it. */
+  readonly refreshCredentials: RefreshCredentials | null
+  readonly maxPayload: number
+  readonly maxDepth: number
+  readonly acceptBinary: boolean
+  readonly actionKey: string
+  readonly onAuthenticated: ((ctx: LooseContext) => unknown) | undefined
+  readonly onClose: ((ctx: LooseContext, code: number) => unknown) | undefined
+  readonly events: ReadonlyMap<string, CompiledEvent> | null
+  /** Built once: the constant replies of this route, in its action key. */
+  readonly replies: {
+    readonly pong: string
+    readonly complete: string
+    readonly invalidJson: string
+    readonly binary: string
+    readonly handlerFailed: string
+    readonly rateLimited: string
+    readonly tagNotFound: string
+    readonly errorPrefix: string
+    readonly tagInvalidPrefix: string
+    readonly tagInvalidSuffix: string
+  }
+
+  constructor (init: Omit<MessageRouter, 'replies'>) {
+    this.actions = init.actions
+    this.outgoing = init.outgoing
+    this.outgoingSchemas = init.outgoingSchemas
+    this.validateOutgoing = init.validateOutgoing
+    this.sendCompletion = init.sendCompletion
+    this.concurrency = init.concurrency
+    this.maxPayload = init.maxPayload
+    this.maxDepth = init.maxDepth
+    this.acceptBinary = init.acceptBinary
+    this.actionKey = init.actionKey
+    this.onAuthenticated = init.onAuthenticated
+    this.onClose = init.onClose
+    this.events = init.events
+    this.rateLimit = init.rateLimit
+    this.refreshCredentials = init.refreshCredentials
+    const key = JSON.stringify(init.actionKey)
+    const tags = ['ping', ...[...init.actions.keys()].filter((name) => name !== 'ping')]
+    const errorPrefix = '{' + key + ':"error","payload":'
+    this.replies = {
+      pong: '{' + key + ':"pong","payload":null}',
+      complete: '{' + key + ':"complete","payload":null}',
+      invalidJson: errorPrefix + JSON.stringify({ detail: DETAIL_INVALID_JSON }) + '}',
+      binary: errorPrefix + JSON.stringify({ detail: DETAIL_BINARY }) + '}',
+      handlerFailed: errorPrefix + JSON.stringify({ detail: DETAIL_HANDLER_FAILED }) + '}',
+      rateLimited: errorPrefix + JSON.stringify({ detail: DETAIL_RATE_LIMITED }) + '}',
+      tagNotFound: errorPrefix + JSON.stringify([{
+        type: 'union_tag_not_found', loc: [], msg: `Unable to extract tag using discriminator '${init.actionKey}'`
+      }]) + '}',
+      errorPrefix,
+      tagInvalidPrefix: 'Input tag \'',
+      tagInvalidSuffix: `' found using '${init.actionKey}' does not match any of the expected tags: ` +
+        tags.map((tag) => `'${tag}'`).join(', ')
+    }
+  }
+
+}
+
+const ROUTER_KEYS = [
+  'messages', 'handlers', 'outgoing', 'validateOutgoing', 'sendCompletion', 'concurrency', 'maxPayload', 'maxDepth',
+  'acceptBinary', 'actionKey', 'onAuthenticated', 'onClose', 'eventHandlers'
+] as const
+
+export interface CompiledEvent {
+  schema: TSchema
+  check: TypeCheck<TSchema>
+  handler: LooseHandlers['event']
+}
+
+function compileEvents (route: ChanxMessageRouteOptions, where: string): Map<string, CompiledEvent> | null {
+  if (route.events === undefined) {
+    if (route.eventHandlers !== undefined) throw new InvalidOptionError(`${where} eventHandlers needs events (TypeBox schemas keyed by event name)`)
+    return null
+  }
+  if (!isRecord(route.events)) throw new InvalidOptionError(`${where} events must be an object of TypeBox schemas keyed by event name`)
+  const handlers: unknown = route.eventHandlers ?? {}
+  if (!isRecord(handlers)) throw new InvalidOptionError(`${where} eventHandlers must be an object of functions keyed by event name`)
+  const events = new Map<string, CompiledEvent>()
+  for (const [name, schema] of Object.entries(route.events)) {
+    const handler = Object.prototype.hasOwnProperty.call(handlers, name) ? handlers[name] : undefined
+    if (typeof handler !== 'function') throw new InvalidOptionError(`${where} event "${name}" has a schema but no handler (eventHandlers.${name})`)
+    events.set(name, { schema, check: compileSchema(schema, `${where} events.${name}`), handler: handler as LooseHandlers['event'] })
+  }
+  for (const name of Object.keys(handlers)) {
+    if (!events.has(name)) throw new InvalidOptionError(`${where} event handler "${name}" has no schema (events.${name})`)
+  }
+  return events
+}
+
+function compileSchema (schema: unknown, where: string): TypeCheck<TSchema> {
+  if (!KindGuard.IsSchema(schema)) throw new InvalidOptionError(`${where} must be a TypeBox schema`)
+  try {
+    return TypeCompiler.Compile(schema)
+  } catch (err) {
+    throw new InvalidOptionError(`${where} could not be compiled: ${(err as Error).message}`)
+  }
+}
+
+/**
+ * Validates a route's message options and compiles its schemas; `null` when the route declares no
+ * messages. `where` names the route in errors (`route GET /ws:`).
+ */
+export function compileRouter (route: ChanxMessageRouteOptions, where: string, websocket: boolean, settings: RouterSettings): MessageRouter | null {
+  const events = compileEvents(route, where)
+  if (events !== null && !websocket) throw new InvalidOptionError(`${where} events are only for WebSocket routes (websocket: true)`)
+  if (route.messages === undefined && events === null) {
+    const stray = ROUTER_KEYS.find((key) => route[key] !== undefined)
+    if (stray !== undefined) throw new InvalidOptionError(`${where} ${stray} needs messages (an object of TypeBox schemas keyed by action)`)
+    return null
+  }
+  route = route.messages === undefined ? { ...route, messages: {} } : route
+  if (!websocket) throw new InvalidOptionError(`${where} messages are only for WebSocket routes (websocket: true)`)
+  if (!isRecord(route.messages)) throw new InvalidOptionError(`${where} messages must be an object of TypeBox schemas keyed by action`)
+  const handlers: unknown = route.handlers ?? {}
+  if (!isRecord(handlers)) throw new InvalidOptionError(`${where} handlers must be an object of functions keyed by action`)
+
+  const actions = new Map<string, CompiledAction>()
+  for (const [name, schema] of Object.entries(route.messages)) {
+    const handler = handlers[name]
+    if (!Object.prototype.hasOwnProperty.call(handlers, name) || handler === undefined) {
+      throw new InvalidOptionError(`${where} message "${name}" has a schema but no handler (handlers.${name})`)
+    }
+    if (typeof handler !== 'function') throw new InvalidOptionError(`${where} handlers.${name} must be a function (message, ctx)`)
+    actions.set(name, { name, schema, check: compileSchema(schema, `${where} messages.${name}`), handler: handler as CompiledAction['handler'] })
+  }
+  for (const name of Object.keys(handlers)) {
+    if (!actions.has(name)) throw new InvalidOptionError(`${where} handler "${name}" has no schema (messages.${name})`)
+  }
+
+  let outgoing: Map<string, TypeCheck<TSchema>> | null = null
+  let outgoingSchemas: Map<string, TSchema> | null = null
+  if (route.outgoing !== undefined) {
+    if (!isRecord(route.outgoing)) throw new InvalidOptionError(`${where} outgoing must be an object of TypeBox schemas keyed by action`)
+    outgoing = new Map()
+    outgoingSchemas = new Map()
+    for (const [name, schema] of Object.entries(route.outgoing)) {
+      outgoing.set(name, compileSchema(schema, `${where} outgoing.${name}`))
+      outgoingSchemas.set(name, schema)
+    }
+  }
+  const validateOutgoing = optionalBoolean(route.validateOutgoing, `${where} validateOutgoing`)
+  if (validateOutgoing && outgoing === null) throw new InvalidOptionError(`${where} validateOutgoing needs outgoing schemas`)
+
+  const actionKey = route.actionKey ?? 'action'
+  if (typeof actionKey !== 'string' || actionKey === '' || actionKey === 'payload') {
+    throw new InvalidOptionError(`${where} actionKey must be a non-empty string other than "payload"`)
+  }
+
+  return new MessageRouter({
+    actions,
+    outgoing,
+    outgoingSchemas,
+    validateOutgoing,
+    sendCompletion: optionalBoolean(route.sendCompletion, `${where} sendCompletion`),
+    concurrency: positiveInteger(route.concurrency, `${where} concurrency`, 1),
+    maxPayload: positiveInteger(route.maxPayload, `${where} maxPayload`, DEFAULT_MAX_PAYLOAD),
+    maxDepth: positiveInteger(route.maxDepth, `${where} maxDepth`, DEFAULT_MAX_DEPTH),
+    acceptBinary: optionalBoolean(route.acceptBinary, `${where} acceptBinary`),
+    actionKey,
+    onAuthenticated: optionalFunction(route.onAuthenticated, `${where} onAuthenticated`),
+    onClose: optionalFunction(route.onClose, `${where} onClose`),
+    events,
+    rateLimit: settings.rateLimit,
+    refreshCredentials: settings.refreshCredentials
+  })
+}

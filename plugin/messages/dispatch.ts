@@ -1,0 +1,411 @@
+/**
+ * The message router at work (DESIGN "Messages after the handshake"): after the handshake, every frame of a socket
+ * is parsed safely, routed by its action to one TypeBox schema and one handler, and answered in Chanx's
+ * error shapes when it cannot be. Per frame the work is one parse, one `Map` lookup and one compiled check, and errors are built only
+ * when a check fails.
+ *
+ * Frames of one connection are handled in arrival order: a frame waits in the connection's queue while
+ * an earlier frame's handler is still pending (`concurrency` lets more than one run).
+ */
+import type { FastifyRequest } from 'fastify'
+import { WebSocket } from 'ws'
+import type { SocketMember } from '../channels/member'
+import { TokenBucket } from '../connection/limits'
+import type { CompiledAction, MessageRouter } from './compile'
+import { INVALID, safeParse } from './safe-json'
+import type { BroadcastTarget, LooseContext, SocketContext } from './types'
+import { quoteTag, schemaErrors } from './validation-errors'
+
+const kConnection = Symbol('fastify-chanx.connection')
+type SocketWithConnection = WebSocket & { [kConnection]?: Connection }
+type RawFrame = Buffer | ArrayBuffer | Buffer[]
+
+/** Marks a handler that threw synchronously. */
+const THREW: unique symbol = Symbol('fastify-chanx.threw')
+
+/** The context handed to handlers and hooks; one per connection. */
+class Context implements LooseContext {
+  readonly params: unknown
+  readonly send: (message: unknown) => void
+  readonly close: (code?: number, reason?: string) => void
+
+  constructor (
+    readonly request: FastifyRequest<{ Params: unknown }>,
+    readonly socket: WebSocket,
+    connection: Connection,
+    private readonly member: SocketMember
+  ) {
+    this.params = request.params
+    // Bound once per connection, so `const { send } = ctx` works too.
+    this.send = (message) => connection.sendMessage(message)
+    this.close = (code, reason) => connection.close(code, reason)
+  }
+
+  broadcast (message: object, options?: BroadcastTarget): Promise<void> {
+    return this.member.broadcast(message, options?.groups, options?.excludeSelf)
+  }
+
+  sendEvent (name: string, payload?: unknown, options?: { groups?: string | readonly string[] }): Promise<void> {
+    return this.member.sendEvent(name, payload, options?.groups)
+  }
+
+  join (group: string): Promise<void> {
+    return this.member.join(group)
+  }
+
+  leave (group: string): Promise<void> {
+    return this.member.leave(group)
+  }
+
+  get groups (): readonly string[] {
+    return this.member.groups
+  }
+
+  /** Read from the request, so a re-authentication that replaces the user is seen. */
+  get user (): unknown {
+    return this.request.user
+  }
+
+  get obj (): unknown {
+    return this.request.obj
+  }
+}
+
+class Connection {
+  ready = false
+  closed = false
+  inFlight = 0
+  /** Frames waiting for an earlier handler (or onAuthenticated); `head` is the next to dispatch. */
+  frames: (RawFrame | undefined)[] = []
+  binary: boolean[] = []
+  head = 0
+  readonly ctx: Context
+  /** The message-rate limiter, when the route has one. */
+  readonly bucket: TokenBucket | null
+  /** Frames dropped by the limiter since the last accepted one. */
+  dropped = 0
+  readonly onSettled: (value: unknown) => void
+  readonly onFailed: (error: unknown) => void
+
+  constructor (readonly router: MessageRouter, readonly socket: WebSocket, readonly request: FastifyRequest, member: SocketMember) {
+    this.ctx = new Context(request as FastifyRequest<{ Params: unknown }>, socket, this, member)
+    const limit = router.rateLimit
+    this.bucket = limit === null ? null : new TokenBucket(limit.messagesPerSecond, limit.burst)
+    // One pair per connection, not per frame.
+    // They run as promise reactions: anything they threw would be an unhandled rejection, which ends Node.
+    this.onSettled = (value) => {
+      try { this.inFlight--; this.reply(value); this.complete(); this.pump() } catch (err) { this.broken(err) }
+    }
+    this.onFailed = (error) => {
+      try { this.inFlight--; this.fail(error); this.complete(); this.pump() } catch (err) { this.broken(err) }
+    }
+  }
+
+  get open (): boolean {
+    return !this.closed && this.socket.readyState === WebSocket.OPEN
+  }
+
+  runOnAuthenticated (): void {
+    let result: unknown
+    try {
+      result = this.router.onAuthenticated!(this.ctx)
+    } catch (err) {
+      this.hookFailed(err)
+      return
+    }
+    if (isThenable(result)) {
+      Promise.resolve(result).then(() => { this.ready = true; this.pump() }, (err: unknown) => this.hookFailed(err))
+    } else {
+      this.ready = true
+      this.pump()
+    }
+  }
+
+  /** A fault of the router itself while finishing a frame: log it and end this connection, not the process. */
+  broken (err: unknown): void {
+    this.request.log.error({ err }, 'fastify-chanx: the router failed while finishing a frame; closing the socket')
+    this.close(1011, 'Internal error')
+  }
+
+  /**
+   * A frame over the rate: answered with an error and dropped. A client that goes on sending while limited
+   * (as many dropped frames in a row as the burst allows) is closed with 1008.
+   */
+  rateLimited (): void {
+    const limit = this.router.rateLimit!
+    if (++this.dropped > limit.burst) {
+      this.request.log.warn('fastify-chanx: message rate limit exceeded repeatedly; closing the socket')
+      this.close(1008, 'Rate limit exceeded')
+      return
+    }
+    this.sendRaw(this.router.replies.rateLimited)
+  }
+
+  /** A channel event for this socket: checked against its schema, then its handler runs (errors logged). */
+  onEvent (name: string, payload: unknown): void {
+    if (!this.open) return
+    const event = this.router.events?.get(name)
+    if (event === undefined) return
+    if (!event.check.Check(payload)) {
+      this.request.log.warn({ event: name }, 'fastify-chanx: a channel event does not match its schema; not handled')
+      return
+    }
+    let result: unknown
+    try {
+      result = event.handler(payload, this.ctx as unknown as SocketContext)
+    } catch (err) {
+      this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed')
+      return
+    }
+    if (isThenable(result)) {
+      Promise.resolve(result).then(
+        (value) => { if (value !== undefined) this.sendMessage(value) },
+        (err: unknown) => this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed')
+      )
+    } else if (result !== undefined) {
+      this.sendMessage(result)
+    }
+  }
+
+  hookFailed (err: unknown): void {
+    this.request.log.error({ err }, 'fastify-chanx: onAuthenticated failed; closing the socket')
+    this.close(1011, 'Internal error')
+  }
+
+  receive (data: RawFrame, isBinary: boolean): void {
+    if (!this.open) return
+    if (byteLength(data) > this.router.maxPayload) {
+      this.close(1009, 'Message too big')
+      return
+    }
+    if (this.bucket !== null && !this.bucket.take()) {
+      this.rateLimited()
+      return
+    }
+    this.dropped = 0
+    if (this.ready && this.inFlight < this.router.concurrency && this.head === this.frames.length) {
+      dispatch(this, data, isBinary)
+      return
+    }
+    this.frames.push(data)
+    this.binary.push(isBinary)
+  }
+
+  /** Dispatches queued frames while the route's concurrency allows. */
+  pump (): void {
+    const frames = this.frames
+    while (this.ready && this.inFlight < this.router.concurrency && this.head < frames.length) {
+      if (!this.open) break
+      const data = frames[this.head] as RawFrame
+      const isBinary = this.binary[this.head] as boolean
+      frames[this.head] = undefined
+      this.head++
+      dispatch(this, data, isBinary)
+    }
+    if (this.head === frames.length || !this.open) {
+      frames.length = 0
+      this.binary.length = 0
+      this.head = 0
+    }
+  }
+
+  reply (value: unknown): void {
+    if (value !== undefined) this.sendMessage(value)
+  }
+
+  fail (err: unknown): void {
+    this.request.log.error({ err }, 'fastify-chanx: a message handler failed')
+    this.sendRaw(this.router.replies.handlerFailed)
+  }
+
+  complete (): void {
+    if (this.router.sendCompletion) this.sendRaw(this.router.replies.complete)
+  }
+
+  sendRaw (text: string): void {
+    if (this.open) this.socket.send(text)
+  }
+
+  /** Sends a handler's message: checked against `outgoing` when asked, serialized once. */
+  sendMessage (message: unknown): void {
+    if (!this.open) return
+    const text = prepare(this.router, message)
+    if (text === OUTGOING_INVALID) {
+      this.request.log.error('fastify-chanx: an outgoing message does not match its outgoing schema; not sent')
+    } else if (text === undefined) {
+      this.request.log.error('fastify-chanx: an outgoing message could not be serialized to JSON; not sent')
+    } else {
+      this.socket.send(text)
+    }
+  }
+
+  close (code?: number, reason?: string): void {
+    this.closed = true
+    this.frames.length = 0
+    this.binary.length = 0
+    this.head = 0
+    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {
+      try {
+        this.socket.close(code, reason)
+      } catch (err) {
+        // An invalid code or reason from a handler: close cleanly instead.
+        this.request.log.error({ err }, 'fastify-chanx: ctx.close was given an invalid code or reason')
+        this.socket.close(1011)
+      }
+    }
+  }
+
+  closedWith (code: number): void {
+    this.closed = true
+    this.frames.length = 0
+    this.binary.length = 0
+    this.head = 0
+    const onClose = this.router.onClose
+    if (onClose === undefined) return
+    let result: unknown
+    try {
+      result = onClose(this.ctx, code)
+    } catch (err) {
+      this.request.log.error({ err }, 'fastify-chanx: onClose failed')
+      return
+    }
+    if (isThenable(result)) Promise.resolve(result).then(undefined, (err: unknown) => this.request.log.error({ err }, 'fastify-chanx: onClose failed'))
+  }
+}
+
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+}
+
+function isRecordLike (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object'
+}
+
+function outgoingValid (router: MessageRouter, message: unknown): boolean {
+  if (!isRecordLike(message)) return false
+  const action = message[router.actionKey]
+  const check = typeof action === 'string' ? router.outgoing!.get(action) : undefined
+  return check !== undefined && check.Check(message.payload === undefined ? null : message.payload)
+}
+
+const OUTGOING_INVALID: unique symbol = Symbol('fastify-chanx.outgoing-invalid')
+
+/** The JSON text of a handler's message; `undefined` when it cannot be serialized (a getter threw, a cycle). */
+function prepare (router: MessageRouter, message: unknown): string | undefined | typeof OUTGOING_INVALID {
+  try {
+    if (router.validateOutgoing && !outgoingValid(router, message)) return OUTGOING_INVALID
+    return JSON.stringify(message)
+  } catch {
+    return undefined
+  }
+}
+
+function byteLength (data: RawFrame): number {
+  if (Array.isArray(data)) {
+    let length = 0
+    for (let i = 0; i < data.length; i++) length += (data[i] as Buffer).length
+    return length
+  }
+  return data.byteLength
+}
+
+function toText (data: RawFrame): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8')
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8')
+  return data.toString('utf8')
+}
+
+/** Calls a handler; a synchronous throw becomes `THREW` so the caller needs no try/catch of its own. */
+function invoke (connection: Connection, handler: CompiledAction['handler'], message: unknown): unknown {
+  try {
+    return handler(message, connection.ctx as SocketContext)
+  } catch (err) {
+    connection.fail(err)
+    return THREW
+  }
+}
+
+/** One frame: parse, look up, check, handle. Answers every failure and keeps the connection open. */
+function dispatch (connection: Connection, data: RawFrame, isBinary: boolean): void {
+  const router = connection.router
+  const replies = router.replies
+  if (isBinary && !router.acceptBinary) {
+    connection.sendRaw(replies.binary)
+    connection.complete()
+    return
+  }
+  const value = safeParse(toText(data), router.maxDepth)
+  if (value === INVALID || value === null || typeof value !== 'object' || Array.isArray(value)) {
+    connection.sendRaw(replies.invalidJson)
+    connection.complete()
+    return
+  }
+  const message = value as Record<string, unknown>
+  const tag = message[router.actionKey]
+  const action = typeof tag === 'string' ? router.actions.get(tag) : undefined
+  if (action === undefined) {
+    if (tag === 'ping') connection.sendRaw(replies.pong)
+    else if (tag === 'authenticate' && router.refreshCredentials !== null) {
+      // In-band token refresh: handled in the frame queue, like a handler, so later frames wait for it.
+      connection.inFlight++
+      router.refreshCredentials(connection.request, connection.socket, message.payload).then(connection.onSettled, connection.onFailed)
+      return
+    } else if (tag === undefined) connection.sendRaw(replies.tagNotFound)
+    else connection.sendRaw(tagInvalid(router, tag))
+    connection.complete()
+    return
+  }
+  if (message.payload === undefined) message.payload = null
+  if (!action.check.Check(message.payload)) {
+    connection.sendRaw(replies.errorPrefix + JSON.stringify(schemaErrors(action.check, action.name, message.payload)) + '}')
+    connection.complete()
+    return
+  }
+  const result = invoke(connection, action.handler, message)
+  if (result === THREW) {
+    connection.complete()
+  } else if (isThenable(result)) {
+    connection.inFlight++
+    // A foreign thenable's `then` may throw: Promise.resolve turns that into a rejection.
+    const promise = result instanceof Promise ? result : Promise.resolve(result)
+    promise.then(connection.onSettled, connection.onFailed)
+  } else {
+    connection.reply(result)
+    connection.complete()
+  }
+}
+
+function tagInvalid (router: MessageRouter, tag: unknown): string {
+  const replies = router.replies
+  return replies.errorPrefix + JSON.stringify([{
+    type: 'union_tag_invalid',
+    loc: [],
+    msg: replies.tagInvalidPrefix + quoteTag(tag) + replies.tagInvalidSuffix
+  }]) + '}'
+}
+
+/** The socket's 'message' listener, shared by every connection (`this` is the socket). */
+function onFrame (this: SocketWithConnection, data: RawFrame, isBinary: boolean): void {
+  const connection = this[kConnection]
+  if (connection !== undefined) connection.receive(data, isBinary)
+}
+
+function onSocketClose (this: SocketWithConnection, code: number): void {
+  const connection = this[kConnection]
+  if (connection !== undefined) connection.closedWith(code)
+}
+
+/** Called synchronously when the socket opens (after the authentication message): no frame is missed. */
+export function attachRouter (router: MessageRouter, socket: WebSocket, request: FastifyRequest, member: SocketMember): void {
+  const connection = new Connection(router, socket, request, member)
+  if (router.events !== null) member.eventListener = (name, payload) => connection.onEvent(name, payload)
+  ;(socket as SocketWithConnection)[kConnection] = connection
+  socket.on('message', onFrame)
+  socket.on('close', onSocketClose)
+  if (router.onAuthenticated === undefined) {
+    connection.ready = true
+    return
+  }
+  connection.runOnAuthenticated()
+}
