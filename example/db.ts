@@ -1,6 +1,8 @@
-// The example's storage: users, rooms, memberships and messages in SQLite (better-sqlite3). The file is
-// created and seeded on first run; `DB_PATH=:memory:` keeps everything in memory.
+// The example's storage: users, rooms, memberships, messages and login sessions in SQLite (better-sqlite3).
+// The file is created and seeded on first run; `DB_PATH=:memory:` keeps everything in memory.
 import Database from 'better-sqlite3'
+import type { Session } from 'fastify'
+import type { SessionStore } from '@fastify/session'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto'
@@ -41,6 +43,8 @@ export function openStore (path: string) {
       room_id INTEGER NOT NULL REFERENCES rooms(id), user_id INTEGER NOT NULL REFERENCES users(id),
       PRIMARY KEY (room_id, user_id)
     );
+    CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, data TEXT NOT NULL, expires INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires);
     CREATE TABLE IF NOT EXISTS messages (
       id INTEGER PRIMARY KEY, room_id INTEGER NOT NULL REFERENCES rooms(id), user_id INTEGER NOT NULL REFERENCES users(id),
       text TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
@@ -73,7 +77,34 @@ export function openStore (path: string) {
   const lastMessages = db.prepare(`SELECT * FROM (SELECT m.id, m.room_id AS roomId, m.user_id AS userId, u.username, m.text, m.created_at AS createdAt
     FROM messages m JOIN users u ON u.id = m.user_id WHERE m.room_id = ? ORDER BY m.id DESC LIMIT ?) ORDER BY id`)
 
+  const sessionById = db.prepare('SELECT data FROM sessions WHERE id = ? AND expires > ?')
+  const saveSession = db.prepare('INSERT INTO sessions (id, data, expires) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires')
+  const dropSession = db.prepare('DELETE FROM sessions WHERE id = ?')
+  const dropExpiredSessions = db.prepare('DELETE FROM sessions WHERE expires <= ?')
+
+  // @fastify/session's MemoryStore keeps every session until it is read again after expiring: a visitor who
+  // never comes back stays in memory forever. This store keeps a session until its cookie expires, and
+  // each save sweeps the expired ones, so it holds at most the sessions of the last cookie.maxAge.
+  const sessions: SessionStore = {
+    set (id, session, callback) {
+      const expires = session.cookie.expires
+      if (!(expires instanceof Date)) return callback(new Error('the example\'s session store needs cookie.maxAge: it keeps no session forever'))
+      dropExpiredSessions.run(Date.now())
+      saveSession.run(id, JSON.stringify(session), expires.getTime())
+      callback()
+    },
+    get (id, callback) {
+      const row = sessionById.get(id, Date.now()) as { data: string } | undefined
+      callback(null, row === undefined ? null : JSON.parse(row.data) as Session)
+    },
+    destroy (id, callback) {
+      dropSession.run(id)
+      callback()
+    }
+  }
+
   return {
+    sessions,
     userById: (id: number) => (userById.get(id) as User | undefined) ?? null,
     login (username: string, password: string): User | null {
       const row = userByName.get(username) as (User & { password: string }) | undefined

@@ -37,6 +37,7 @@ export interface ExampleOptions {
 // Embedded defaults so the example runs with nothing to set up; a real app reads these from its secrets.
 const SESSION_SECRET = process.env.SESSION_SECRET ?? 'example-session-secret-at-least-32-characters'
 const JWT_SECRET = process.env.JWT_SECRET ?? 'example-jwt-secret-at-least-32-characters-long'
+const SESSION_MAX_AGE_MS = 60 * 60 * 1000
 
 const page = readFileSync(join(__dirname, 'public', 'index.html'), 'utf8')
 
@@ -59,7 +60,15 @@ export async function buildApp (options: ExampleOptions = {}) {
   const loadRoom = (request: FastifyRequest<{ Params: { roomId: string } }>) => store.roomBySlug(request.params.roomId)
 
   await app.register(cookie)
-  await app.register(session, { secret: SESSION_SECRET, cookie: { secure: false, httpOnly: true, sameSite: 'lax' } })
+  await app.register(session, {
+    secret: SESSION_SECRET,
+    store: store.sessions,
+    // Only a login creates a session: a visitor without a cookie gets none, and none is stored for them
+    // (the default, true, would store one for every cookieless request, bots included).
+    saveUninitialized: false,
+    // A session lasts as long as the JWT, counted from the last request (rolling); the store drops it then.
+    cookie: { secure: false, httpOnly: true, sameSite: 'lax', maxAge: SESSION_MAX_AGE_MS }
+  })
   await app.register(jwt, { secret: JWT_SECRET, cookie: { cookieName: 'token', signed: false }, sign: { expiresIn: '1h' } })
   await app.register(websocket)
   await app.register(chanx, {
@@ -85,16 +94,21 @@ export async function buildApp (options: ExampleOptions = {}) {
     const { username, password } = request.body ?? {}
     const user = typeof username === 'string' && typeof password === 'string' ? store.login(username, password) : null
     if (user === null) return reply.code(401).send({ detail: 'Invalid username or password.' })
+    // A new session id at login: an id planted before it (session fixation) would otherwise become the
+    // user's. regenerate() also drops the old session from the store.
+    await request.session.regenerate()
     request.session.set('userId', user.id)
     const token = await reply.jwtSign({ sub: user.id })
     reply.setCookie('token', token, { path: '/', httpOnly: true, sameSite: 'lax' })
     return { id: user.id, username: user.username, token }
   })
 
-  // Logging out ends the session and closes every socket the user holds, in every process.
+  // Logging out ends the session (gone from the store, its cookie cleared) and closes every socket the user
+  // holds, in every process.
   app.post('/logout', { permissions: [IsAuthenticated] }, async (request, reply) => {
     const user = request.user!
     await request.session.destroy()
+    reply.clearCookie('sessionId', { path: '/' })
     reply.clearCookie('token', { path: '/' })
     await app.chanx.disconnectUser(user, 4401, 'Logged out')
     return { detail: 'Logged out.' }

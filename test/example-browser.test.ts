@@ -43,6 +43,9 @@ test('two members chat in a real browser; a non-member sees the 4403 refusal', {
   await carol.waitForFunction("document.getElementById('status').dataset.closeCode !== undefined")
   t.equal(await carol.getAttribute('#status', 'data-close-code'), '4403')
   t.match(await carol.textContent('#log'), 'closed with code 4403')
+  t.equal(await carol.textContent('#status'), 'refused: You are not a member of this room. (closed, 4403)',
+    'the refusal\'s detail stays on screen after the close, with the close code')
+  t.match(await carol.textContent('#log'), 'refused (403): You are not a member of this room.')
 
   const shots = join(root, '.tap', 'screenshots')
   mkdirSync(shots, { recursive: true })
