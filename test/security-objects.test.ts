@@ -6,6 +6,7 @@ import { Type } from '@sinclair/typebox'
 import chanx, { IsAuthenticated, defineSocketRoute, jwtAuthentication, type Permission } from '../plugin'
 import { closeApp, connect } from '../plugin/testing'
 import { pipelined } from './helpers/pipelined'
+import { socketApp } from './helpers/router-client'
 
 interface Doc { id: string, owner: string }
 const docs = new Map<string, Doc>([['d1', { id: 'd1', owner: 'alice' }], ['d2', { id: 'd2', owner: 'bob' }]])
@@ -60,16 +61,13 @@ test("another user's object is 404, like a missing one, when the loader hides it
 
 test('frames sent before the handshake completes never reach the app of a refused socket', async (t) => {
   let handled = 0
-  const app = Fastify()
-  await app.register(websocket)
-  await app.register(chanx, { permissions: [IsAuthenticated] })
+  const app = await socketApp(t, { chanx: { permissions: [IsAuthenticated] } })
   app.route(defineSocketRoute({
     url: '/ws',
     messages: { say: Type.String() },
     handlers: { say: () => { handled++ } }
   }))
   await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => closeApp(app))
   const response = await pipelined(app, '/ws', [
     '{"action":"say","payload":"early"}', '{"action":"say","payload":"early 2"}'
   ])
@@ -80,16 +78,13 @@ test('frames sent before the handshake completes never reach the app of a refuse
 
 test('frames pipelined behind an accepted handshake are handled after it, in order', async (t) => {
   const seen: string[] = []
-  const app = Fastify()
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t)
   app.route(defineSocketRoute({
     url: '/ws',
     messages: { say: Type.String() },
     handlers: { say: (message) => { seen.push(message.payload) } }
   }))
   await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => closeApp(app))
   await pipelined(app, '/ws', ['{"action":"say","payload":"1"}', '{"action":"say","payload":"2"}'])
   t.same(seen, ['1', '2'])
 })

@@ -24,7 +24,7 @@ export function refusal (statusCode: number, statusText: string, detail: string)
   return `{"action":"authentication","payload":{"status_code":${statusCode},"status_text":"${statusText}","data":{"detail":${JSON.stringify(detail)}}}}`
 }
 
-interface Teardown {
+export interface Teardown {
   teardown (fn: () => unknown): void
 }
 
