@@ -109,6 +109,7 @@ export async function handshakeLoad (opts: { port: number, path: string, cookie:
   }
   await schedule(opts.rate, opts.window.end, fire)
   const deadline = now() + 2000
+  // eslint-disable-next-line no-unmodified-loop-condition -- the socket callbacks decrement inFlight while this loop sleeps
   while (inFlight > 0 && now() < deadline) await sleep(10)
   return result
 }

@@ -10,7 +10,9 @@ interface Entry { count: number, size: number }
 function summarize (file: string): Map<string, Entry> {
   const snap = JSON.parse(readFileSync(file, 'utf8')) as {
     snapshot: { meta: { node_fields: string[], node_types: [string[]], edge_fields: string[], edge_types: [string[]] } }
-    nodes: number[], edges: number[], strings: string[]
+    nodes: number[],
+    edges: number[],
+    strings: string[]
   }
   const fields = snap.snapshot.meta.node_fields
   const types = snap.snapshot.meta.node_types[0]

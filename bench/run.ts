@@ -28,7 +28,6 @@ import { RedisServer } from '../test/helpers/redis'
 const ROOT = path.resolve(__dirname, '..')
 const FD_LIMIT = 65536
 
-
 const QUICK = process.env.BENCH_QUICK === '1'
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 2 : 5))
 const WARMUP = Number(process.env.BENCH_WARMUP ?? (QUICK ? 0.5 : 3)) * 1000

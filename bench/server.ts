@@ -311,8 +311,14 @@ async function main (): Promise<void> {
       settle().then(() => {
         const m = process.memoryUsage()
         process.send!({
-          type: 'mem', rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers,
-          sampled: sampledRaw.length, aliveRequests: alive(sampledRequests), aliveRaw: alive(sampledRaw)
+          type: 'mem',
+          rss: m.rss,
+          heapUsed: m.heapUsed,
+          external: m.external,
+          arrayBuffers: m.arrayBuffers,
+          sampled: sampledRaw.length,
+          aliveRequests: alive(sampledRequests),
+          aliveRaw: alive(sampledRaw)
         })
       }, (err: unknown) => { console.error(err) })
     } else if (msg.cmd === 'snapshot') {

@@ -118,24 +118,30 @@ test('outgoing schemas, the built-in messages and channel events are documented'
   t.equal((send.messages as unknown[]).length, 5)
   // A route without messages gets only the authentication message.
   t.same(Object.keys(document.channels.ws_plain!.messages as object), ['authentication'])
-  t.notOk(document.channels['ws_echo_a-_b']!.messages!.hasOwnProperty('server.complete'), 'no completion unless sendCompletion')
+  t.notOk(Object.hasOwn(document.channels['ws_echo_a-_b']!.messages as object, 'server.complete'), 'no completion unless sendCompletion')
 })
 
 test('the authentication of each route becomes security schemes, in the order the authenticators look', async (t) => {
   const document: AsyncApiDocument = (await buildApp(t)).chanx.asyncapi()
   t.same(document.components.securitySchemes, {
     'session_cookie-cookie-sessionId': {
-      type: 'httpApiKey', in: 'cookie', name: 'sessionId',
+      type: 'httpApiKey',
+      in: 'cookie',
+      name: 'sessionId',
       description: "The session cookie (@fastify/session's cookie: `sessionId` unless its `cookieName` says otherwise): a browser that logged in sends it along."
     },
     'jwt-Bearer': {
-      type: 'http', scheme: 'bearer', bearerFormat: 'JWT',
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'JWT',
       description: 'A JWT in `Authorization: Bearer <token>` (clients that can set headers; browsers cannot on a WebSocket).'
     },
     'jwt-cookie-token': { type: 'httpApiKey', in: 'cookie', name: 'token', description: 'A JWT in the `token` cookie: a browser sends it along.' },
     'jwt-query-token': { type: 'httpApiKey', in: 'query', name: 'token', description: 'A JWT in `?token=` (redacted from the logs).' },
     'jwt-protocol-bearer': {
-      type: 'httpApiKey', in: 'header', name: 'Sec-WebSocket-Protocol',
+      type: 'httpApiKey',
+      in: 'header',
+      name: 'Sec-WebSocket-Protocol',
       description: "A JWT offered as a subprotocol value `bearer.<token>` next to another protocol, e.g. `new WebSocket(url, ['chanx', 'bearer.' + token])`; never echoed."
     }
   })

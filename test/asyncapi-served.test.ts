@@ -43,7 +43,7 @@ test('asyncapi.path serves the document as JSON and as YAML that parses to the s
   const yaml = await app.inject('/docs/asyncapi.yaml')
   t.equal(yaml.statusCode, 200)
   t.match(yaml.headers['content-type'], 'application/yaml')
-  t.match(yaml.body, /^asyncapi: 3\.0\.0\ninfo:\n  title: Rooms\n  version: 1\.2\.3\n/)
+  t.match(yaml.body, /^asyncapi: 3\.0\.0\ninfo:\n {2}title: Rooms\n {2}version: 1\.2\.3\n/)
   t.match(yaml.body, '    address: "/ws/rooms/{roomId}"\n')
   const parser = new Parser()
   const fromYaml = await parser.parse(yaml.body)

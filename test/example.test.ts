@@ -2,7 +2,6 @@ import { test } from 'tap'
 import WebSocket from 'ws'
 import { startExample } from './helpers/child-app'
 
-
 /** Starts the example as `npm run example` does, on a free port and an in-memory database. */
 async function login (host: string, username: string): Promise<{ cookies: string, token: string }> {
   const response = await fetch(`http://${host}/login`, {

@@ -6,16 +6,7 @@ import {
   IsAuthenticated,
   type Authenticator
 } from '../plugin'
-import {
-  INTERNAL_500,
-  NOT_PROVIDED_403,
-  OK_MESSAGE,
-  buildApp,
-  captureLogs,
-  injectRefused,
-  injectSocket,
-  refusal
-} from './helpers/handshake'
+import { INTERNAL_500, NOT_PROVIDED_403, OK_MESSAGE, buildApp, captureLogs, injectRefused, injectSocket, refusal, refusedRoute } from './helpers/handshake'
 
 interface User { name: string, modules: string[] }
 
@@ -78,10 +69,7 @@ test('a route\'s authenticatorClass can refuse a user the standard pipeline acce
 })
 
 test('super.authenticate\'s refusals pass through the custom class unchanged', async (t) => {
-  const app = await buildApp(t)
-  app.get('/ws', { websocket: true, authentication: [headerUser], permissions: [IsAuthenticated], authenticatorClass: MyAuthenticator }, () => t.fail('handler ran'))
-  await app.ready()
-  const anonymous = await injectRefused(app, '/ws')
+  const anonymous = await refusedRoute(t, { authentication: [headerUser], permissions: [IsAuthenticated], authenticatorClass: MyAuthenticator })
   t.same(anonymous.messages, [NOT_PROVIDED_403])
   t.equal(anonymous.code, 4403)
 })
@@ -214,10 +202,7 @@ test('a custom authenticator that throws refuses with 4500', async (t) => {
       throw new Error('module registry offline')
     }
   }
-  const app = await buildApp(t)
-  app.get('/ws', { websocket: true, authenticatorClass: Throws }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws')
+  const socket = await refusedRoute(t, { authenticatorClass: Throws })
   t.same(socket.messages, [INTERNAL_500])
   t.equal(socket.code, 4500)
 })

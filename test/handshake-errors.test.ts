@@ -8,17 +8,7 @@ import {
   sessionAuthentication,
   type Authenticator
 } from '../plugin'
-import {
-  INTERNAL_500,
-  NOT_PROVIDED_401,
-  NOT_PROVIDED_403,
-  OK_MESSAGE,
-  buildApp,
-  captureLogs,
-  injectRefused,
-  injectSocket,
-  refusal
-} from './helpers/handshake'
+import { INTERNAL_500, NOT_PROVIDED_401, NOT_PROVIDED_403, OK_MESSAGE, buildApp, captureLogs, injectRefused, injectSocket, refusal, refusedRoute } from './helpers/handshake'
 
 const SECRET_TEXT = 'connect ECONNREFUSED users-db.internal:5432'
 
@@ -28,10 +18,7 @@ const broken: Authenticator = {
 
 test('an authenticator that throws unexpectedly refuses with 4500 "Internal server error", nothing internal sent', async (t) => {
   const { lines, logger } = captureLogs()
-  const app = await buildApp(t, { server: { logger, genReqId: () => 'req-broken-1' } })
-  app.get('/ws', { websocket: true, authentication: [broken] }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws')
+  const socket = await refusedRoute(t, { authentication: [broken] }, { server: { logger, genReqId: () => 'req-broken-1' } })
   t.same(socket.messages, [INTERNAL_500])
   t.equal(socket.code, 4500)
   t.notMatch(socket.messages.join('') + socket.reason, /ECONNREFUSED|users-db/)
@@ -45,10 +32,7 @@ test('an authenticator that throws unexpectedly refuses with 4500 "Internal serv
 
 test('an async authenticator that rejects is a 500 too', async (t) => {
   const { lines, logger } = captureLogs()
-  const app = await buildApp(t, { server: { logger } })
-  app.get('/ws', { websocket: true, authentication: [{ authenticate: async () => { throw new TypeError('user.id is undefined') } }] }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws')
+  const socket = await refusedRoute(t, { authentication: [{ authenticate: async () => { throw new TypeError('user.id is undefined') } }] }, { server: { logger } })
   t.same(socket.messages, [INTERNAL_500])
   t.equal(socket.code, 4500)
   const line = lines.find((entry) => JSON.stringify(entry).includes('user.id is undefined'))
@@ -66,10 +50,7 @@ test('an error carrying an HTTP status is still a 500: only refusals choose the 
 })
 
 test('a permission that throws unexpectedly refuses with 4500', async (t) => {
-  const app = await buildApp(t)
-  app.get('/ws', { websocket: true, permissions: [{ hasPermission () { throw new Error('permission store down') } }] }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws')
+  const socket = await refusedRoute(t, { permissions: [{ hasPermission () { throw new Error('permission store down') } }] })
   t.same(socket.messages, [INTERNAL_500])
   t.equal(socket.code, 4500)
 })
@@ -175,10 +156,7 @@ test('refusal errors thrown by an authenticator keep their status and detail', a
 })
 
 test('refused sockets close with the status text as the close reason', async (t) => {
-  const app = await buildApp(t)
-  app.get('/ws', { websocket: true, authentication: [sessionAuthentication()], permissions: [IsAuthenticated] }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws')
+  const socket = await refusedRoute(t, { authentication: [sessionAuthentication()], permissions: [IsAuthenticated] })
   t.equal(socket.code, 4403)
   t.equal(socket.reason, 'Forbidden')
 })

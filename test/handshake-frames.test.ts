@@ -1,7 +1,4 @@
-import { randomBytes } from 'node:crypto'
-import { connect as tcpConnect } from 'node:net'
 import { test } from 'tap'
-import type { FastifyInstance } from 'fastify'
 import { DenyAll, IsAuthenticated, jwtAuthentication, sessionAuthentication } from '../plugin'
 import {
   NOT_PROVIDED_401,
@@ -14,6 +11,7 @@ import {
   listen,
   realSocket
 } from './helpers/handshake'
+import { pipelined } from './helpers/pipelined'
 
 interface Spies {
   handler: number
@@ -86,31 +84,6 @@ test('the server holds nothing for a refused socket once it closed', async (t) =
   t.same(spies.frames, [])
   t.equal(spies.handler, 0)
 })
-
-/** A raw TCP client that pipelines masked text frames behind its upgrade request, before any answer. */
-function pipelined (app: FastifyInstance, path: string, frames: string[]): Promise<string> {
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('not listening')
-  return new Promise((resolve, reject) => {
-    const socket = tcpConnect(address.port, '127.0.0.1')
-    let response = ''
-    const timer = setTimeout(() => { socket.destroy(); resolve(response) }, 1000)
-    socket.on('data', (chunk) => { response += chunk.toString('latin1') })
-    socket.on('close', () => { clearTimeout(timer); resolve(response) })
-    socket.on('error', (err) => { clearTimeout(timer); socket.destroy(); reject(err) })
-    socket.on('connect', () => {
-      const request = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${address.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
-      const encoded = frames.map((text) => {
-        const payload = Buffer.from(text)
-        const mask = randomBytes(4)
-        const masked = Buffer.from(payload.map((byte, i) => byte ^ mask[i % 4]!))
-        return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked])
-      })
-      socket.write(Buffer.concat([Buffer.from(request), ...encoded]))
-    })
-  })
-}
 
 test('frames pipelined behind the upgrade request of a refused handshake reach nothing', async (t) => {
   const { app, spies } = await spiedApp(t)

@@ -1,13 +1,6 @@
 import { test } from 'tap'
-import { AllowAny, DenyAll, IsAuthenticated, jwtAuthentication, sessionAuthentication, type Authenticator } from '../plugin'
-import { buildApp, cookieHeader } from './helpers/handshake'
-
-const headerUser: Authenticator = {
-  authenticate: (request) => {
-    const name = request.headers['x-user']
-    return typeof name === 'string' ? { name } : null
-  }
-}
+import { AllowAny, DenyAll, IsAuthenticated, jwtAuthentication, sessionAuthentication } from '../plugin'
+import { buildApp, cookieHeader, headerUser } from './helpers/handshake'
 
 test('an HTTP route with the same options answers 401 with WWW-Authenticate and {"detail"}', async (t) => {
   const app = await buildApp(t)

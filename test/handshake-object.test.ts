@@ -1,29 +1,11 @@
 import { test } from 'tap'
 import type { FastifyRequest } from 'fastify'
-import { IsAuthenticated, NotFound, PermissionDenied, type Authenticator, type Permission } from '../plugin'
-import {
-  INTERNAL_500,
-  NOT_FOUND_404,
-  NOT_PROVIDED_403,
-  OK_MESSAGE,
-  PERMISSION_DENIED_403,
-  buildApp,
-  captureLogs,
-  injectRefused,
-  injectSocket,
-  refusal
-} from './helpers/handshake'
+import { IsAuthenticated, NotFound, PermissionDenied, type Permission } from '../plugin'
+import { INTERNAL_500, NOT_FOUND_404, NOT_PROVIDED_403, OK_MESSAGE, PERMISSION_DENIED_403, buildApp, captureLogs, headerUser, injectRefused, injectSocket, refusal, refusedRoute } from './helpers/handshake'
 
 interface Room { id: string, members: string[] }
 
 const rooms = new Map<string, Room>([['lobby', { id: 'lobby', members: ['alice', 'bob'] }]])
-
-const headerUser: Authenticator = {
-  authenticate: (request) => {
-    const name = request.headers['x-user']
-    return typeof name === 'string' ? { name } : null
-  }
-}
 
 const IsMember: Permission<Room> = {
   hasObjectPermission: (request, room) => room.members.includes((request.user as { name: string }).name)
@@ -59,29 +41,20 @@ test('objectLoader may be async and receives the route params', async (t) => {
 })
 
 test('objectLoader returning null refuses with 404 "Not found." and 4404', async (t) => {
-  const app = await buildApp(t)
-  app.get('/ws/rooms/:roomId', { websocket: true, objectLoader: loadRoom }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws/rooms/nowhere')
+  const socket = await refusedRoute(t, { objectLoader: loadRoom }, { url: '/ws/rooms/:roomId', path: '/ws/rooms/nowhere' })
   t.same(socket.messages, [NOT_FOUND_404])
   t.equal(socket.code, 4404)
 })
 
 test('objectLoader returning undefined refuses with 4404 too', async (t) => {
-  const app = await buildApp(t)
-  app.get('/ws/rooms/:roomId', { websocket: true, objectLoader: () => undefined }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws/rooms/x')
+  const socket = await refusedRoute(t, { objectLoader: () => undefined }, { url: '/ws/rooms/:roomId', path: '/ws/rooms/x' })
   t.same(socket.messages, [NOT_FOUND_404])
   t.equal(socket.code, 4404)
 })
 
 test('objectLoader that throws refuses with 500 and 4500, nothing internal sent', async (t) => {
   const { lines, logger } = captureLogs()
-  const app = await buildApp(t, { server: { logger } })
-  app.get('/ws/rooms/:roomId', { websocket: true, objectLoader: async () => { throw new Error('database password is hunter2') } }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws/rooms/lobby')
+  const socket = await refusedRoute(t, { objectLoader: async () => { throw new Error('database password is hunter2') } }, { url: '/ws/rooms/:roomId', path: '/ws/rooms/lobby', server: { logger } })
   t.same(socket.messages, [INTERNAL_500])
   t.equal(socket.code, 4500)
   t.notMatch(socket.messages.join(''), /hunter2/)
@@ -102,10 +75,7 @@ test('objectLoader that throws NotFound or PermissionDenied refuses with its det
 })
 
 test('hasObjectPermission denying refuses with 403 and 4403', async (t) => {
-  const app = await buildApp(t)
-  app.get('/ws/rooms/:roomId', { websocket: true, authentication: [headerUser], permissions: [IsAuthenticated, IsMember], objectLoader: loadRoom }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws/rooms/lobby', { headers: { 'x-user': 'mallory' } })
+  const socket = await refusedRoute(t, { authentication: [headerUser], permissions: [IsAuthenticated, IsMember], objectLoader: loadRoom }, { url: '/ws/rooms/:roomId', path: '/ws/rooms/lobby', headers: { 'x-user': 'mallory' } })
   t.same(socket.messages, [PERMISSION_DENIED_403])
   t.equal(socket.code, 4403)
 })

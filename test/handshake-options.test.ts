@@ -1,15 +1,6 @@
 import { test } from 'tap'
 import { DenyAll, IsAuthenticated, jwtAuthentication, sessionAuthentication } from '../plugin'
-import {
-  NOT_PROVIDED_403,
-  OK_MESSAGE,
-  buildApp,
-  injectRefused,
-  injectSocket,
-  listen,
-  realSocket,
-  rejectedUpgrade
-} from './helpers/handshake'
+import { NOT_PROVIDED_403, OK_MESSAGE, buildApp, injectRefused, injectSocket, listen, realSocket, refusedRoute, rejectedUpgrade } from './helpers/handshake'
 
 test('sendAuthenticationMessage: false on the plugin sends no message on success', async (t) => {
   const app = await buildApp(t, { chanx: { sendAuthenticationMessage: false } })
@@ -47,10 +38,7 @@ test('sendAuthenticationMessage: false on a route overrides the plugin default',
 })
 
 test('sendAuthenticationMessage: true on a route overrides a plugin-wide false', async (t) => {
-  const app = await buildApp(t, { chanx: { sendAuthenticationMessage: false } })
-  app.get('/ws', { websocket: true, sendAuthenticationMessage: true, authentication: [sessionAuthentication()], permissions: [IsAuthenticated] }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws')
+  const socket = await refusedRoute(t, { sendAuthenticationMessage: true, authentication: [sessionAuthentication()], permissions: [IsAuthenticated] }, { chanx: { sendAuthenticationMessage: false } })
   t.same(socket.messages, [NOT_PROVIDED_403])
   t.equal(socket.code, 4403)
 })

@@ -1,21 +1,8 @@
 import { test } from 'tap'
 import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import { IsAuthenticated, jwtAuthentication, type Authenticator, type Permission } from '../plugin'
-import {
-  OK_MESSAGE,
-  buildApp,
-  injectSocket,
-  listen,
-  realSocket
-} from './helpers/handshake'
-
-const headerUser: Authenticator = {
-  authenticate: (request) => {
-    const name = request.headers['x-user']
-    return typeof name === 'string' ? { name } : null
-  }
-}
+import { IsAuthenticated, jwtAuthentication, type Permission } from '../plugin'
+import { OK_MESSAGE, buildApp, headerUser, injectSocket, listen, realSocket } from './helpers/handshake'
 
 /** Allows after a timer: the handshake is still pending when the upgrade request has been read. */
 const SlowAllow: Permission<unknown> = {

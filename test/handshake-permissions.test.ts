@@ -1,23 +1,7 @@
 import { test } from 'tap'
 import type { FastifyRequest } from 'fastify'
-import { AllowAny, DenyAll, IsAuthenticated, and, not, or, type Authenticator, type Permission } from '../plugin'
-import {
-  NOT_PROVIDED_403,
-  OK_MESSAGE,
-  PERMISSION_DENIED_403,
-  buildApp,
-  injectRefused,
-  injectSocket,
-  refusal
-} from './helpers/handshake'
-
-/** Authenticates by the `x-user` header: a user named by it, or "not attempted" without it. No challenge. */
-const headerUser: Authenticator = {
-  authenticate: (request) => {
-    const name = request.headers['x-user']
-    return typeof name === 'string' ? { name } : null
-  }
-}
+import { AllowAny, DenyAll, IsAuthenticated, and, not, or, type Permission } from '../plugin'
+import { NOT_PROVIDED_403, OK_MESSAGE, PERMISSION_DENIED_403, buildApp, headerUser, injectRefused, injectSocket, refusal, refusedRoute } from './helpers/handshake'
 
 function requestFor (user: unknown): FastifyRequest {
   return { user } as unknown as FastifyRequest
@@ -107,19 +91,13 @@ test('IsAuthenticated refuses an anonymous socket with 4403 and admits a user', 
 })
 
 test('DenyAll refuses an authenticated socket with 4403 "You do not have permission"', async (t) => {
-  const app = await buildApp(t)
-  app.get('/ws', { websocket: true, authentication: [headerUser], permissions: [DenyAll] }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws', { headers: { 'x-user': 'alice' } })
+  const socket = await refusedRoute(t, { authentication: [headerUser], permissions: [DenyAll] }, { headers: { 'x-user': 'alice' } })
   t.same(socket.messages, [PERMISSION_DENIED_403])
   t.equal(socket.code, 4403)
 })
 
 test('DenyAll on a route without authenticators refuses with the permission detail', async (t) => {
-  const app = await buildApp(t)
-  app.get('/ws', { websocket: true, permissions: [DenyAll] }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws')
+  const socket = await refusedRoute(t, { permissions: [DenyAll] })
   t.same(socket.messages, [PERMISSION_DENIED_403])
   t.equal(socket.code, 4403)
 })

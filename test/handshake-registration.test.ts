@@ -11,7 +11,7 @@ import chanx, {
   type JwtAuthenticationOptions,
   type SessionAuthenticationOptions
 } from '../plugin'
-import { INTERNAL_500, buildApp, captureLogs, injectRefused } from './helpers/handshake'
+import { INTERNAL_500, buildApp, captureLogs, injectRefused, refusedRoute } from './helpers/handshake'
 
 test('default and named exports are the same fastify-plugin', async (t) => {
   t.equal(chanx, fastifyChanx)
@@ -134,10 +134,7 @@ test('sessionAuthentication without @fastify/session answers 500 and logs which 
 
 test('jwtAuthentication without @fastify/jwt answers 500 and logs which plugin is missing', async (t) => {
   const { lines, logger } = captureLogs()
-  const app = await buildApp(t, { auth: false, server: { logger } })
-  app.get('/ws', { websocket: true, authentication: [jwtAuthentication()] }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws')
+  const socket = await refusedRoute(t, { authentication: [jwtAuthentication()] }, { auth: false, server: { logger } })
   t.same(socket.messages, [INTERNAL_500])
   t.equal(socket.code, 4500)
   t.ok(lines.some((entry) => JSON.stringify(entry).includes('@fastify/jwt')), 'a log line names @fastify/jwt')

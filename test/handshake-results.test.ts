@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { AuthenticationResult, ChanxAuthenticator } from '../plugin'
-import { INTERNAL_500, buildApp, captureLogs, injectRefused } from './helpers/handshake'
+import { INTERNAL_500, buildApp, captureLogs, injectRefused, refusedRoute } from './helpers/handshake'
 
 test('a custom status text longer than a close frame allows is sent whole, and cut in the close reason', async (t) => {
   const long = 'Your subscription to this module has lapsed; renew it from the billing page, then reconnect. '.repeat(2) + 'é'.repeat(20)
@@ -9,10 +9,7 @@ test('a custom status text longer than a close frame allows is sent whole, and c
       return new AuthenticationResult({ isAuthenticated: false, statusCode: 403, statusText: long, data: { detail: 'Subscription lapsed' } })
     }
   }
-  const app = await buildApp(t)
-  app.get('/ws', { websocket: true, authenticatorClass: Lapsed }, () => t.fail('handler ran'))
-  await app.ready()
-  const socket = await injectRefused(app, '/ws')
+  const socket = await refusedRoute(t, { authenticatorClass: Lapsed })
   t.same(socket.messages, [`{"action":"authentication","payload":{"status_code":403,"status_text":${JSON.stringify(long)},"data":{"detail":"Subscription lapsed"}}}`])
   t.equal(socket.code, 4403, 'the refusal still closes with 4000 + status')
   t.ok(Buffer.byteLength(socket.reason) <= 123, 'the reason fits a close frame')

@@ -33,7 +33,7 @@ test('playground.path serves the page, its script, its style and the document, a
   t.equal(script.statusCode, 200)
   t.match(script.headers['content-type'], 'text/javascript')
   t.notMatch(script.body, /(fetch|import|WebSocket)\(\s*['"`]/, 'the script connects to no literal URL')
-  t.match(script.body, "location.host + path", 'sockets go to the page\'s own host')
+  t.match(script.body, 'location.host + path', 'sockets go to the page\'s own host')
   t.equal((await app.inject('/tools/sockets/playground.css')).statusCode, 200)
   const document = await app.inject('/tools/sockets/asyncapi.json')
   t.same(JSON.parse(document.body), app.chanx.asyncapi())

@@ -1,11 +1,8 @@
 import { test } from 'tap'
-import Fastify from 'fastify'
-import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import chanx, { defineSocketRoute } from '../plugin'
-import { closeApp } from '../plugin/testing'
-import { AUTH_OK, open } from './helpers/router-client'
+import { defineSocketRoute } from '../plugin'
+import { AUTH_OK, open, socketApp } from './helpers/router-client'
 
 const Chat = Type.Object({ text: Type.String({ maxLength: 100 }), tags: Type.Optional(Type.Array(Type.String(), { maxItems: 5 })) })
 const Move = Type.Object({ x: Type.Integer(), y: Type.Integer() }, { additionalProperties: false })
@@ -59,11 +56,8 @@ function hostileFrames (count: number, rand: () => number): Array<string | Buffe
 test('thousands of hostile frames: no crash, no handler sees rejected data, no pollution, the connection survives', async (t) => {
   const violations: unknown[] = []
   let handled = 0
-  const app = Fastify()
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
   // The flood itself is the rate limiter's concern (test/security-flood.test.ts); here every frame must be parsed.
-  await app.register(chanx, { rateLimit: false })
+  const app = await socketApp(t, { chanx: { rateLimit: false } })
   app.route(defineSocketRoute({
     url: '/ws',
     messages: { chat: Chat, move: Move },
@@ -107,10 +101,7 @@ test('thousands of hostile frames: no crash, no handler sees rejected data, no p
 })
 
 test('hostile frames over maxPayload close with 1009 and crash nothing', async (t) => {
-  const app = Fastify()
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t)
   app.route(defineSocketRoute({ url: '/ws', messages: { chat: Chat }, handlers: { chat: () => undefined } }))
   await app.ready()
   for (const frame of ['['.repeat(70000), JSON.stringify({ action: 'chat', payload: { text: 'x'.repeat(70000) } }), Buffer.alloc(70000)]) {

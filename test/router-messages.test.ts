@@ -1,17 +1,13 @@
 import { test } from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
-import websocket from '@fastify/websocket'
+import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import chanx, { defineSocketRoute } from '../plugin'
-import { closeApp } from '../plugin/testing'
-import { AUTH_OK, logCapture, open } from './helpers/router-client'
+import { defineSocketRoute } from '../plugin'
+import { AUTH_OK, logCapture, open, socketApp, type Teardown } from './helpers/router-client'
 
 const Chat = Type.Object({ text: Type.String({ maxLength: 20 }), to: Type.Optional(Type.Integer()) })
 
-async function buildApp (route: Record<string, unknown> = {}, logStream?: { write (line: string): void }): Promise<FastifyInstance> {
-  const app = Fastify(logStream === undefined ? {} : { logger: { level: 'error', stream: logStream } })
-  await app.register(websocket)
-  await app.register(chanx)
+async function buildApp (t: Teardown, route: Record<string, unknown> = {}, logStream?: { write (line: string): void }): Promise<FastifyInstance> {
+  const app = await socketApp(t, logStream === undefined ? {} : { server: { logger: { level: 'error', stream: logStream } } })
   app.route(defineSocketRoute({
     url: '/ws/rooms/:roomId',
     messages: { chat: Chat, boom: Type.Null(), reject: Type.Null(), quiet: Type.Null() },
@@ -28,8 +24,7 @@ async function buildApp (route: Record<string, unknown> = {}, logStream?: { writ
 }
 
 test('a declared action is validated, routed, and what the handler returns is sent', async (t) => {
-  const app = await buildApp()
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t)
   const client = await open(app, '/ws/rooms/lobby')
   t.equal(await client.next(), AUTH_OK)
   client.send({ action: 'chat', payload: { text: 'hi' } })
@@ -37,8 +32,7 @@ test('a declared action is validated, routed, and what the handler returns is se
 })
 
 test('ping answers pong, built in', async (t) => {
-  const app = await buildApp()
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t)
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   client.send({ action: 'ping', payload: null })
@@ -46,10 +40,7 @@ test('ping answers pong, built in', async (t) => {
 })
 
 test('a route may override ping with its own handler', async (t) => {
-  const app = Fastify()
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t)
   app.route(defineSocketRoute({
     url: '/ws',
     messages: { ping: Type.Null() },
@@ -63,8 +54,7 @@ test('a route may override ping with its own handler', async (t) => {
 })
 
 test('text that is not a JSON object is answered "Invalid JSON" and the connection stays open', async (t) => {
-  const app = await buildApp()
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t)
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   for (const frame of ['not json', '[1,2]', '"text"', '42', 'null', '{"action":"chat"', '']) client.send(frame)
@@ -75,8 +65,7 @@ test('text that is not a JSON object is answered "Invalid JSON" and the connecti
 })
 
 test('nesting deeper than maxDepth is refused as invalid JSON before parsing', async (t) => {
-  const app = await buildApp({ maxDepth: 8 })
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t, { maxDepth: 8 })
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   client.send('{"action":"chat","payload":' + '['.repeat(8) + ']'.repeat(8) + '}')
@@ -87,15 +76,13 @@ test('nesting deeper than maxDepth is refused as invalid JSON before parsing', a
 })
 
 test('binary frames are refused unless the route accepts them', async (t) => {
-  const app = await buildApp()
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t)
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   client.send(Buffer.from(JSON.stringify({ action: 'ping' })))
   t.equal(await client.next(), '{"action":"error","payload":{"detail":"Binary frames are not accepted"}}')
 
-  const binaryApp = await buildApp({ acceptBinary: true })
-  t.teardown(() => closeApp(binaryApp))
+  const binaryApp = await buildApp(t, { acceptBinary: true })
   const binaryClient = await open(binaryApp, '/ws/rooms/lobby')
   await binaryClient.next()
   binaryClient.send(Buffer.from(JSON.stringify({ action: 'ping' })))
@@ -103,8 +90,7 @@ test('binary frames are refused unless the route accepts them', async (t) => {
 })
 
 test('a message without an action is answered union_tag_not_found', async (t) => {
-  const app = await buildApp()
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t)
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   client.send({ payload: { text: 'hi' } })
@@ -113,8 +99,7 @@ test('a message without an action is answered union_tag_not_found', async (t) =>
 })
 
 test('an unknown action lists ping then the route\'s actions in declaration order', async (t) => {
-  const app = await buildApp()
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t)
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   client.send({ action: 'x', payload: null })
@@ -127,8 +112,7 @@ test('an unknown action lists ping then the route\'s actions in declaration orde
 })
 
 test('a schema failure is a list of {type, loc, msg} whose loc starts with the action', async (t) => {
-  const app = await buildApp()
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t)
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   client.send({ action: 'chat', payload: { text: 5 } })
@@ -149,8 +133,7 @@ test('a schema failure is a list of {type, loc, msg} whose loc starts with the a
 
 test('a handler that throws or rejects answers "Failed to process message" and logs the error, never sends it', async (t) => {
   const log = logCapture()
-  const app = await buildApp({}, log.stream)
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t, {}, log.stream)
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   client.send({ action: 'boom', payload: null })
@@ -165,8 +148,7 @@ test('a handler that throws or rejects answers "Failed to process message" and l
 })
 
 test('sendCompletion sends complete after each handled frame, errors included', async (t) => {
-  const app = await buildApp({ sendCompletion: true })
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t, { sendCompletion: true })
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   client.send({ action: 'chat', payload: { text: 'a' } })
@@ -186,8 +168,7 @@ test('sendCompletion sends complete after each handled frame, errors included', 
 })
 
 test('a frame over maxPayload closes the socket with 1009', async (t) => {
-  const app = await buildApp({ maxPayload: 100 })
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t, { maxPayload: 100 })
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   client.send({ action: 'chat', payload: { text: 'x'.repeat(200) } })
@@ -195,8 +176,7 @@ test('a frame over maxPayload closes the socket with 1009', async (t) => {
 })
 
 test('the default maxPayload is 64 KiB', async (t) => {
-  const app = await buildApp()
-  t.teardown(() => closeApp(app))
+  const app = await buildApp(t)
   const client = await open(app, '/ws/rooms/lobby')
   await client.next()
   client.send({ action: 'chat', payload: { text: 'x'.repeat(60 * 1024) } })
@@ -206,10 +186,7 @@ test('the default maxPayload is 64 KiB', async (t) => {
 })
 
 test('actionKey renames the action field, incoming and outgoing', async (t) => {
-  const app = Fastify()
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t)
   app.route(defineSocketRoute({
     url: '/ws',
     actionKey: 'type',
@@ -235,10 +212,7 @@ test('actionKey renames the action field, incoming and outgoing', async (t) => {
 
 test('validateOutgoing logs and drops a message that does not match its outgoing schema', async (t) => {
   const log = logCapture()
-  const app = Fastify({ logger: { level: 'error', stream: log.stream } })
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t, { server: { logger: { level: 'error', stream: log.stream } } })
   app.route(defineSocketRoute({
     url: '/ws',
     messages: { say: Type.Object({ text: Type.String() }) },
@@ -260,10 +234,7 @@ test('validateOutgoing logs and drops a message that does not match its outgoing
 })
 
 test('handlers get user, obj, params, request, socket, send and close', async (t) => {
-  const app = Fastify()
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
-  await app.register(chanx, { authentication: [{ authenticate: () => ({ id: 1 }) }] })
+  const app = await socketApp(t, { chanx: { authentication: [{ authenticate: () => ({ id: 1 }) }] } })
   app.route(defineSocketRoute({
     url: '/ws/rooms/:roomId',
     objectLoader: (request) => ({ room: request.params.roomId }),
@@ -292,10 +263,7 @@ test('handlers get user, obj, params, request, socket, send and close', async (t
 })
 
 test('the messages options work on a plain websocket route, and plain handlers keep working without them', async (t) => {
-  const app = Fastify()
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t)
   app.get('/plain', { websocket: true }, (socket) => {
     socket.on('message', (data) => socket.send('echo:' + data.toString()))
   })
@@ -316,10 +284,7 @@ test('the messages options work on a plain websocket route, and plain handlers k
 })
 
 test('a refused handshake never reaches the router', async (t) => {
-  const app = Fastify()
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t)
   let called = 0
   app.route(defineSocketRoute({
     url: '/ws',

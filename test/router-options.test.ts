@@ -1,14 +1,10 @@
 import { test } from 'tap'
-import Fastify from 'fastify'
-import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
-import chanx, { defineSocketRoute } from '../plugin'
+import { defineSocketRoute } from '../plugin'
+import { socketApp, type Teardown } from './helpers/router-client'
 
-async function register (t: { teardown (fn: () => unknown): void }, options: Record<string, unknown>, websocketRoute = true): Promise<Error | undefined> {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(websocket)
-  await app.register(chanx)
+async function register (t: Teardown, options: Record<string, unknown>, websocketRoute = true): Promise<Error | undefined> {
+  const app = await socketApp(t)
   try {
     app.get('/ws', { websocket: websocketRoute, ...options } as never, () => {})
     await app.ready()
@@ -72,10 +68,7 @@ test('messages on a plain HTTP route that runs the pipeline are refused', async 
 })
 
 test('defineSocketRoute makes a GET websocket route that registers cleanly', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t)
   const route = defineSocketRoute({ url: '/ws', messages: { a: Type.Null() }, handlers: { a: () => {} } })
   t.equal(route.method, 'GET')
   t.equal(route.websocket, true)

@@ -1,20 +1,14 @@
 import { test } from 'tap'
-import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
-import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
-import chanx, { defineSocketRoute } from '../plugin'
-import { closeApp } from '../plugin/testing'
-import { AUTH_OK, logCapture, open, openReal } from './helpers/router-client'
+import { defineSocketRoute } from '../plugin'
+import { AUTH_OK, listenUrl, logCapture, open, openReal, socketApp, type Teardown } from './helpers/router-client'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** `work` takes {id, ms}: waits ms, then answers done with id; the first frame is the slow one. */
-async function buildApp (options: Record<string, unknown> = {}): Promise<{ app: FastifyInstance, url: string, log: Array<string> }> {
-  const app = Fastify()
+async function buildApp (t: Teardown, options: Record<string, unknown> = {}): Promise<{ url: string, log: string[] }> {
+  const app = await socketApp(t)
   const log: string[] = []
-  await app.register(websocket)
-  await app.register(chanx)
   app.route(defineSocketRoute({
     url: '/ws',
     messages: { work: Type.Object({ id: Type.Integer(), ms: Type.Integer() }) },
@@ -28,14 +22,11 @@ async function buildApp (options: Record<string, unknown> = {}): Promise<{ app: 
     },
     ...options
   }))
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
-  return { app, url: `ws://127.0.0.1:${port}/ws`, log }
+  return { url: await listenUrl(app, '/ws'), log }
 }
 
 test('frames of one connection are handled in arrival order: a slow handler is never overtaken', async (t) => {
-  const { app, url, log } = await buildApp()
-  t.teardown(() => closeApp(app))
+  const { url, log } = await buildApp(t)
   const client = await openReal(url)
   t.equal(await client.next(), AUTH_OK)
   client.send({ action: 'work', payload: { id: 1, ms: 150 } })
@@ -54,8 +45,7 @@ test('frames of one connection are handled in arrival order: a slow handler is n
 })
 
 test('concurrency: n lets n frames run at once', async (t) => {
-  const { app, url, log } = await buildApp({ concurrency: 2 })
-  t.teardown(() => closeApp(app))
+  const { url, log } = await buildApp(t, { concurrency: 2 })
   const client = await openReal(url)
   await client.next()
   client.send({ action: 'work', payload: { id: 1, ms: 150 } })
@@ -68,10 +58,7 @@ test('concurrency: n lets n frames run at once', async (t) => {
 
 test('onAuthenticated runs after the authentication message, and frames sent meanwhile wait, in order', async (t) => {
   const events: string[] = []
-  const app = Fastify()
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t)
   app.route(defineSocketRoute({
     url: '/ws',
     messages: { hi: Type.Integer() },
@@ -83,9 +70,7 @@ test('onAuthenticated runs after the authentication message, and frames sent mea
       events.push('ready')
     }
   }))
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
-  const client = await openReal(`ws://127.0.0.1:${port}/ws`)
+  const client = await openReal(await listenUrl(app, '/ws'))
   for (let i = 0; i < 5; i++) client.send({ action: 'hi', payload: i })
   t.same(await client.take(7), [
     AUTH_OK,
@@ -97,10 +82,7 @@ test('onAuthenticated runs after the authentication message, and frames sent mea
 
 test('a failing onAuthenticated is logged and closes the socket with 1011', async (t) => {
   const log = logCapture()
-  const app = Fastify({ logger: { level: 'error', stream: log.stream } })
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t, { server: { logger: { level: 'error', stream: log.stream } } })
   app.route(defineSocketRoute({
     url: '/ws',
     messages: {},
@@ -116,10 +98,7 @@ test('a failing onAuthenticated is logged and closes the socket with 1011', asyn
 
 test('onClose gets the context and the close code, once', async (t) => {
   const closes: Array<[unknown, number]> = []
-  const app = Fastify()
-  t.teardown(() => closeApp(app))
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t)
   let resolveClosed: () => void
   const closed = new Promise<void>((resolve) => { resolveClosed = resolve })
   app.route(defineSocketRoute({
@@ -128,9 +107,7 @@ test('onClose gets the context and the close code, once', async (t) => {
     handlers: {},
     onClose: (ctx, code) => { closes.push([ctx.params.name, code]); resolveClosed() }
   }))
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
-  const client = await openReal(`ws://127.0.0.1:${port}/ws/alice`)
+  const client = await openReal(await listenUrl(app, '/ws/alice'))
   await client.next()
   client.socket.close(4321)
   await closed
@@ -138,8 +115,7 @@ test('onClose gets the context and the close code, once', async (t) => {
 })
 
 test('frames queued behind a slow handler are dropped once the socket closes', async (t) => {
-  const { app, url, log } = await buildApp()
-  t.teardown(() => closeApp(app))
+  const { url, log } = await buildApp(t)
   const client = await openReal(url)
   await client.next()
   client.send({ action: 'work', payload: { id: 1, ms: 100 } })

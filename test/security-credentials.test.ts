@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import cookie from '@fastify/cookie'
 import session from '@fastify/session'
 import jwt from '@fastify/jwt'
@@ -7,17 +7,24 @@ import websocket from '@fastify/websocket'
 import chanx, { IsAuthenticated, jwtAuthentication, sessionAuthentication, type Authenticator } from '../plugin'
 import { MAX_TIMER_DELAY, setLongTimeout } from '../plugin/connection/limits'
 import { closeApp, connect } from '../plugin/testing'
+import { socketApp, type Teardown } from './helpers/router-client'
 
 const SECRET = 'a-credentials-secret-of-32-characters!'
 
-test('a socket authenticated by a JWT is closed with 4401 "Token expired" when the token expires', async (t) => {
+/** An app whose only route, /ws, takes a JWT from the `token` query parameter and requires a user. */
+async function jwtApp (t: Teardown): Promise<FastifyInstance> {
   const app = Fastify()
+  t.teardown(() => closeApp(app))
   await app.register(jwt, { secret: SECRET })
   await app.register(websocket)
   await app.register(chanx, { authentication: [jwtAuthentication({ query: 'token' })], permissions: [IsAuthenticated] })
   app.get('/ws', { websocket: true }, () => {})
   await app.ready()
-  t.teardown(() => closeApp(app))
+  return app
+}
+
+test('a socket authenticated by a JWT is closed with 4401 "Token expired" when the token expires', async (t) => {
+  const app = await jwtApp(t)
 
   // At least one whole second ahead: a token that expires during the handshake would be refused there.
   const exp = Math.floor(Date.now() / 1000) + 2
@@ -32,13 +39,7 @@ test('a socket authenticated by a JWT is closed with 4401 "Token expired" when t
 })
 
 test('a token without exp keeps its socket open', async (t) => {
-  const app = Fastify()
-  await app.register(jwt, { secret: SECRET })
-  await app.register(websocket)
-  await app.register(chanx, { authentication: [jwtAuthentication({ query: 'token' })], permissions: [IsAuthenticated] })
-  app.get('/ws', { websocket: true }, () => {})
-  await app.ready()
-  t.teardown(() => closeApp(app))
+  const app = await jwtApp(t)
   const client = await connect(app, '/ws', { query: { token: app.jwt.sign({ sub: 'alice' }) }, timeout: 300 })
   await client.authentication()
   await t.rejects(client.closed(), /did not close/)
@@ -111,12 +112,9 @@ test('a re-authentication that throws keeps the socket open', async (t) => {
     }
   }
   // The session authenticator comes first and wins; make the flaky one run by logging nobody in.
-  const app = Fastify()
-  await app.register(websocket)
-  await app.register(chanx, { authentication: [flaky], reauthenticateInterval: 50 })
+  const app = await socketApp(t, { chanx: { authentication: [flaky], reauthenticateInterval: 50 } })
   app.get('/ws', { websocket: true }, () => {})
   await app.ready()
-  t.teardown(() => closeApp(app))
   const client = await connect(app, '/ws', { timeout: 400 })
   await client.authentication()
   await t.rejects(client.closed(), /did not close/)

@@ -37,7 +37,7 @@ test('an oversized frame closes the socket with 1009 before any handler sees it'
   t.same(seen, [64 * 1024])
 })
 
-test("a maxPayload given to @fastify/websocket is left alone", async (t) => {
+test('a maxPayload given to @fastify/websocket is left alone', async (t) => {
   const { app, url } = await serve({ maxPayload: 256 * 1024 })
   t.teardown(() => closeApp(app))
   t.equal(await sendAndClose(url, 200 * 1024), 1000)

@@ -1,13 +1,12 @@
 import { test } from 'tap'
-import { connect as tcpConnect } from 'node:net'
-import type { AddressInfo } from 'node:net'
-import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyRequest } from 'fastify'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import chanx, { IsAuthenticated, defineSocketRoute, jwtAuthentication, type Permission } from '../plugin'
 import { closeApp, connect } from '../plugin/testing'
+import { pipelined } from './helpers/pipelined'
+import { socketApp } from './helpers/router-client'
 
 interface Doc { id: string, owner: string }
 const docs = new Map<string, Doc>([['d1', { id: 'd1', owner: 'alice' }], ['d2', { id: 'd2', owner: 'bob' }]])
@@ -60,42 +59,16 @@ test("another user's object is 404, like a missing one, when the loader hides it
   t.equal(await hidden.closed(), 4404)
 })
 
-/** A raw TCP client that pipelines a masked text frame right behind its upgrade request. */
-function pipelinedFrames (port: number, path: string, frames: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tcpConnect(port, '127.0.0.1')
-    let response = ''
-    const timer = setTimeout(() => { socket.destroy(); resolve(response) }, 1000)
-    socket.on('data', (chunk) => { response += chunk.toString('latin1') })
-    socket.on('close', () => { clearTimeout(timer); resolve(response) })
-    socket.on('error', reject)
-    socket.on('connect', () => {
-      const request = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
-      const encoded = frames.map((text) => {
-        const payload = Buffer.from(text)
-        const mask = randomBytes(4)
-        const masked = Buffer.from(payload.map((byte, i) => byte ^ mask[i % 4]!))
-        return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked])
-      })
-      socket.write(Buffer.concat([Buffer.from(request), ...encoded]))
-    })
-  })
-}
-
 test('frames sent before the handshake completes never reach the app of a refused socket', async (t) => {
   let handled = 0
-  const app = Fastify()
-  await app.register(websocket)
-  await app.register(chanx, { permissions: [IsAuthenticated] })
+  const app = await socketApp(t, { chanx: { permissions: [IsAuthenticated] } })
   app.route(defineSocketRoute({
     url: '/ws',
     messages: { say: Type.String() },
     handlers: { say: () => { handled++ } }
   }))
   await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => closeApp(app))
-  const response = await pipelinedFrames((app.server.address() as AddressInfo).port, '/ws', [
+  const response = await pipelined(app, '/ws', [
     '{"action":"say","payload":"early"}', '{"action":"say","payload":"early 2"}'
   ])
   t.match(response, /101 Switching Protocols/)
@@ -105,16 +78,13 @@ test('frames sent before the handshake completes never reach the app of a refuse
 
 test('frames pipelined behind an accepted handshake are handled after it, in order', async (t) => {
   const seen: string[] = []
-  const app = Fastify()
-  await app.register(websocket)
-  await app.register(chanx)
+  const app = await socketApp(t)
   app.route(defineSocketRoute({
     url: '/ws',
     messages: { say: Type.String() },
     handlers: { say: (message) => { seen.push(message.payload) } }
   }))
   await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => closeApp(app))
-  await pipelinedFrames((app.server.address() as AddressInfo).port, '/ws', ['{"action":"say","payload":"1"}', '{"action":"say","payload":"2"}'])
+  await pipelined(app, '/ws', ['{"action":"say","payload":"1"}', '{"action":"say","payload":"2"}'])
   t.same(seen, ['1', '2'])
 })

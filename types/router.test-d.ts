@@ -139,7 +139,7 @@ app.route(defineSocketRoute({
   messages: { chat: Chat },
   handlers: {
     // @ts-expect-error the payload is typed by its schema
-    chat: (message) => { const n: number = message.payload.text; return void n }
+    chat: (message) => { const n: number = message.payload.text; n.toFixed() }
   }
 }))
 
@@ -194,6 +194,6 @@ app.route(defineSocketRoute({
   events: { announce: Type.Object({ text: Type.String() }) },
   eventHandlers: {
     // @ts-expect-error an event payload is typed by its schema
-    announce: (payload) => { const n: number = payload.text; return void n }
+    announce: (payload) => { const n: number = payload.text; n.toFixed() }
   }
 }))

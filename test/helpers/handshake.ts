@@ -1,11 +1,11 @@
 import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteShorthandOptions } from 'fastify'
 import cookie from '@fastify/cookie'
 import session from '@fastify/session'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
 import WebSocket from 'ws'
-import chanx, { type FastifyChanxOptions } from '../../plugin'
+import chanx, { type Authenticator, type FastifyChanxOptions } from '../../plugin'
 
 /** Shared by the handshake-*.test.ts files: small apps with the whole stack, and sockets that record everything. */
 
@@ -24,7 +24,7 @@ export function refusal (statusCode: number, statusText: string, detail: string)
   return `{"action":"authentication","payload":{"status_code":${statusCode},"status_text":"${statusText}","data":{"detail":${JSON.stringify(detail)}}}}`
 }
 
-interface Teardown {
+export interface Teardown {
   teardown (fn: () => unknown): void
 }
 
@@ -223,4 +223,31 @@ export function unsignedToken (payload: Record<string, unknown>): string {
 
 export function delay (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** Authenticates by the `x-user` header: `{ name }` from it, or "not attempted" (null) without it. No challenge. */
+export const headerUser: Authenticator = {
+  authenticate: (request) => {
+    const name = request.headers['x-user']
+    return typeof name === 'string' ? { name } : null
+  }
+}
+
+export interface RefusedRouteOptions extends BuildOptions, OpenOptions {
+  /** The route's URL (default '/ws'). */
+  url?: string
+  /** What the client opens (default `url`). */
+  path?: string
+}
+
+/**
+ * An app (see buildApp) with one socket route that must refuse: its handler fails the test if it runs.
+ * Opens the route through injectWS and waits for the server to close it.
+ */
+export async function refusedRoute (t: Teardown & { fail (message: string): void }, route: Omit<RouteShorthandOptions, 'websocket'>, options: RefusedRouteOptions = {}): Promise<Recorded> {
+  const url = options.url ?? '/ws'
+  const app = await buildApp(t, options)
+  app.get(url, { ...route, websocket: true }, () => t.fail('handler ran'))
+  await app.ready()
+  return injectRefused(app, options.path ?? url, options)
 }

@@ -1,6 +1,10 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type {} from '@fastify/websocket'
 import WebSocket from 'ws'
+import type { FastifyChanxOptions } from '../../plugin'
+import { buildApp, listen, serverUrl, type Teardown } from './handshake'
+
+export type { Teardown }
 
 /**
  * A client for the router tests that keeps every frame as the exact text received, so tests assert the
@@ -82,4 +86,21 @@ export const AUTH_OK = '{"action":"authentication","payload":{"status_code":200,
 export function logCapture (): { stream: { write (line: string): void }, lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = []
   return { lines, stream: { write (line: string) { lines.push(JSON.parse(line) as Record<string, unknown>) } } }
+}
+
+/**
+ * An app with only @fastify/websocket and fastify-chanx, closed (sockets terminated) on teardown. The caller
+ * adds its routes, then `await app.ready()` or listens.
+ */
+export function socketApp (
+  t: Teardown,
+  options: { chanx?: FastifyChanxOptions, server?: FastifyServerOptions } = {}
+): Promise<FastifyInstance> {
+  return buildApp(t, { ...options, auth: false })
+}
+
+/** Listens on an ephemeral port of 127.0.0.1; the ws:// URL of `path` there. */
+export async function listenUrl (app: FastifyInstance, path: string): Promise<string> {
+  await listen(app)
+  return serverUrl(app, path)
 }
