@@ -99,7 +99,6 @@ export class MessageRouter {
         tags.map((tag) => `'${tag}'`).join(', ')
     }
   }
-
 }
 
 const ROUTER_KEYS = [

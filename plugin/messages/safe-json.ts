@@ -64,6 +64,8 @@ function scrub (value: unknown): void {
     return
   }
   const record = value as Record<string, unknown>
+  // An own `__proto__` key (JSON.parse makes one) is deleted, never followed: that is the point of the check.
+  // eslint-disable-next-line no-proto
   if (Object.prototype.hasOwnProperty.call(record, '__proto__')) delete record.__proto__
   if (Object.prototype.hasOwnProperty.call(record, 'constructor')) {
     const ctor = record.constructor

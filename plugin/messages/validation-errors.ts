@@ -10,8 +10,6 @@ const MAX_ERRORS = 20
 /** Longest action quoted back in an error. */
 const MAX_TAG_LENGTH = 100
 
-
-
 /** Each `ValueErrorType`'s name in the error list: pydantic's where one matches, so Chanx clients read them. */
 const ERROR_TYPES: string[] = []
 for (const [name, value] of Object.entries(ValueErrorType)) {
@@ -44,7 +42,6 @@ Object.assign(ERROR_TYPES, {
   [ValueErrorType.NumberMultipleOf]: 'multiple_of',
   [ValueErrorType.IntegerMultipleOf]: 'multiple_of'
 })
-
 
 function locOf (action: string, path: string): (string | number)[] {
   const loc: (string | number)[] = [action, 'payload']

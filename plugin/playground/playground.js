@@ -3,27 +3,27 @@
 // payload skeleton for each action from its JSON Schema.
 'use strict'
 ;(function () {
-  var $ = function (id) { return document.getElementById(id) }
-  var doc = null
-  var current = null // { id, channel, actionKey, actions: [{ name, schema }] }
-  var socket = null
+  const $ = function (id) { return document.getElementById(id) }
+  let doc = null
+  let current = null // { id, channel, actionKey, actions: [{ name, schema }] }
+  let socket = null
 
   function pad (n, width) { return String(n).padStart(width || 2, '0') }
   function timestamp () {
-    var d = new Date()
+    const d = new Date()
     return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds()) + '.' + pad(d.getMilliseconds(), 3)
   }
 
   /** Appends a line to the log: kind is 'in' (from the server), 'out' (sent) or 'info'. */
   function log (kind, text, isError) {
-    var item = document.createElement('li')
+    const item = document.createElement('li')
     item.className = kind + (isError ? ' error' : '')
-    var time = document.createElement('time')
+    const time = document.createElement('time')
     time.textContent = timestamp()
-    var dir = document.createElement('span')
+    const dir = document.createElement('span')
     dir.className = 'dir'
     dir.textContent = kind === 'in' ? '←' : kind === 'out' ? '→' : '•'
-    var body = document.createElement('span')
+    const body = document.createElement('span')
     body.className = 'text'
     body.textContent = text
     item.append(time, dir, body)
@@ -32,9 +32,9 @@
   }
 
   function resolveRef (value) {
-    var guard = 0
+    let guard = 0
     while (value && typeof value === 'object' && typeof value.$ref === 'string' && value.$ref.indexOf('#/') === 0 && guard++ < 20) {
-      var target = doc
+      let target = doc
       value.$ref.slice(2).split('/').forEach(function (part) {
         target = target == null ? undefined : target[part.replace(/~1/g, '/').replace(/~0/g, '~')]
       })
@@ -53,33 +53,33 @@
     if ('default' in schema) return schema.default
     if (Array.isArray(schema.examples) && schema.examples.length > 0) return schema.examples[0]
     if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0]
-    var options = schema.anyOf || schema.oneOf
+    const options = schema.anyOf || schema.oneOf
     if (Array.isArray(options) && options.length > 0) {
-      var firstNotNull = options.filter(function (o) { o = resolveRef(o); return !(o && o.type === 'null') })[0]
+      const firstNotNull = options.filter(function (o) { o = resolveRef(o); return !(o && o.type === 'null') })[0]
       return skeleton(firstNotNull || options[0], depth + 1)
     }
     if (Array.isArray(schema.allOf)) {
-      var merged = {}
+      const merged = {}
       schema.allOf.forEach(function (part) {
-        var value = skeleton(part, depth + 1)
+        const value = skeleton(part, depth + 1)
         if (value && typeof value === 'object' && !Array.isArray(value)) Object.assign(merged, value)
       })
       return merged
     }
-    var type = Array.isArray(schema.type) ? schema.type.filter(function (t) { return t !== 'null' })[0] : schema.type
+    let type = Array.isArray(schema.type) ? schema.type.filter(function (t) { return t !== 'null' })[0] : schema.type
     if (!type && schema.properties) type = 'object'
     switch (type) {
       case 'object': {
-        var out = {}
-        var properties = schema.properties || {}
+        const out = {}
+        const properties = schema.properties || {}
         Object.keys(properties).forEach(function (key) { out[key] = skeleton(properties[key], depth + 1) })
         return out
       }
       case 'array': {
-        var items = []
-        var count = Math.max(schema.minItems || 0, 1)
+        const items = []
+        let count = Math.max(schema.minItems || 0, 1)
         if (schema.maxItems === 0) count = 0
-        for (var i = 0; i < count; i++) items.push(skeleton(Array.isArray(schema.items) ? schema.items[i] : schema.items, depth + 1))
+        for (let i = 0; i < count; i++) items.push(skeleton(Array.isArray(schema.items) ? schema.items[i] : schema.items, depth + 1))
         return items
       }
       case 'string': return stringSkeleton(schema)
@@ -97,15 +97,15 @@
     if (schema.format === 'email') return 'user@example.com'
     if (schema.format === 'uuid') return '00000000-0000-4000-8000-000000000000'
     if (schema.format === 'uri') return 'https://example.com/'
-    var text = 'string'
-    var min = schema.minLength || 0
+    let text = 'string'
+    const min = schema.minLength || 0
     while (text.length < min) text += text
     if (typeof schema.maxLength === 'number') text = text.slice(0, Math.max(schema.maxLength, min))
     return text
   }
 
   function numberSkeleton (schema, integer) {
-    var value = 0
+    let value = 0
     if (typeof schema.minimum === 'number') value = schema.minimum
     else if (typeof schema.exclusiveMinimum === 'number') value = schema.exclusiveMinimum + (integer ? 1 : 0.5)
     else if (typeof schema.maximum === 'number' && schema.maximum < 0) value = schema.maximum
@@ -119,30 +119,30 @@
   // Routes
 
   function routeOf (id) {
-    var channel = doc.channels[id]
-    var route = channel['x-chanx-route'] || {}
-    var actionKey = route.actionKey || 'action'
-    var actions = []
+    const channel = doc.channels[id]
+    const route = channel['x-chanx-route'] || {}
+    const actionKey = route.actionKey || 'action'
+    const actions = []
     Object.keys(doc.operations || {}).forEach(function (opId) {
-      var op = doc.operations[opId]
+      const op = doc.operations[opId]
       if (op.action !== 'receive' || !op.channel || op.channel.$ref !== '#/channels/' + id) return
       ;(op.messages || []).forEach(function (ref) {
-        var message = resolveRef(ref)
+        const message = resolveRef(ref)
         if (!message || !message.payload || !message.payload.properties) return
-        var tag = message.payload.properties[actionKey]
-        var name = tag && 'const' in tag ? tag.const : message.name
-        actions.push({ name: name, schema: message.payload.properties.payload || {} })
+        const tag = message.payload.properties[actionKey]
+        const name = tag && 'const' in tag ? tag.const : message.name
+        actions.push({ name, schema: message.payload.properties.payload || {} })
       })
     })
-    return { id: id, channel: channel, actionKey: actionKey, actions: actions }
+    return { id, channel, actionKey, actions }
   }
 
   function listRoutes () {
-    var list = $('routes')
+    const list = $('routes')
     list.textContent = ''
     Object.keys(doc.channels || {}).forEach(function (id) {
-      var item = document.createElement('li')
-      var button = document.createElement('button')
+      const item = document.createElement('li')
+      const button = document.createElement('button')
       button.type = 'button'
       button.dataset.channel = id
       button.textContent = doc.channels[id].address
@@ -156,26 +156,26 @@
   function selectRoute (id) {
     if (socket) socket.close(1000)
     current = routeOf(id)
-    var channel = current.channel
+    const channel = current.channel
     document.querySelectorAll('#routes button').forEach(function (b) { b.classList.toggle('selected', b.dataset.channel === id) })
     $('route-title').textContent = channel.address
     $('route-description').textContent = channel.description || ''
-    var auth = []
-    var send = Object.keys(doc.operations).map(function (k) { return doc.operations[k] })
+    const auth = []
+    const send = Object.keys(doc.operations).map(function (k) { return doc.operations[k] })
       .filter(function (op) { return op.channel && op.channel.$ref === '#/channels/' + id && Array.isArray(op.security) })[0]
     if (send) {
       send.security.forEach(function (ref) {
-        var scheme = resolveRef(ref)
+        const scheme = resolveRef(ref)
         if (scheme) auth.push(scheme.description || scheme.type)
       })
     }
     $('route-auth').textContent = auth.length ? 'Credentials: ' + auth.join(' · ') : ''
-    var params = $('params')
+    const params = $('params')
     params.textContent = ''
     Object.keys(channel.parameters || {}).forEach(function (name) {
-      var label = document.createElement('label')
+      const label = document.createElement('label')
       label.textContent = name + ' '
-      var input = document.createElement('input')
+      const input = document.createElement('input')
       input.name = name
       input.dataset.param = name
       input.required = true
@@ -185,12 +185,12 @@
       label.append(input)
       params.append(label)
     })
-    var query = channel.bindings && channel.bindings.ws && channel.bindings.ws.query
+    const query = channel.bindings && channel.bindings.ws && channel.bindings.ws.query
     $('query').title = query && query.properties ? 'known parameters: ' + Object.keys(query.properties).join(', ') : ''
-    var select = $('action')
+    const select = $('action')
     select.textContent = ''
     current.actions.forEach(function (action) {
-      var option = document.createElement('option')
+      const option = document.createElement('option')
       option.value = action.name
       option.textContent = action.name
       select.append(option)
@@ -202,16 +202,16 @@
   }
 
   function socketUrl () {
-    var missing = false
-    var path = current.channel.address.replace(/\{([^}]+)\}/g, function (_, name) {
-      var input = document.querySelector('#params input[data-param="' + name + '"]')
-      var value = input ? input.value : ''
+    let missing = false
+    const path = current.channel.address.replace(/\{([^}]+)\}/g, function (_, name) {
+      const input = document.querySelector('#params input[data-param="' + name + '"]')
+      const value = input ? input.value : ''
       if (value === '') missing = true
       return name === 'wildcard' ? value.split('/').map(encodeURIComponent).join('/') : encodeURIComponent(value)
     })
-    var query = $('query').value.trim().replace(/^\?/, '')
-    var scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
-    return { url: scheme + '//' + location.host + path + (query ? '?' + query : ''), missing: missing }
+    const query = $('query').value.trim().replace(/^\?/, '')
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
+    return { url: scheme + '//' + location.host + path + (query ? '?' + query : ''), missing }
   }
 
   function updateUrl () {
@@ -219,10 +219,10 @@
   }
 
   function fillSkeleton () {
-    var name = $('action').value
-    var action = current && current.actions.filter(function (a) { return a.name === name })[0]
+    const name = $('action').value
+    const action = current && current.actions.filter(function (a) { return a.name === name })[0]
     if (!action) { $('message').value = ''; return }
-    var message = {}
+    const message = {}
     message[current.actionKey] = action.name
     message.payload = skeleton(action.schema, 0)
     $('message').value = JSON.stringify(message, null, 2)
@@ -240,14 +240,14 @@
   function connect (event) {
     event.preventDefault()
     if (!current) return
-    var target = socketUrl()
+    const target = socketUrl()
     if (target.missing) { log('info', 'fill every path param first', true); return }
     if (socket) socket.close(1000)
     delete $('status').dataset.closeCode
     $('auth').hidden = true
     log('info', 'connecting to ' + target.url)
     setStatus('connecting', 'connecting')
-    var ws = new WebSocket(target.url)
+    const ws = new WebSocket(target.url)
     socket = ws
     $('disconnect').disabled = false
     ws.addEventListener('open', function () {
@@ -257,10 +257,10 @@
       log('info', 'connected')
     })
     ws.addEventListener('message', function (e) {
-      var text = typeof e.data === 'string' ? e.data : '[binary frame]'
-      var parsed = null
+      const text = typeof e.data === 'string' ? e.data : '[binary frame]'
+      let parsed = null
       try { parsed = JSON.parse(text) } catch (err) {}
-      var isError = parsed && parsed[current.actionKey] === 'error'
+      const isError = parsed && parsed[current.actionKey] === 'error'
       log('in', text, isError)
       if (parsed && parsed[current.actionKey] === 'authentication' && parsed.payload) showAuthentication(parsed.payload)
     })
@@ -276,18 +276,18 @@
 
   function showAuthentication (payload) {
     $('auth').hidden = false
-    var ok = payload.status_code === 200
+    const ok = payload.status_code === 200
     $('auth-status').className = ok ? 'ok' : 'refused'
     $('auth-status').textContent = payload.status_code + ' ' + (payload.status_text || '')
     $('auth-status').dataset.statusCode = String(payload.status_code)
-    var detail = payload.data && typeof payload.data === 'object' && 'detail' in payload.data ? payload.data.detail : JSON.stringify(payload.data)
+    const detail = payload.data && typeof payload.data === 'object' && 'detail' in payload.data ? payload.data.detail : JSON.stringify(payload.data)
     $('auth-detail').textContent = detail
   }
 
   function send (event) {
     event.preventDefault()
     if (!socket || socket.readyState !== WebSocket.OPEN) return
-    var text = $('message').value
+    let text = $('message').value
     try {
       text = JSON.stringify(JSON.parse(text))
     } catch (err) {
