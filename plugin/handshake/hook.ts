@@ -61,8 +61,8 @@ function noop (): void {}
 function withTimeout (pipeline: Promise<Outcome>, ms: number): Promise<Outcome | typeof TIMED_OUT> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    // Not unref'd: a pending handshake is work in progress, and the timer lives at most `ms`.
     timer = setTimeout(resolve, ms, TIMED_OUT)
-    timer.unref()
   })
   return Promise.race([pipeline, timeout]).finally(() => clearTimeout(timer))
 }
