@@ -74,13 +74,13 @@ test('a userKey that throws answers an HTTP 500 {"detail":"Internal server error
 })
 
 class BigIntResult extends ChanxAuthenticator {
-  async authenticate () {
+  override async authenticate () {
     return new AuthenticationResult({ isAuthenticated: false, statusCode: 403, data: { detail: 'no', id: 10n } }) as never
   }
 }
 
 class CyclicResult extends ChanxAuthenticator {
-  async authenticate () {
+  override async authenticate () {
     const data: Record<string, unknown> = { detail: 'OK' }
     data.self = data
     return new AuthenticationResult({ isAuthenticated: true, statusCode: 200, data }) as never
