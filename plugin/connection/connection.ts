@@ -143,7 +143,8 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     }
     this.transport = transport
     transport[kConnection] = this
-    transport.once('close', onTransportClose)
+    // `on`, not `once` (which wraps the listener per socket): it is removed at open or release anyway.
+    transport.on('close', onTransportClose)
   }
 
   /** Joins the user's channel and every group; nothing once released. */
@@ -173,7 +174,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     }
     this.socket = socket
     ;(socket as WebSocket & Carrier)[kConnection] = this
-    socket.once('close', onSocketClose)
+    socket.on('close', onSocketClose)
     const { guard } = this.services
     const limits = guard.limits
     const now = Date.now()

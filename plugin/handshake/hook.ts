@@ -57,6 +57,12 @@ function releaseLate (outcome: Outcome): void {
 
 function noop (): void {}
 
+function isGroupList (groups: unknown): groups is readonly string[] {
+  if (!Array.isArray(groups)) return false
+  for (let i = 0; i < groups.length; i++) if (typeof groups[i] !== 'string' || groups[i] === '') return false
+  return true
+}
+
 /** `pipeline`, or TIMED_OUT after `ms`; the timer is cleared as soon as the pipeline settles. */
 function withTimeout (pipeline: Promise<Outcome>, ms: number): Promise<Outcome | typeof TIMED_OUT> {
   let timer: NodeJS.Timeout | undefined
@@ -170,9 +176,7 @@ async function admitSocket (
     const groups = route.groups === undefined
       ? []
       : await route.groups({ user: result.user as FastifyRequest['user'], obj: result.obj as FastifyRequest['obj'], params: request.params, request })
-    if (!Array.isArray(groups) || groups.some((group) => typeof group !== 'string' || group === '')) {
-      throw new TypeError('groups(ctx) must return an array of group names')
-    }
+    if (!isGroupList(groups)) throw new TypeError('groups(ctx) must return an array of group names')
     await connection.joinAll(groups)
   } catch (err) {
     connection.release()
