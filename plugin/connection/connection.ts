@@ -415,24 +415,3 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     this.leaveAll()
   }
 }
-
-/** The connection waiting on an accepted upgrade request, from admission until its socket opens. */
-const kAccepted = Symbol('fastify-chanx.accepted')
-
-type RawWithConnection = IncomingMessage & { [kAccepted]?: SocketConnection }
-
-export function setAccepted (raw: IncomingMessage, connection: SocketConnection): void {
-  (raw as RawWithConnection)[kAccepted] = connection
-}
-
-/**
- * The listener attached once to `app.websocketServer`, which @fastify/websocket makes emit 'connection'
- * right before it calls the route's handler: the authentication message is queued first, so it reaches the
- * client before anything the handler sends.
- */
-export function onSocketConnection (socket: WebSocket, raw: IncomingMessage): void {
-  const connection = (raw as RawWithConnection)[kAccepted]
-  if (connection === undefined) return
-  ;(raw as RawWithConnection)[kAccepted] = undefined
-  connection.open(socket)
-}

@@ -1,9 +1,10 @@
+import type { IncomingMessage } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthenticationResult } from '../auth/authenticator'
 import { closeWithRefusal } from '../connection/credential-lifetime'
-import { SocketConnection, setAccepted, type ConnectionServices } from '../connection/connection'
+import { SocketConnection, type ConnectionServices } from '../connection/connection'
 import type { RouteHandshake } from './route-options'
 import { DETAIL_ORIGIN_REFUSED } from './origin'
 import {
@@ -204,4 +205,25 @@ function refuseSocket (
     request.log.error({ err }, 'fastify-chanx: could not complete the refused upgrade')
     request.raw.socket?.destroy()
   }
+}
+
+/** The connection waiting on an accepted upgrade request, from admission until its socket opens. */
+const kAccepted = Symbol('fastify-chanx.accepted')
+
+type RawWithConnection = IncomingMessage & { [kAccepted]?: SocketConnection }
+
+function setAccepted (raw: IncomingMessage, connection: SocketConnection): void {
+  (raw as RawWithConnection)[kAccepted] = connection
+}
+
+/**
+ * The listener attached once to `app.websocketServer`, which @fastify/websocket makes emit 'connection'
+ * right before it calls the route's handler: the authentication message is queued first, so it reaches the
+ * client before anything the handler sends.
+ */
+export function onSocketConnection (socket: WebSocket, raw: IncomingMessage): void {
+  const connection = (raw as RawWithConnection)[kAccepted]
+  if (connection === undefined) return
+  ;(raw as RawWithConnection)[kAccepted] = undefined
+  connection.open(socket)
 }
