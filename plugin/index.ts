@@ -4,12 +4,14 @@ import { MissingWebsocketError } from './core/errors'
 import { createHub } from './channels/options'
 import { createServerApi } from './channels/server-api'
 import { ConnectionGuard } from './connection/guard'
-import { createConnectionListener, createHandshakeHook } from './handshake/hook'
+import { createHandshakeHook, onSocketConnection } from './handshake/hook'
+import type { ConnectionServices } from './connection/connection'
 import { resolvePluginOptions, type FastifyChanxOptions } from './handshake/plugin-options'
 import { resolveRoute } from './handshake/route-options'
 import { createRequestSerializer } from './handshake/redaction'
 import { DEFAULT_MAX_PAYLOAD } from './connection/limits'
 import { guardSubprotocols } from './handshake/subprotocols'
+import { checkWebsocketServer, maxPayloadOf, setMaxPayload } from './core/ws-internals'
 import { buildAsyncApiDocument, type AsyncApiDocument } from './asyncapi/document'
 import { resolveAsyncApiOptions, resolvePlaygroundOptions } from './asyncapi/options'
 import { recordRoute, type SocketRouteRecord } from './asyncapi/routes'
@@ -39,14 +41,15 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   const asyncapi = (): AsyncApiDocument => buildAsyncApiDocument(fastify, socketRoutes, asyncapiOptions)
 
   const wss = fastify.websocketServer
+  checkWebsocketServer(wss)
   const hub = await createHub(options, fastify.log)
   fastify.decorate('chanx', createServerApi(hub, defaults.userKey, fastify.log, asyncapi))
   const guard = new ConnectionGuard(defaults.limits)
-  const onSocketConnection = createConnectionListener(guard)
+  const services: ConnectionServices = { guard, hub, userKey: defaults.userKey }
   // Frames are capped at 64 KiB unless configured (OWASP): ws itself enforces it, with 1009, before it
   // buffers a larger frame. A maxPayload given to @fastify/websocket is left alone.
-  const ownsMaxPayload = wss.options.maxPayload === WS_DEFAULT_MAX_PAYLOAD
-  if (ownsMaxPayload) wss.options.maxPayload = DEFAULT_MAX_PAYLOAD
+  const ownsMaxPayload = maxPayloadOf(wss) === WS_DEFAULT_MAX_PAYLOAD
+  if (ownsMaxPayload) setMaxPayload(wss, DEFAULT_MAX_PAYLOAD)
   const credentialProtocols = new Set<string>()
   guardSubprotocols(wss, credentialProtocols)
   wss.on('connection', onSocketConnection)
@@ -59,11 +62,12 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   fastify.addHook('onRoute', (routeOptions) => {
     const route = resolveRoute(routeOptions, defaults)
     if (route === null) return
-    const hook = createHandshakeHook(route, wss, guard, defaults.userKey, hub) as preValidationHookHandler
+    const hook = createHandshakeHook(route, wss, services, defaults.handshakeTimeout) as preValidationHookHandler
+    guard.requirePeriod(route.reauthenticateInterval)
     routeOptions.preValidation = prependHook(routeOptions.preValidation, hook)
     for (const prefix of route.credentialProtocols) credentialProtocols.add(prefix)
     const routeMaxPayload = route.router?.maxPayload ?? 0
-    if (ownsMaxPayload && routeMaxPayload > (wss.options.maxPayload ?? 0)) wss.options.maxPayload = routeMaxPayload
+    if (ownsMaxPayload && routeMaxPayload > (maxPayloadOf(wss) ?? 0)) setMaxPayload(wss, routeMaxPayload)
     if (route.websocket) {
       socketRoutes.push(recordRoute(routeOptions, route))
       // Fastify logs the upgrade URL ("incoming request") with the route's serializers: keep tokens out.

@@ -47,6 +47,12 @@ interface JwtRequest {
   headers: FastifyRequest['headers']
 }
 
+/**
+ * The token a socket last proved in-band (the `authenticate` action), per upgrade request: re-authentication
+ * verifies it rather than the handshake's, which may have expired since.
+ */
+const refreshedTokens = new WeakMap<FastifyRequest, string>()
+
 const EXPIRED_CODES = new Set(['FST_JWT_AUTHORIZATION_TOKEN_EXPIRED', 'FAST_JWT_EXPIRED'])
 
 /** The `exp` of a token already verified (epoch ms); read from the token, as `formatUser` may drop it. */
@@ -167,13 +173,16 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
       if (typeof request.jwtVerify !== 'function') {
         throw new MissingDependencyError('jwtAuthentication()', '@fastify/jwt')
       }
-      const found = findToken(request)
+      const refreshed = refreshedTokens.get(fastifyRequest)
+      const found = refreshed === undefined ? findToken(request) : { token: refreshed, jwtLookup: false }
       if (found === null) return null
       return await verify(fastifyRequest, found)
     },
     async refreshToken (fastifyRequest, token) {
       if (typeof token !== 'string' || token === '') throw new AuthenticationFailed('Invalid token')
-      return await verify(fastifyRequest, { token, jwtLookup: false })
+      const user = await verify(fastifyRequest, { token, jwtLookup: false })
+      refreshedTokens.set(fastifyRequest, token)
+      return user
     }
   }
 

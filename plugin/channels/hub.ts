@@ -302,6 +302,7 @@ export class ChannelHub {
         this.counts.delete(id)
         reject(new ChannelLayerTimeoutError(`counting the members of "${group}"`, this.sizeTimeout))
       }, this.sizeTimeout)
+      timer.unref()
       this.counts.set(id, { total: 0, answers: 0, expected: -1, resolve, reject, timer })
     })
     try {

@@ -82,6 +82,7 @@ function redact (url: string): string {
 function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new ChannelLayerTimeoutError(what, ms)), ms)
+    timer.unref()
     promise.then(
       (value) => { clearTimeout(timer); resolve(value) },
       (err) => { clearTimeout(timer); reject(err) }
@@ -105,6 +106,7 @@ function waitReady (client: RedisClientLike, ms: number): Promise<void> {
     const onError = (err: Error): void => done(err)
     const onEnd = (): void => done(new Error('connection ended'))
     const timer = setTimeout(() => done(new Error(`no answer within ${ms} ms`)), ms)
+    timer.unref()
     client.on('ready', onReady)
     client.on('error', onError)
     client.on('end', onEnd)

@@ -1,18 +1,17 @@
 import type { FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { Authenticator, ChanxAuthenticator } from '../auth/authenticator'
+import type { Authenticator } from '../auth/authenticator'
 import { AuthenticationFailed, ChanxRefusal } from '../core/errors'
 import type { UserKeyFunction } from '../core/identity'
-import { setLongTimeout, type LongTimer } from './limits'
 import { AUTHENTICATION_OK_MESSAGE, authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
 
 /**
- * A socket outlives the credentials it opened with. This file closes it when they lapse: at the expiry an
- * authenticator recorded (a JWT's `exp`), and whenever a periodic re-run of the route's pipeline refuses.
+ * A socket outlives the credentials it opened with. Authenticators record when they lapse (a JWT's `exp`);
+ * the socket's connection (connection.ts) closes it then, and whenever a periodic re-run of the route's
+ * pipeline refuses. This file holds what authenticators and the in-band refresh share with it.
  */
 
 const expiries = new WeakMap<FastifyRequest, number>()
-const watches = new WeakMap<FastifyRequest, CredentialWatch>()
 
 /** Records when the credentials of `request` stop being valid (epoch ms); authenticators call it. */
 export function setCredentialExpiry (request: FastifyRequest, expiresAt: number): void {
@@ -24,17 +23,32 @@ export function credentialExpiry (request: FastifyRequest): number | undefined {
 }
 
 export const DETAIL_TOKEN_EXPIRED = 'Token expired'
+export const DETAIL_ANOTHER_USER = 'The credentials belong to another user'
 
-export interface LifetimeOptions {
-  authenticator: ChanxAuthenticator<unknown, unknown>
-  sendAuthenticationMessage: boolean
-  /** Re-run the pipeline every this many ms (0: never). */
-  reauthenticateInterval: number
+/** The open connection of an upgrade request, for the in-band refresh: set on the request by the connection. */
+export const kCredentialHolder = Symbol('fastify-chanx.credential-holder')
+
+export interface CredentialHolder {
+  /** Moves the expiry (an in-band token refresh); `undefined` removes it. */
+  setExpiry (expiresAt: number | undefined): void
+  /** Sends the refusal's authentication message (unless messages are off) and closes with 4000 + status. */
+  refuse (statusCode: number, text: string, data: unknown): void
+  write (text: string): void
+}
+
+type RequestWithHolder = FastifyRequest & { [kCredentialHolder]?: CredentialHolder }
+
+export function holderOf (request: FastifyRequest): CredentialHolder | undefined {
+  return (request as RequestWithHolder)[kCredentialHolder]
+}
+
+export function setHolder (request: FastifyRequest, holder: CredentialHolder | undefined): void {
+  (request as RequestWithHolder)[kCredentialHolder] = holder
 }
 
 /**
  * Sends a refusal's authentication message (unless messages are off) and closes with 4000 + status, the
- * status text as reason: for a refused handshake and for an open socket whose credentials lapsed alike.
+ * status text as reason: for a refused handshake's socket, which no connection owns.
  */
 export function closeWithRefusal (
   socket: WebSocket,
@@ -46,64 +60,6 @@ export function closeWithRefusal (
   if (socket.readyState !== socket.OPEN) return
   if (sendMessage) socket.send(authenticationMessage(statusCode, text, data))
   socket.close(refusalCloseCode(statusCode), closeReason(text))
-}
-
-export interface CredentialWatch {
-  /** Moves the expiry (an in-band token refresh); `undefined` removes it. */
-  setExpiry(expiresAt: number | undefined): void
-  stop(): void
-}
-
-/** Watches the credentials of an accepted socket until it closes. */
-export function watchCredentials (socket: WebSocket, request: FastifyRequest, options: LifetimeOptions): CredentialWatch {
-  let expiryTimer: LongTimer | undefined
-  let interval: NodeJS.Timeout | undefined
-  let checking = false
-
-  const expire = (): void => {
-    request.log.info('fastify-chanx: credentials expired, closing the socket')
-    closeWithRefusal(socket, 401, statusText(401), { detail: DETAIL_TOKEN_EXPIRED }, options.sendAuthenticationMessage)
-  }
-
-  const setExpiry = (expiresAt: number | undefined): void => {
-    expiryTimer?.cancel()
-    expiryTimer = expiresAt === undefined ? undefined : setLongTimeout(expire, expiresAt - Date.now())
-  }
-
-  const reauthenticate = async (): Promise<void> => {
-    if (checking || socket.readyState !== socket.OPEN) return
-    checking = true
-    try {
-      const result = await options.authenticator.reauthenticate(request)
-      if (!result.isAuthenticated) {
-        request.log.info({ statusCode: result.statusCode }, 'fastify-chanx: re-authentication refused, closing the socket')
-        closeWithRefusal(socket, result.statusCode, result.statusText, result.data, options.sendAuthenticationMessage)
-      } else {
-        const expiresAt = credentialExpiry(request)
-        if (expiresAt !== undefined) setExpiry(expiresAt)
-      }
-    } catch (err) {
-      // An outage of the user store must not log everyone out: keep the socket, try again next time.
-      request.log.error({ err }, 'fastify-chanx: re-authentication threw; the socket stays open')
-    } finally {
-      checking = false
-    }
-  }
-
-  setExpiry(credentialExpiry(request))
-  if (options.reauthenticateInterval > 0) {
-    interval = setInterval(() => { void reauthenticate() }, options.reauthenticateInterval)
-    interval.unref()
-  }
-
-  const stop = (): void => {
-    expiryTimer?.cancel()
-    if (interval !== undefined) clearInterval(interval)
-  }
-  socket.once('close', stop)
-  const watch = { setExpiry, stop }
-  watches.set(request, watch)
-  return watch
 }
 
 /**
@@ -121,6 +77,7 @@ export function createInBandRefresh (
   if (authenticator === undefined) return null
   return async function refreshInBand (request, socket, payload) {
     const token = payload !== null && typeof payload === 'object' ? (payload as { token?: unknown }).token : undefined
+    const holder = holderOf(request)
     // @fastify/jwt's verification writes request.user: remember who the socket belongs to.
     const previous = request.user
     try {
@@ -130,13 +87,15 @@ export function createInBandRefresh (
         throw new AuthenticationFailed('The token belongs to another user')
       }
       request.user = user as FastifyRequest['user']
-      watches.get(request)?.setExpiry(credentialExpiry(request))
-      if (socket.readyState === socket.OPEN) socket.send(AUTHENTICATION_OK_MESSAGE)
+      holder?.setExpiry(credentialExpiry(request))
+      if (holder !== undefined) holder.write(AUTHENTICATION_OK_MESSAGE)
+      else if (socket.readyState === socket.OPEN) socket.send(AUTHENTICATION_OK_MESSAGE)
     } catch (err) {
       request.user = previous
       if (!(err instanceof ChanxRefusal)) throw err
       request.log.info('fastify-chanx: an in-band token refresh was refused, closing the socket')
-      closeWithRefusal(socket, 401, statusText(401), { detail: err.detail }, sendAuthenticationMessage)
+      if (holder !== undefined) holder.refuse(401, statusText(401), { detail: err.detail })
+      else closeWithRefusal(socket, 401, statusText(401), { detail: err.detail }, sendAuthenticationMessage)
     }
   }
 }

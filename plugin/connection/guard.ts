@@ -1,11 +1,10 @@
 import type { FastifyRequest } from 'fastify'
-import type { WebSocket } from 'ws'
 import { ConnectionCounter } from './limits'
 
 /**
  * Process-wide limits on open sockets: how many one user or one IP may hold, and one sweep (a single
- * timer, not one per socket) that pings peers and drops those that stop answering, closes idle sockets,
- * and closes slow readers whose unsent output passes a bound.
+ * timer for the whole process, not one per socket) that visits every open connection: heartbeat, idle
+ * timeout, slow readers, credential expiry, periodic re-authentication and overdue closes.
  */
 export interface ConnectionLimits {
   /** Ping every socket this often and terminate one that did not answer the previous ping (ms; 0: off). */
@@ -23,96 +22,80 @@ export interface ConnectionLimits {
 export const CLOSE_IDLE = 4408
 export const CLOSE_SLOW_READER = 1013
 
-interface Tracked {
-  lastActivity: number
-  lastPing: number
-  awaitingPong: boolean
+/** The sweep's precision for credential expiry and overdue closes: it runs at least this often while sockets are open. */
+export const SWEEP_PERIOD = 1000
+
+/** What holds connection slots: the guard writes the keys it took, and reads them back on release. */
+export interface SlotHolder {
+  userSlot: string | null
+  ipSlot: string | null
+}
+
+/** An open connection, visited on each sweep. */
+export interface Swept {
+  sweep (now: number): void
 }
 
 export class ConnectionGuard {
   private readonly perUser = new ConnectionCounter()
   private readonly perIp = new ConnectionCounter()
-  private readonly tracked = new Map<WebSocket, Tracked>()
+  private readonly tracked = new Set<Swept>()
   private timer: NodeJS.Timeout | undefined
-  private readonly tick: number
+  private tick: number
 
   constructor (readonly limits: ConnectionLimits) {
-    const periods = [limits.heartbeatInterval, limits.idleTimeout, limits.maxBufferedBytes > 0 ? 1000 : 0].filter((ms) => ms > 0)
-    this.tick = periods.length === 0 ? 0 : Math.max(10, Math.min(...periods, 1000))
+    this.tick = Math.max(10, Math.min(SWEEP_PERIOD, ...[limits.heartbeatInterval, limits.idleTimeout].filter((ms) => ms > 0)))
   }
 
-  /** Takes the user's and the IP's slots; `null` when either is full. The release is idempotent. */
-  admit (request: FastifyRequest, userKey: string | null): (() => void) | null {
+  /** A route re-authenticates this often: the sweep must run at least as often. */
+  requirePeriod (ms: number): void {
+    if (ms > 0 && ms < this.tick) this.tick = Math.max(10, ms)
+  }
+
+  /** Takes the user's and the IP's slots for `holder`; `false` (nothing taken) when either is full. */
+  acquire (holder: SlotHolder, request: FastifyRequest, userKey: string | null): boolean {
     const userLimit = this.limits.maxConnectionsPerUser
     const ipLimit = this.limits.maxConnectionsPerIp
     const user = userLimit > 0 && userKey !== null ? userKey : null
     const ip = ipLimit > 0 && typeof request.ip === 'string' ? request.ip : null
-    if (user !== null && !this.perUser.acquire(user, userLimit)) return null
+    if (user !== null && !this.perUser.acquire(user, userLimit)) return false
     if (ip !== null && !this.perIp.acquire(ip, ipLimit)) {
       if (user !== null) this.perUser.release(user)
-      return null
+      return false
     }
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      if (user !== null) this.perUser.release(user)
-      if (ip !== null) this.perIp.release(ip)
-    }
+    holder.userSlot = user
+    holder.ipSlot = ip
+    return true
   }
 
-  /** Open slots, for tests and metrics. */
+  /** Gives back what `acquire` took; a second call does nothing. */
+  release (holder: SlotHolder): void {
+    if (holder.userSlot !== null) this.perUser.release(holder.userSlot)
+    if (holder.ipSlot !== null) this.perIp.release(holder.ipSlot)
+    holder.userSlot = null
+    holder.ipSlot = null
+  }
+
+  /** Open slots and swept sockets, for tests and metrics. */
   counts (): { users: number, ips: number, sockets: number } {
     return { users: this.perUser.size, ips: this.perIp.size, sockets: this.tracked.size }
   }
 
-  track (socket: WebSocket): void {
-    if (this.tick === 0) return
-    const now = Date.now()
-    const state: Tracked = { lastActivity: now, lastPing: now, awaitingPong: false }
-    this.tracked.set(socket, state)
-    // Only the listeners an enabled limit needs: each costs a closure per socket.
-    if (this.limits.heartbeatInterval > 0) socket.on('pong', () => { state.awaitingPong = false })
-    if (this.limits.idleTimeout > 0) {
-      const active = (): void => { state.lastActivity = Date.now() }
-      socket.on('message', active)
-      socket.on('ping', active)
-    }
-    socket.once('close', () => { this.tracked.delete(socket) })
+  track (connection: Swept): void {
+    this.tracked.add(connection)
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.sweep(), this.tick)
       this.timer.unref()
     }
   }
 
-  /** Closes a slow reader now, where output is produced; `true` when it was closed. */
-  overflowing (socket: WebSocket): boolean {
-    const limit = this.limits.maxBufferedBytes
-    if (limit === 0 || socket.bufferedAmount <= limit) return false
-    socket.close(CLOSE_SLOW_READER, 'Slow reader')
-    return true
+  untrack (connection: Swept): void {
+    this.tracked.delete(connection)
   }
 
   private sweep (): void {
     const now = Date.now()
-    const { heartbeatInterval, idleTimeout } = this.limits
-    for (const [socket, state] of this.tracked) {
-      if (socket.readyState !== socket.OPEN) continue
-      if (this.overflowing(socket)) continue
-      if (idleTimeout > 0 && now - state.lastActivity >= idleTimeout) {
-        socket.close(CLOSE_IDLE, 'Idle timeout')
-        continue
-      }
-      if (heartbeatInterval > 0 && now - state.lastPing >= heartbeatInterval) {
-        if (state.awaitingPong) {
-          socket.terminate()
-          continue
-        }
-        state.awaitingPong = true
-        state.lastPing = now
-        socket.ping()
-      }
-    }
+    for (const connection of this.tracked) connection.sweep(now)
     if (this.tracked.size === 0 && this.timer !== undefined) {
       clearInterval(this.timer)
       this.timer = undefined

@@ -8,6 +8,11 @@ import { DETAIL_NOT_AUTHENTICATED, DETAIL_NOT_FOUND, DETAIL_PERMISSION_DENIED } 
  */
 export abstract class ChanxRefusal extends Error {
   abstract readonly code: string
+  /**
+   * The HTTP status, as @fastify/jwt's errors carry theirs: thrown from a plain handler, Fastify's error
+   * handler answers it with the detail as message. The handshake pipeline decides 401/403 itself (DRF).
+   */
+  abstract readonly statusCode: number
   readonly detail: string
 
   constructor (detail: string) {
@@ -16,18 +21,23 @@ export abstract class ChanxRefusal extends Error {
   }
 }
 
-/** Credentials were present but bad. 401 when the route's first authenticator has a challenge, else 403. */
+/**
+ * Credentials were present but bad. In the pipeline: 401 when the route's first authenticator has a
+ * challenge, else 403; thrown from a handler: 401.
+ */
 export class AuthenticationFailed extends ChanxRefusal {
   readonly code = 'FST_CHANX_AUTHENTICATION_FAILED'
+  readonly statusCode: number = 401
   constructor (detail = 'Incorrect authentication credentials.') {
     super(detail)
     this.name = 'AuthenticationFailed'
   }
 }
 
-/** No credentials at all. 401 when the route's first authenticator has a challenge, else 403. */
+/** No credentials at all. In the pipeline: 401 with a challenge, else 403; thrown from a handler: 401. */
 export class NotAuthenticated extends ChanxRefusal {
   readonly code = 'FST_CHANX_NOT_AUTHENTICATED'
+  readonly statusCode: number = 401
   constructor (detail = DETAIL_NOT_AUTHENTICATED) {
     super(detail)
     this.name = 'NotAuthenticated'
@@ -37,6 +47,7 @@ export class NotAuthenticated extends ChanxRefusal {
 /** The user is known but may not do this: 403. */
 export class PermissionDenied extends ChanxRefusal {
   readonly code = 'FST_CHANX_PERMISSION_DENIED'
+  readonly statusCode: number = 403
   constructor (detail = DETAIL_PERMISSION_DENIED) {
     super(detail)
     this.name = 'PermissionDenied'
@@ -46,6 +57,7 @@ export class PermissionDenied extends ChanxRefusal {
 /** The object the URL names does not exist (or must not be revealed): 404. */
 export class NotFound extends ChanxRefusal {
   readonly code = 'FST_CHANX_NOT_FOUND'
+  readonly statusCode: number = 404
   constructor (detail = DETAIL_NOT_FOUND) {
     super(detail)
     this.name = 'NotFound'

@@ -10,7 +10,8 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   403: 'Forbidden',
   404: 'Not Found',
   429: 'Too Many Requests',
-  500: 'Internal Server Error'
+  500: 'Internal Server Error',
+  503: 'Service Unavailable'
 }
 
 export function statusText (statusCode: number): string {

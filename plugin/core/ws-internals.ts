@@ -3,11 +3,16 @@ import type { Duplex } from 'node:stream'
 import type { WebSocket, WebSocketServer } from 'ws'
 
 /**
- * A refused handshake still completes the WebSocket upgrade (DESIGN: a browser can read a close code but
- * not the HTTP status of a refused upgrade), yet must never reach the route's handler. @fastify/websocket
- * only upgrades from inside the route handler, so the refusal upgrades the socket itself, from the same
- * socket and head that @fastify/websocket stored on the raw request under its private symbols
- * (`ws-socket`, `ws-head`). They are found by description once; a real socket falls back to `raw.socket`.
+ * Every place fastify-chanx reaches past the public surface of @fastify/websocket (v11) and ws (v8), in
+ * one module, each checked against the installed versions:
+ *
+ * - A refused handshake still completes the WebSocket upgrade (DESIGN: a browser can read a close code but
+ *   not the HTTP status of a refused upgrade), yet must never reach the route's handler. @fastify/websocket
+ *   only upgrades from inside the route handler, and offers no public way to upgrade without it, so the
+ *   refusal upgrades the socket itself, from the stream and head that @fastify/websocket stored on the raw
+ *   request under its private symbols (`ws-socket`, `ws-head`). They are found by description once.
+ * - ws reads `maxPayload` and `handleProtocols` from `wss.options` on every upgrade; @fastify/websocket
+ *   builds the server before fastify-chanx is registered, so both are changed there, after construction.
  */
 let socketSymbol: symbol | undefined
 let headSymbol: symbol | undefined
@@ -21,10 +26,70 @@ function findSymbols (raw: IncomingMessage): void {
 
 const EMPTY_HEAD = Buffer.alloc(0)
 
-export function upgradeSocket (wss: WebSocketServer, raw: IncomingMessage, onSocket: (socket: WebSocket) => void): void {
+/** The options object ws reads on each upgrade; only the fields fastify-chanx changes. */
+interface ServerOptions {
+  maxPayload?: number
+  handleProtocols?: ((protocols: Set<string>, request: IncomingMessage) => string | false) | null
+}
+
+/**
+ * Checks, at registration, that the installed ws server still has the shape this module relies on: a
+ * `handleUpgrade` method and a writable `options` object. A changed version fails here, with this
+ * sentence, instead of misbehaving on the first handshake.
+ */
+export function checkWebsocketServer (wss: WebSocketServer): void {
+  const options = (wss as { options?: unknown }).options
+  const descriptor = Object.getOwnPropertyDescriptor(wss, 'options')
+  if (typeof wss.handleUpgrade !== 'function' || options === null || typeof options !== 'object' ||
+    descriptor === undefined || Object.isFrozen(options) || !Object.isExtensible(options)) {
+    throw new Error('fastify-chanx: app.websocketServer does not have the shape of a ws 8 WebSocketServer ' +
+      '(a handleUpgrade method and a writable options object); is a supported @fastify/websocket (11.x) installed?')
+  }
+}
+
+function serverOptions (wss: WebSocketServer): ServerOptions {
+  return wss.options as ServerOptions
+}
+
+export function maxPayloadOf (wss: WebSocketServer): number | undefined {
+  return serverOptions(wss).maxPayload
+}
+
+/** ws enforces the frame cap itself, with 1009, before it buffers a larger frame. */
+export function setMaxPayload (wss: WebSocketServer, maxPayload: number): void {
+  serverOptions(wss).maxPayload = maxPayload
+}
+
+/** Replaces ws's subprotocol selection; returns the one configured before (the app's own, or none). */
+export function replaceHandleProtocols (wss: WebSocketServer, select: NonNullable<ServerOptions['handleProtocols']>): ServerOptions['handleProtocols'] {
+  const options = serverOptions(wss)
+  const previous = options.handleProtocols
+  options.handleProtocols = select
+  return previous
+}
+
+/**
+ * The stream the upgrade will run on: @fastify/websocket's stored socket (a real TCP socket, or the
+ * in-memory stream of `injectWS`), else `raw.socket`. `undefined` when there is none.
+ */
+export function upgradeStream (raw: IncomingMessage): Duplex | undefined {
   if (socketSymbol === undefined || headSymbol === undefined) findSymbols(raw)
   const carrier = raw as unknown as Record<symbol, unknown>
-  const stream = (socketSymbol === undefined ? undefined : carrier[socketSymbol]) as Duplex | undefined ?? raw.socket
+  const stream = (socketSymbol === undefined ? undefined : carrier[socketSymbol]) as Duplex | undefined
+  return stream ?? raw.socket ?? undefined
+}
+
+/** Whether @fastify/websocket's private upgrade symbols are found on this upgrade request. */
+export function carriesUpgradeSymbols (raw: IncomingMessage): boolean {
+  findSymbols(raw)
+  const carrier = raw as unknown as Record<symbol, unknown>
+  return socketSymbol !== undefined && headSymbol !== undefined &&
+    carrier[socketSymbol] !== undefined && Buffer.isBuffer(carrier[headSymbol])
+}
+
+export function upgradeSocket (wss: WebSocketServer, raw: IncomingMessage, onSocket: (socket: WebSocket) => void): void {
+  const stream = upgradeStream(raw)
+  const carrier = raw as unknown as Record<symbol, unknown>
   const head = (headSymbol === undefined ? undefined : carrier[headSymbol]) as Buffer | undefined ?? EMPTY_HEAD
   if (stream === undefined || stream === null) {
     throw new Error('fastify-chanx: the upgrade request carries no socket; is @fastify/websocket registered?')

@@ -3,11 +3,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthenticationResult } from '../auth/authenticator'
-import { SocketMember } from '../channels/member'
-import type { ConnectionGuard } from '../connection/guard'
-import type { ChannelHub } from '../channels/hub'
-import { closeWithRefusal, credentialExpiry, watchCredentials } from '../connection/credential-lifetime'
-import type { UserKeyFunction } from '../core/identity'
+import { closeWithRefusal } from '../connection/credential-lifetime'
+import { SocketConnection, type ConnectionServices } from '../connection/connection'
 import type { RouteHandshake } from './route-options'
 import { DETAIL_ORIGIN_REFUSED } from './origin'
 import {
@@ -16,26 +13,9 @@ import {
   authenticationMessage
 } from '../core/wire'
 import { upgradeSocket } from '../core/ws-internals'
-import { attachRouter } from '../messages/dispatch'
-
-/** Set on the raw upgrade request when the handshake succeeded: the message to send when the socket opens. */
-const kAccepted = Symbol('fastify-chanx.accepted')
-
-interface AcceptedUpgrade {
-  message: string | null
-  request: FastifyRequest
-  route: RouteHandshake
-  /** The socket in the channel hub: its groups are joined already. */
-  member: SocketMember
-  /** Gives back the connection slots and leaves every group; idempotent. */
-  release: () => void
-}
-
-type RawWithHandshake = IncomingMessage & { [kAccepted]?: AcceptedUpgrade }
-
-function noop (): void {}
 
 export const DETAIL_TOO_MANY_CONNECTIONS = 'Too many connections'
+export const DETAIL_HANDSHAKE_TIMED_OUT = 'Handshake timed out'
 
 /** A refusal the hook itself decides (origin, connection caps, failures), with the standard status text. */
 function refusal (statusCode: number, detail: string): AuthenticationResult<unknown, unknown> {
@@ -48,6 +28,7 @@ function isResult (value: unknown): value is AuthenticationResult<unknown, unkno
     Number.isInteger(result.statusCode) && typeof result.statusText === 'string'
 }
 
+/** The authentication message of a result; throws when its `data` cannot be serialized (a BigInt, a cycle). */
 function messageFor (result: AuthenticationResult<unknown, unknown>): string {
   const data = result.data as { detail?: unknown } | null
   if (result.statusCode === 200 && result.statusText === 'OK' && data !== null && typeof data === 'object' &&
@@ -57,46 +38,72 @@ function messageFor (result: AuthenticationResult<unknown, unknown>): string {
   return authenticationMessage(result.statusCode, result.statusText, result.data)
 }
 
+/** What the pipeline and admission decided: the result, its message, and the admitted connection. */
+interface Outcome {
+  result: AuthenticationResult<unknown, unknown>
+  message: string
+  connection: SocketConnection | null
+}
+
+function failed (): Outcome {
+  const result = refusal(500, DETAIL_INTERNAL_ERROR)
+  return { result, message: messageFor(result), connection: null }
+}
+
+const TIMED_OUT: unique symbol = Symbol('fastify-chanx.timed-out')
+
+function releaseLate (outcome: Outcome): void {
+  outcome.connection?.release()
+}
+
+function noop (): void {}
+
+function isGroupList (groups: unknown): groups is readonly string[] {
+  if (!Array.isArray(groups)) return false
+  for (let i = 0; i < groups.length; i++) if (typeof groups[i] !== 'string' || groups[i] === '') return false
+  return true
+}
+
+/** `pipeline`, or TIMED_OUT after `ms`; the timer is cleared as soon as the pipeline settles. */
+function withTimeout (pipeline: Promise<Outcome>, ms: number): Promise<Outcome | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    // Not unref'd: a pending handshake is work in progress, and the timer lives at most `ms`.
+    timer = setTimeout(resolve, ms, TIMED_OUT)
+  })
+  return Promise.race([pipeline, timeout]).finally(() => clearTimeout(timer))
+}
+
 /**
  * The route's `preValidation` hook: runs the pipeline on the upgrade request (or the HTTP request) before
  * any handler, and applies the result. Success sets `request.user`/`request.obj` and lets the request go
- * on; refusal answers it here, so the route's handler never runs.
+ * on; refusal answers it here, so the route's handler never runs. The socket's life from admission on
+ * belongs to its SocketConnection (connection/connection.ts).
  */
 export function createHandshakeHook (
   route: RouteHandshake,
   wss: WebSocketServer,
-  guard: ConnectionGuard,
-  userKey: UserKeyFunction,
-  hub: ChannelHub
+  services: ConnectionServices,
+  handshakeTimeout: number
 ) {
   const authenticator = route.authenticator
-  const originCheck = route.originCheck
 
   return async function chanxHandshake (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    let result: AuthenticationResult<unknown, unknown>
-    try {
-      // Cross-site WebSocket hijacking: refused before any credential is looked at.
-      const outcome: unknown = originCheck !== null && request.ws && !await originCheck(request)
-        ? refusal(403, DETAIL_ORIGIN_REFUSED)
-        : await authenticator.authenticate(request)
-      if (isResult(outcome)) {
-        result = outcome
-      } else {
-        request.log.error({ result: typeof outcome }, 'fastify-chanx: the authenticator did not return an AuthenticationResult')
-        result = refusal(500, DETAIL_INTERNAL_ERROR)
-      }
-    } catch (err) {
-      request.log.error({ err }, 'fastify-chanx: the handshake pipeline threw')
-      result = refusal(500, DETAIL_INTERNAL_ERROR)
+    const pipeline = runPipeline(request, route, services)
+    let outcome: Outcome | typeof TIMED_OUT = handshakeTimeout > 0 ? await withTimeout(pipeline, handshakeTimeout) : await pipeline
+    if (outcome === TIMED_OUT) {
+      request.log.warn({ handshakeTimeout }, 'fastify-chanx: the handshake did not complete within handshakeTimeout')
+      // The pipeline may still settle: what it admitted then is given back at once, never opened.
+      pipeline.then(releaseLate, noop)
+      const result = refusal(503, DETAIL_HANDSHAKE_TIMED_OUT)
+      outcome = { result, message: messageFor(result), connection: null }
     }
-
-    if (result.isAuthenticated && request.ws && route.websocket) {
-      result = await admitSocket(request, result, route, guard, userKey, hub)
-    }
+    const { result, connection } = outcome
 
     if (result.isAuthenticated) {
       request.user = result.user as FastifyRequest['user']
       request.obj = result.obj as FastifyRequest['obj']
+      if (connection !== null) setAccepted(request.raw, connection)
       return
     }
 
@@ -112,52 +119,72 @@ export function createHandshakeHook (
   }
 }
 
+/** Origin, authenticators, permissions, object; then, for an accepted socket, admission. Never throws. */
+async function runPipeline (request: FastifyRequest, route: RouteHandshake, services: ConnectionServices): Promise<Outcome> {
+  let result: AuthenticationResult<unknown, unknown>
+  let message: string
+  try {
+    // Cross-site WebSocket hijacking: refused before any credential is looked at.
+    const outcome: unknown = route.originCheck !== null && request.ws && !await route.originCheck(request)
+      ? refusal(403, DETAIL_ORIGIN_REFUSED)
+      : await route.authenticator.authenticate(request)
+    if (!isResult(outcome)) {
+      request.log.error({ result: typeof outcome }, 'fastify-chanx: the authenticator did not return an AuthenticationResult')
+      return failed()
+    }
+    result = outcome
+    // Serialized here, once, whenever it will be sent: `data` that JSON cannot carry (a BigInt, a cycle)
+    // is the server's fault, answered 500 like a throw, never with the serializer's own message.
+    message = !result.isAuthenticated || (request.ws && route.websocket) ? messageFor(result) : ''
+  } catch (err) {
+    request.log.error({ err }, 'fastify-chanx: the handshake pipeline threw')
+    return failed()
+  }
+  if (result.isAuthenticated && request.ws && route.websocket) {
+    return await admitSocket(request, result, route.sendAuthenticationMessage ? message : null, route, services)
+  }
+  return { result, message, connection: null }
+}
+
 /**
  * Takes the user's and the IP's connection slots and joins the socket's groups, all before the socket
- * opens: a client that has read "OK" is a member of every group already and misses no broadcast.
+ * opens: a client that has read "OK" is a member of every group already and misses no broadcast. If the
+ * client's connection drops meanwhile, the connection is released at that moment.
  */
 async function admitSocket (
   request: FastifyRequest,
   result: AuthenticationResult<unknown, unknown>,
+  message: string | null,
   route: RouteHandshake,
-  guard: ConnectionGuard,
-  userKey: UserKeyFunction,
-  hub: ChannelHub
-): Promise<AuthenticationResult<unknown, unknown>> {
-  const key = userKey(result.user) ?? null
-  const releaseSlots = guard.admit(request, key)
-  if (releaseSlots === null) return refusal(429, DETAIL_TOO_MANY_CONNECTIONS)
-  const member = new SocketMember(key, hub, guard, request.log)
-  let released = false
-  const release = (): void => {
-    if (released) return
-    released = true
-    releaseSlots()
-    member.leaveAll()
+  services: ConnectionServices
+): Promise<Outcome> {
+  let key: string | null
+  try {
+    key = services.userKey(result.user) ?? null
+    if (key !== null && typeof key !== 'string') throw new TypeError('userKey(user) must return a string, null or undefined')
+  } catch (err) {
+    request.log.error({ err }, 'fastify-chanx: userKey(user) failed')
+    return failed()
   }
+  const connection = new SocketConnection(request, key, route, services)
+  if (!connection.admit()) {
+    const refused = refusal(429, DETAIL_TOO_MANY_CONNECTIONS)
+    return { result: refused, message: messageFor(refused), connection: null }
+  }
+  connection.message = message
+  connection.watchTransport(request.raw)
   try {
     const groups = route.groups === undefined
       ? []
       : await route.groups({ user: result.user as FastifyRequest['user'], obj: result.obj as FastifyRequest['obj'], params: request.params, request })
-    if (!Array.isArray(groups) || groups.some((group) => typeof group !== 'string' || group === '')) {
-      throw new TypeError('groups(ctx) must return an array of group names')
-    }
-    await Promise.all([hub.attach(member), ...groups.map((group: string) => member.join(group))])
+    if (!isGroupList(groups)) throw new TypeError('groups(ctx) must return an array of group names')
+    await connection.joinAll(groups)
   } catch (err) {
-    release()
+    connection.release()
     request.log.error({ err }, 'fastify-chanx: joining the socket\'s groups failed')
-    return refusal(500, DETAIL_INTERNAL_ERROR)
+    return failed()
   }
-  // Released when the socket closes, or when the connection drops before it opens.
-  request.raw.socket?.once('close', release)
-  ;(request.raw as RawWithHandshake)[kAccepted] = {
-    message: route.sendAuthenticationMessage ? messageFor(result) : null,
-    request,
-    route,
-    member,
-    release
-  }
-  return result
+  return { result, message: message ?? '', connection }
 }
 
 /** Completes the upgrade, sends the refusal, and closes with 4000 + status. Nothing the client sends is read. */
@@ -171,7 +198,7 @@ function refuseSocket (
   reply.hijack()
   try {
     upgradeSocket(wss, request.raw, (socket: WebSocket) => {
-      socket.on('error', noop)
+      socket.on('error', (err) => request.log.debug({ err }, 'fastify-chanx: a refused socket failed'))
       closeWithRefusal(socket, result.statusCode, result.statusText, result.data, route.sendAuthenticationMessage)
     })
   } catch (err) {
@@ -180,34 +207,23 @@ function refuseSocket (
   }
 }
 
+/** The connection waiting on an accepted upgrade request, from admission until its socket opens. */
+const kAccepted = Symbol('fastify-chanx.accepted')
+
+type RawWithConnection = IncomingMessage & { [kAccepted]?: SocketConnection }
+
+function setAccepted (raw: IncomingMessage, connection: SocketConnection): void {
+  (raw as RawWithConnection)[kAccepted] = connection
+}
+
 /**
  * The listener attached once to `app.websocketServer`, which @fastify/websocket makes emit 'connection'
  * right before it calls the route's handler: the authentication message is queued first, so it reaches the
  * client before anything the handler sends.
  */
-export function createConnectionListener (guard: ConnectionGuard) {
-  return function onSocketConnection (socket: WebSocket, raw: IncomingMessage): void {
-    const accepted = (raw as RawWithHandshake)[kAccepted]
-    if (accepted === undefined) return
-    ;(raw as RawWithHandshake)[kAccepted] = undefined
-    socket.once('close', accepted.release)
-    guard.track(socket)
-    if (accepted.message !== null) socket.send(accepted.message)
-    // What the groups received since the handshake joined them goes out right after the message.
-    accepted.member.open(socket)
-    // Synchronously, before ws can emit the first frame: nothing the client sent after the handshake is lost.
-    if (accepted.route.router !== null) attachRouter(accepted.route.router, socket, accepted.request, accepted.member)
-    watchLifetime(socket, accepted)
-  }
-}
-
-function watchLifetime (socket: WebSocket, accepted: AcceptedUpgrade): void {
-  const { request, route } = accepted
-  if (route.reauthenticateInterval > 0 || credentialExpiry(request) !== undefined || route.router?.refreshCredentials != null) {
-    watchCredentials(socket, request, {
-      authenticator: route.authenticator,
-      sendAuthenticationMessage: route.sendAuthenticationMessage,
-      reauthenticateInterval: route.reauthenticateInterval
-    })
-  }
+export function onSocketConnection (socket: WebSocket, raw: IncomingMessage): void {
+  const connection = (raw as RawWithConnection)[kAccepted]
+  if (connection === undefined) return
+  ;(raw as RawWithConnection)[kAccepted] = undefined
+  connection.open(socket)
 }

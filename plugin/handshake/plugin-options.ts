@@ -44,6 +44,17 @@ export interface FastifyChanxOptions extends ChannelOptions {
   idleTimeout?: number
   /** Close a slow reader (1013) whose unsent output passes this many bytes (default 1 MiB; 0: off). */
   maxBufferedBytes?: number
+  /**
+   * Frames of one socket that may wait for an earlier handler (default 100; 0: no cap). One more closes the
+   * socket with 1008 "Too many pending messages".
+   */
+  maxQueuedFrames?: number
+  /**
+   * Longest time the handshake (origin check, authenticators, permissions, object loader, `groups`) may
+   * take (ms; default 10000; 0: off). Past it the request is answered 503 / the socket closed 4503
+   * "Handshake timed out"; a pipeline that settles later admits nothing.
+   */
+  handshakeTimeout?: number
   /** Concurrent sockets per user in this process (default 0: no limit); more are refused 429 / 4429. */
   maxConnectionsPerUser?: number
   /** Concurrent sockets per client IP in this process (default 0: no limit; set `trustProxy` behind a proxy). */
@@ -74,6 +85,8 @@ export interface ResolvedDefaults {
   allowedOrigins: AllowedOrigins | undefined
   redactQueryParams: readonly string[]
   reauthenticateInterval: number
+  maxQueuedFrames: number
+  handshakeTimeout: number
   limits: ConnectionLimits
   userKey: UserKeyFunction
   rateLimit: RateLimit | null
@@ -82,8 +95,12 @@ export interface ResolvedDefaults {
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
   'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
+  'maxQueuedFrames', 'handshakeTimeout',
   'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis', 'rateLimit', 'asyncapi', 'playground'
 ])
+
+export const DEFAULT_MAX_QUEUED_FRAMES = 100
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 
 const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 }
 
@@ -158,6 +175,10 @@ export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDef
     reauthenticateInterval: options.reauthenticateInterval === undefined
       ? 0
       : checkInterval(options.reauthenticateInterval, 'option reauthenticateInterval'),
+    maxQueuedFrames: checkCount(options.maxQueuedFrames, DEFAULT_MAX_QUEUED_FRAMES, 'option maxQueuedFrames'),
+    handshakeTimeout: options.handshakeTimeout === undefined
+      ? DEFAULT_HANDSHAKE_TIMEOUT
+      : checkInterval(options.handshakeTimeout, 'option handshakeTimeout'),
     limits: {
       heartbeatInterval: options.heartbeatInterval === undefined ? 30_000 : checkInterval(options.heartbeatInterval, 'option heartbeatInterval'),
       idleTimeout: options.idleTimeout === undefined ? 0 : checkInterval(options.idleTimeout, 'option idleTimeout'),

@@ -4,7 +4,7 @@ import type { ChanxAuthenticator } from '../auth/authenticator'
 import { createInBandRefresh } from '../connection/credential-lifetime'
 import { InvalidOptionError } from '../core/errors'
 import type { GroupContext, ObjectLoader } from '../core/user-types'
-import { checkBoolean, checkInterval } from '../core/validate'
+import { checkBoolean, checkCount, checkInterval } from '../core/validate'
 import { compileRouter, type MessageRouter } from '../messages/compile'
 import { createOriginCheck, checkAllowedOrigins, type OriginCheck } from './origin'
 import { checkAuthentication, checkAuthenticatorClass, checkPermissions, checkRateLimit, type ResolvedDefaults } from './plugin-options'
@@ -20,6 +20,8 @@ export interface RouteHandshake {
   /** Query parameters that carry credentials on this route, redacted from its log lines. */
   readonly credentialParams: ReadonlySet<string>
   readonly reauthenticateInterval: number
+  /** Frames of one socket that may wait for an earlier handler (0: no cap). */
+  readonly maxQueuedFrames: number
   /** Prefixes of subprotocol values that carry this route's credentials. */
   readonly credentialProtocols: readonly string[]
   /** Routes the frames of accepted sockets; `null` when the route declares no `messages`. */
@@ -83,6 +85,7 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
       rateLimit: checkRateLimit(route.rateLimit, defaults.rateLimit, `${where} rateLimit`),
       refreshCredentials: createInBandRefresh(authentication, defaults.userKey, sendAuthenticationMessage)
     }),
+    maxQueuedFrames: checkCount(route.maxQueuedFrames, defaults.maxQueuedFrames, `${where} maxQueuedFrames`),
     reauthenticateInterval: route.reauthenticateInterval === undefined
       ? defaults.reauthenticateInterval
       : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)

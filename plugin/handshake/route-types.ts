@@ -40,6 +40,8 @@ export interface ChanxRouteOptions<Request = FastifyRequest> {
    * message goes out, and left when the socket closes, however it closes.
    */
   groups?: (ctx: GroupContext) => readonly string[] | Promise<readonly string[]>
+  /** Frames of one socket that may wait for an earlier handler (routes with `messages`); see the plugin option. */
+  maxQueuedFrames?: number
   /** This route's message rate limit (routes with `messages`); see the plugin option. */
   rateLimit?: RateLimit | false
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { WebSocketServer } from 'ws'
+import { replaceHandleProtocols } from '../core/ws-internals'
 
 type HandleProtocols = (protocols: Set<string>, request: IncomingMessage) => string | false
 
@@ -9,15 +10,12 @@ type HandleProtocols = (protocols: Set<string>, request: IncomingMessage) => str
  * ever selects among the values that carry no credentials; an app's own `handleProtocols` sees only those.
  */
 export function guardSubprotocols (wss: WebSocketServer, credentialPrefixes: ReadonlySet<string>): void {
-  const options = wss.options as { handleProtocols?: HandleProtocols | null }
-  const appChoice = options.handleProtocols
-
   const carriesCredentials = (value: string): boolean => {
     const dot = value.indexOf('.')
     return dot > 0 && credentialPrefixes.has(value.slice(0, dot))
   }
 
-  options.handleProtocols = function selectProtocol (protocols, request) {
+  const appChoice: HandleProtocols | null | undefined = replaceHandleProtocols(wss, function selectProtocol (protocols, request) {
     const safe = new Set<string>()
     for (const protocol of protocols) if (!carriesCredentials(protocol)) safe.add(protocol)
     if (typeof appChoice === 'function') {
@@ -26,5 +24,5 @@ export function guardSubprotocols (wss: WebSocketServer, credentialPrefixes: Rea
     }
     const first = safe.values().next()
     return first.done === true ? false : first.value
-  }
+  })
 }

@@ -5,20 +5,37 @@
  * when a check fails.
  *
  * Frames of one connection are handled in arrival order: a frame waits in the connection's queue while
- * an earlier frame's handler is still pending (`concurrency` lets more than one run).
+ * an earlier frame's handler is still pending (`concurrency` lets more than one run), up to the route's
+ * `maxQueuedFrames`. The socket's life (listeners, output, close, groups) belongs to its owner
+ * (connection/connection.ts), which hands frames to the router and writes what the router answers.
  */
 import type { FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
-import type { SocketMember } from '../channels/member'
 import { TokenBucket } from '../connection/limits'
 import type { CompiledAction, MessageRouter } from './compile'
 import { INVALID, safeParse } from './safe-json'
 import type { BroadcastTarget, LooseContext, SocketContext } from './types'
 import { quoteTag, schemaErrors } from './validation-errors'
 
-const kConnection = Symbol('fastify-chanx.connection')
-type SocketWithConnection = WebSocket & { [kConnection]?: Connection }
-type RawFrame = Buffer | ArrayBuffer | Buffer[]
+export type RawFrame = Buffer | ArrayBuffer | Buffer[]
+
+/** What the router needs of the connection that owns the socket. */
+export interface ConnectionOwner {
+  readonly request: FastifyRequest
+  /** Frames that may wait in the queue (0: no cap); one more closes the socket with 1008. */
+  readonly maxQueuedFrames: number
+  readonly groups: readonly string[]
+  /** Sends one text frame, if the socket is open and keeps up (slow readers are closed there). */
+  write (text: string): void
+  close (code?: number, reason?: string): void
+  join (group: string): Promise<void>
+  leave (group: string): Promise<void>
+  broadcast (message: object, groups?: string | readonly string[], excludeSelf?: boolean): Promise<void>
+  sendEvent (name: string, payload: unknown, groups?: string | readonly string[]): Promise<void>
+}
+
+export const CLOSE_TOO_MANY_PENDING = 1008
+export const REASON_TOO_MANY_PENDING = 'Too many pending messages'
 
 /** Marks a handler that threw synchronously. */
 const THREW: unique symbol = Symbol('fastify-chanx.threw')
@@ -32,8 +49,8 @@ class Context implements LooseContext {
   constructor (
     readonly request: FastifyRequest<{ Params: unknown }>,
     readonly socket: WebSocket,
-    connection: Connection,
-    private readonly member: SocketMember
+    connection: RouterConnection,
+    private readonly owner: ConnectionOwner
   ) {
     this.params = request.params
     // Bound once per connection, so `const { send } = ctx` works too.
@@ -42,23 +59,23 @@ class Context implements LooseContext {
   }
 
   broadcast (message: object, options?: BroadcastTarget): Promise<void> {
-    return this.member.broadcast(message, options?.groups, options?.excludeSelf)
+    return this.owner.broadcast(message, options?.groups, options?.excludeSelf)
   }
 
   sendEvent (name: string, payload?: unknown, options?: { groups?: string | readonly string[] }): Promise<void> {
-    return this.member.sendEvent(name, payload, options?.groups)
+    return this.owner.sendEvent(name, payload, options?.groups)
   }
 
   join (group: string): Promise<void> {
-    return this.member.join(group)
+    return this.owner.join(group)
   }
 
   leave (group: string): Promise<void> {
-    return this.member.leave(group)
+    return this.owner.leave(group)
   }
 
   get groups (): readonly string[] {
-    return this.member.groups
+    return this.owner.groups
   }
 
   /** Read from the request, so a re-authentication that replaces the user is seen. */
@@ -71,7 +88,8 @@ class Context implements LooseContext {
   }
 }
 
-class Connection {
+/** One socket's router state: its frame queue, its rate limiter, its handlers' context. */
+export class RouterConnection {
   ready = false
   closed = false
   inFlight = 0
@@ -87,8 +105,11 @@ class Connection {
   readonly onSettled: (value: unknown) => void
   readonly onFailed: (error: unknown) => void
 
-  constructor (readonly router: MessageRouter, readonly socket: WebSocket, readonly request: FastifyRequest, member: SocketMember) {
-    this.ctx = new Context(request as FastifyRequest<{ Params: unknown }>, socket, this, member)
+  readonly request: FastifyRequest
+
+  constructor (readonly router: MessageRouter, readonly socket: WebSocket, readonly owner: ConnectionOwner) {
+    this.request = owner.request
+    this.ctx = new Context(owner.request as FastifyRequest<{ Params: unknown }>, socket, this, owner)
     const limit = router.rateLimit
     this.bucket = limit === null ? null : new TokenBucket(limit.messagesPerSecond, limit.burst)
     // One pair per connection, not per frame.
@@ -105,7 +126,12 @@ class Connection {
     return !this.closed && this.socket.readyState === WebSocket.OPEN
   }
 
-  runOnAuthenticated (): void {
+  /** Starts routing: at once, or once the route's `onAuthenticated` hook has settled. */
+  start (): void {
+    if (this.router.onAuthenticated === undefined) {
+      this.ready = true
+      return
+    }
     let result: unknown
     try {
       result = this.router.onAuthenticated!(this.ctx)
@@ -187,6 +213,12 @@ class Connection {
       dispatch(this, data, isBinary)
       return
     }
+    const cap = this.owner.maxQueuedFrames
+    if (cap > 0 && this.frames.length - this.head >= cap) {
+      this.request.log.warn('fastify-chanx: too many frames wait for a handler; closing the socket')
+      this.close(CLOSE_TOO_MANY_PENDING, REASON_TOO_MANY_PENDING)
+      return
+    }
     this.frames.push(data)
     this.binary.push(isBinary)
   }
@@ -223,7 +255,7 @@ class Connection {
   }
 
   sendRaw (text: string): void {
-    if (this.open) this.socket.send(text)
+    if (this.open) this.owner.write(text)
   }
 
   /** Sends a handler's message: checked against `outgoing` when asked, serialized once. */
@@ -235,7 +267,7 @@ class Connection {
     } else if (text === undefined) {
       this.request.log.error('fastify-chanx: an outgoing message could not be serialized to JSON; not sent')
     } else {
-      this.socket.send(text)
+      this.owner.write(text)
     }
   }
 
@@ -244,15 +276,7 @@ class Connection {
     this.frames.length = 0
     this.binary.length = 0
     this.head = 0
-    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {
-      try {
-        this.socket.close(code, reason)
-      } catch (err) {
-        // An invalid code or reason from a handler: close cleanly instead.
-        this.request.log.error({ err }, 'fastify-chanx: ctx.close was given an invalid code or reason')
-        this.socket.close(1011)
-      }
-    }
+    this.owner.close(code, reason)
   }
 
   closedWith (code: number): void {
@@ -317,7 +341,7 @@ function toText (data: RawFrame): string {
 }
 
 /** Calls a handler; a synchronous throw becomes `THREW` so the caller needs no try/catch of its own. */
-function invoke (connection: Connection, handler: CompiledAction['handler'], message: unknown): unknown {
+function invoke (connection: RouterConnection, handler: CompiledAction['handler'], message: unknown): unknown {
   try {
     return handler(message, connection.ctx as SocketContext)
   } catch (err) {
@@ -327,7 +351,7 @@ function invoke (connection: Connection, handler: CompiledAction['handler'], mes
 }
 
 /** One frame: parse, look up, check, handle. Answers every failure and keeps the connection open. */
-function dispatch (connection: Connection, data: RawFrame, isBinary: boolean): void {
+function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boolean): void {
   const router = connection.router
   const replies = router.replies
   if (isBinary && !router.acceptBinary) {
@@ -385,27 +409,3 @@ function tagInvalid (router: MessageRouter, tag: unknown): string {
   }]) + '}'
 }
 
-/** The socket's 'message' listener, shared by every connection (`this` is the socket). */
-function onFrame (this: SocketWithConnection, data: RawFrame, isBinary: boolean): void {
-  const connection = this[kConnection]
-  if (connection !== undefined) connection.receive(data, isBinary)
-}
-
-function onSocketClose (this: SocketWithConnection, code: number): void {
-  const connection = this[kConnection]
-  if (connection !== undefined) connection.closedWith(code)
-}
-
-/** Called synchronously when the socket opens (after the authentication message): no frame is missed. */
-export function attachRouter (router: MessageRouter, socket: WebSocket, request: FastifyRequest, member: SocketMember): void {
-  const connection = new Connection(router, socket, request, member)
-  if (router.events !== null) member.eventListener = (name, payload) => connection.onEvent(name, payload)
-  ;(socket as SocketWithConnection)[kConnection] = connection
-  socket.on('message', onFrame)
-  socket.on('close', onSocketClose)
-  if (router.onAuthenticated === undefined) {
-    connection.ready = true
-    return
-  }
-  connection.runOnAuthenticated()
-}

@@ -1,0 +1,417 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { WebSocket } from 'ws'
+import type { ChanxAuthenticator } from '../auth/authenticator'
+import type { ChannelHub, ChannelMember } from '../channels/hub'
+import { settle } from '../channels/settle'
+import type { UserKeyFunction } from '../core/identity'
+import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
+import { upgradeStream } from '../core/ws-internals'
+import type { MessageRouter } from '../messages/compile'
+import { RouterConnection, type ConnectionOwner, type RawFrame } from '../messages/dispatch'
+import {
+  DETAIL_ANOTHER_USER,
+  DETAIL_TOKEN_EXPIRED,
+  credentialExpiry,
+  setHolder,
+  type CredentialHolder
+} from './credential-lifetime'
+import { CLOSE_IDLE, CLOSE_SLOW_READER, type ConnectionGuard, type SlotHolder, type Swept } from './guard'
+
+/**
+ * One object owns a socket from admission to release (README "Connection lifecycle"): its connection
+ * slots, its membership in the channel hub (it is the hub's member), its output (what waits before the
+ * socket opens, and every write after), its credential watch, its router state, and its one close path.
+ *
+ * - Admission (the handshake hook): slots are taken, the transport's 'close' is watched, groups are joined.
+ * - Open (@fastify/websocket's 'connection'): the authentication message and the waiting output go out,
+ *   the router starts, the sweep visits the connection.
+ * - Release, once, whichever comes first: the socket's 'close', the transport dropping before the socket
+ *   opened, a failed or timed-out handshake. Slots are given back, every group is left, the sweep forgets
+ *   it; a `join` after that does nothing.
+ *
+ * Per socket there is one 'close' listener, and listeners are shared functions that find the connection
+ * through a symbol on the socket, not closures.
+ */
+
+const kConnection = Symbol('fastify-chanx.connection')
+
+type Carrier = { [kConnection]?: SocketConnection }
+
+/** What every connection of one route shares, fixed at registration. */
+export interface ConnectionRoute {
+  readonly authenticator: ChanxAuthenticator<unknown, unknown>
+  readonly sendAuthenticationMessage: boolean
+  readonly reauthenticateInterval: number
+  readonly maxQueuedFrames: number
+  readonly router: MessageRouter | null
+}
+
+export interface ConnectionServices {
+  readonly guard: ConnectionGuard
+  readonly hub: ChannelHub
+  readonly userKey: UserKeyFunction
+}
+
+/** A server-side close the peer does not complete is cut this long after (ws itself waits 30 s). */
+export const CLOSE_GRACE = 2000
+
+let nextId = 0
+
+function noop (): void {}
+
+function onTransportClose (this: Duplex & Carrier): void {
+  this[kConnection]?.release()
+}
+
+function onSocketClose (this: WebSocket & Carrier, code: number): void {
+  this[kConnection]?.closed(code)
+}
+
+function onFrame (this: WebSocket & Carrier, data: RawFrame, isBinary: boolean): void {
+  this[kConnection]?.receive(data, isBinary)
+}
+
+function onPing (this: WebSocket & Carrier): void {
+  const connection = this[kConnection]
+  if (connection !== undefined) connection.lastActivity = Date.now()
+}
+
+function onPong (this: WebSocket & Carrier): void {
+  const connection = this[kConnection]
+  if (connection !== undefined) connection.awaitingPong = false
+}
+
+export class SocketConnection implements ChannelMember, ConnectionOwner, CredentialHolder, SlotHolder, Swept {
+  readonly id: string
+  userSlot: string | null = null
+  ipSlot: string | null = null
+  released = false
+  lastActivity = 0
+  lastPing = 0
+  awaitingPong = false
+  /** The authentication message to send when the socket opens; `null` when messages are off. */
+  message: string | null = null
+  private socket: WebSocket | null = null
+  private transport: (Duplex & Carrier) | null = null
+  /** Output produced before the socket opened, and its size. */
+  private pending: string[] | null = null
+  private pendingBytes = 0
+  private closeCode = 0
+  private closeText = ''
+  /** Epoch ms at which the credentials lapse (Infinity: never). */
+  private expiresAt = Infinity
+  private nextReauthentication = Infinity
+  private reauthenticating = false
+  /** Epoch ms after which a close the peer did not complete is cut (0: none pending). */
+  private killAt = 0
+  private router: RouterConnection | null = null
+  private readonly log: FastifyBaseLogger
+
+  constructor (
+    readonly request: FastifyRequest,
+    readonly userKey: string | null,
+    private readonly route: ConnectionRoute,
+    private readonly services: ConnectionServices
+  ) {
+    this.id = (++nextId).toString(36)
+    this.log = request.log
+  }
+
+  get maxQueuedFrames (): number {
+    return this.route.maxQueuedFrames
+  }
+
+  // ---------------------------------------------------------------- admission
+
+  /** Takes the user's and the IP's slots; `false` when either is full. */
+  admit (): boolean {
+    return this.services.guard.acquire(this, this.request, this.userKey)
+  }
+
+  /**
+   * Releases the connection if the upgrade's transport closes before the socket opens (a client that
+   * resets while `groups()` is pending), or has closed already.
+   */
+  watchTransport (raw: IncomingMessage): void {
+    const transport = upgradeStream(raw) as (Duplex & Carrier) | undefined
+    if (transport === undefined) return
+    if (transport.destroyed) {
+      this.release()
+      return
+    }
+    this.transport = transport
+    transport[kConnection] = this
+    // `on`, not `once` (which wraps the listener per socket): it is removed at open or release anyway.
+    transport.on('close', onTransportClose)
+  }
+
+  /** Joins the user's channel and every group; nothing once released. */
+  async joinAll (groups: readonly string[]): Promise<void> {
+    if (this.released) return
+    const hub = this.services.hub
+    const joining: Promise<void>[] = [hub.attach(this)]
+    for (let i = 0; i < groups.length; i++) joining.push(hub.join(this, groups[i] as string))
+    await Promise.all(joining)
+    // Released meanwhile (the transport dropped): what the joins added is left again.
+    if (this.released) this.leaveAll()
+  }
+
+  // ---------------------------------------------------------------- open
+
+  /** @fastify/websocket's 'connection': called once, synchronously, before the route's handler runs. */
+  open (socket: WebSocket): void {
+    if (this.released) {
+      socket.terminate()
+      return
+    }
+    const transport = this.transport
+    if (transport !== null) {
+      transport.removeListener('close', onTransportClose)
+      transport[kConnection] = undefined
+      this.transport = null
+    }
+    this.socket = socket
+    ;(socket as WebSocket & Carrier)[kConnection] = this
+    socket.on('close', onSocketClose)
+    const { guard } = this.services
+    const limits = guard.limits
+    const now = Date.now()
+    this.lastActivity = now
+    this.lastPing = now
+    if (limits.heartbeatInterval > 0) socket.on('pong', onPong)
+    if (limits.idleTimeout > 0) socket.on('ping', onPing)
+    const expiry = credentialExpiry(this.request)
+    this.expiresAt = expiry === undefined ? Infinity : expiry
+    if (this.route.reauthenticateInterval > 0) this.nextReauthentication = now + this.route.reauthenticateInterval
+    setHolder(this.request, this)
+    guard.track(this)
+    if (this.message !== null) this.write(this.message)
+    // What the groups received since the handshake joined them goes out right after the message.
+    const pending = this.pending
+    this.pending = null
+    this.pendingBytes = 0
+    if (pending !== null) for (let i = 0; i < pending.length; i++) this.write(pending[i] as string)
+    if (this.closeCode !== 0) {
+      this.close(this.closeCode, this.closeText)
+      return
+    }
+    // Synchronously, before ws can emit the first frame: nothing the client sent after the handshake is lost.
+    const router = this.route.router
+    if (router !== null) this.router = new RouterConnection(router, socket, this)
+    if (router !== null || limits.idleTimeout > 0) socket.on('message', onFrame)
+    this.router?.start()
+  }
+
+  receive (data: RawFrame, isBinary: boolean): void {
+    if (this.services.guard.limits.idleTimeout > 0) this.lastActivity = Date.now()
+    if (this.router !== null) this.router.receive(data, isBinary)
+  }
+
+  // ---------------------------------------------------------------- output
+
+  /** ChannelMember: a broadcast, a message to the user. */
+  send (data: string): void {
+    this.write(data)
+  }
+
+  /**
+   * Every frame the server sends this socket goes through here. Before the socket opens it waits, up to
+   * `maxBufferedBytes`; after, a socket whose unsent output passed that bound is a slow reader and is cut.
+   */
+  write (text: string): void {
+    const socket = this.socket
+    const limit = this.services.guard.limits.maxBufferedBytes
+    if (socket === null) {
+      if (this.released || this.closeCode !== 0) return
+      this.pendingBytes += text.length
+      if (limit > 0 && this.pendingBytes > limit) {
+        this.log.warn('fastify-chanx: output waiting for the socket to open passed maxBufferedBytes; it will be closed')
+        this.pending = null
+        this.pendingBytes = 0
+        this.closeCode = CLOSE_SLOW_READER
+        this.closeText = 'Slow reader'
+        return
+      }
+      (this.pending ??= []).push(text)
+      return
+    }
+    if (socket.readyState !== WebSocket.OPEN) return
+    if (limit > 0 && socket.bufferedAmount > limit) {
+      this.slowReader(socket)
+      return
+    }
+    socket.send(text)
+  }
+
+  /**
+   * A close frame cannot get past a megabyte of unread output, and ws would wait 30 s for the peer to
+   * answer it: the close is sent (a peer that catches up reads it), and the connection cut at once.
+   */
+  private slowReader (socket: WebSocket): void {
+    this.log.warn('fastify-chanx: a slow reader passed maxBufferedBytes; closing the socket')
+    socket.close(CLOSE_SLOW_READER, 'Slow reader')
+    socket.terminate()
+  }
+
+  /** Closes the socket (or, before it opens, as soon as it does). A close the peer does not complete is cut after CLOSE_GRACE. */
+  close (code?: number, reason?: string): void {
+    const socket = this.socket
+    if (socket === null) {
+      if (this.closeCode === 0) {
+        this.closeCode = code ?? 1000
+        this.closeText = reason ?? ''
+      }
+      return
+    }
+    if (socket.readyState !== WebSocket.OPEN && socket.readyState !== WebSocket.CONNECTING) return
+    try {
+      socket.close(code, reason)
+    } catch (err) {
+      // An invalid code or reason from a handler: close cleanly instead.
+      this.log.error({ err }, 'fastify-chanx: ctx.close was given an invalid code or reason')
+      socket.close(1011)
+    }
+    this.killAt = Date.now() + CLOSE_GRACE
+  }
+
+  /** Sends a refusal's authentication message (unless messages are off) and closes with 4000 + status. */
+  refuse (statusCode: number, text: string, data: unknown): void {
+    if (this.route.sendAuthenticationMessage) this.write(authenticationMessage(statusCode, text, data))
+    this.close(refusalCloseCode(statusCode), closeReason(text))
+  }
+
+  // ---------------------------------------------------------------- groups
+
+  get groups (): readonly string[] {
+    return this.services.hub.groupsOf(this)
+  }
+
+  /** After release a join does nothing (and resolves): a closed socket never re-enters a group. */
+  join (group: string): Promise<void> {
+    // A join that is still pending at release is undone there: the hub records membership synchronously.
+    if (this.released) return Promise.resolve()
+    return this.services.hub.join(this, group)
+  }
+
+  leave (group: string): Promise<void> {
+    return this.services.hub.leave(this, group)
+  }
+
+  broadcast (message: object, groups?: string | readonly string[], excludeSelf = true): Promise<void> {
+    const hub = this.services.hub
+    return settle(() => hub.broadcast(groups ?? hub.groupsOf(this), message, { sender: this, excludeSelf }), this.log)
+  }
+
+  sendEvent (name: string, payload: unknown, groups?: string | readonly string[]): Promise<void> {
+    const hub = this.services.hub
+    return settle(() => hub.sendEvent(groups ?? hub.groupsOf(this), name, payload), this.log)
+  }
+
+  onEvent (name: string, payload: unknown): void {
+    this.router?.onEvent(name, payload)
+  }
+
+  private leaveAll (): void {
+    this.services.hub.leaveAll(this).catch((err: unknown) => this.log.warn({ err }, 'fastify-chanx: leaving the groups of a closed socket failed'))
+  }
+
+  // ---------------------------------------------------------------- credentials
+
+  setExpiry (expiresAt: number | undefined): void {
+    this.expiresAt = expiresAt === undefined ? Infinity : expiresAt
+  }
+
+  private async reauthenticate (): Promise<void> {
+    const request = this.request
+    const previous = request.user
+    this.reauthenticating = true
+    try {
+      const result = await this.route.authenticator.reauthenticate(request)
+      if (this.released) return
+      if (!result.isAuthenticated) {
+        this.log.info({ statusCode: result.statusCode }, 'fastify-chanx: re-authentication refused, closing the socket')
+        this.refuse(result.statusCode, result.statusText, result.data)
+      } else if ((this.services.userKey(result.user) ?? null) !== this.userKey) {
+        // The socket, its slots and its hub membership belong to the user of the handshake.
+        request.user = previous
+        this.log.warn('fastify-chanx: re-authentication yielded another user, closing the socket')
+        this.refuse(401, statusText(401), { detail: DETAIL_ANOTHER_USER })
+      } else {
+        this.setExpiry(credentialExpiry(request))
+      }
+    } catch (err) {
+      // An outage of the user store must not log everyone out: keep the socket, try again next time.
+      this.log.error({ err }, 'fastify-chanx: re-authentication threw; the socket stays open')
+    } finally {
+      this.reauthenticating = false
+    }
+  }
+
+  // ---------------------------------------------------------------- the sweep
+
+  /** Visited by the guard's one timer, about every second (or each heartbeat/idle/re-authentication period). */
+  sweep (now: number): void {
+    const socket = this.socket
+    if (socket === null) return
+    if (socket.readyState !== WebSocket.OPEN) {
+      if (this.killAt !== 0 && now >= this.killAt && socket.readyState === WebSocket.CLOSING) socket.terminate()
+      return
+    }
+    const limits = this.services.guard.limits
+    if (limits.maxBufferedBytes > 0 && socket.bufferedAmount > limits.maxBufferedBytes) {
+      this.slowReader(socket)
+      return
+    }
+    if (now >= this.expiresAt) {
+      this.log.info('fastify-chanx: credentials expired, closing the socket')
+      this.expiresAt = Infinity
+      this.refuse(401, statusText(401), { detail: DETAIL_TOKEN_EXPIRED })
+      return
+    }
+    if (limits.idleTimeout > 0 && now - this.lastActivity >= limits.idleTimeout) {
+      this.close(CLOSE_IDLE, 'Idle timeout')
+      return
+    }
+    if (now >= this.nextReauthentication) {
+      this.nextReauthentication = now + this.route.reauthenticateInterval
+      if (!this.reauthenticating) this.reauthenticate().then(noop, noop)
+    }
+    if (limits.heartbeatInterval > 0 && now - this.lastPing >= limits.heartbeatInterval) {
+      if (this.awaitingPong) {
+        socket.terminate()
+        return
+      }
+      this.awaitingPong = true
+      this.lastPing = now
+      socket.ping()
+    }
+  }
+
+  // ---------------------------------------------------------------- release
+
+  /** The socket's one 'close' listener. */
+  closed (code: number): void {
+    this.release()
+    this.router?.closedWith(code)
+  }
+
+  /** Gives back the slots, leaves every group, leaves the sweep. Idempotent; safe before the socket opened. */
+  release (): void {
+    if (this.released) return
+    this.released = true
+    const { guard } = this.services
+    guard.release(this)
+    guard.untrack(this)
+    this.pending = null
+    this.pendingBytes = 0
+    const transport = this.transport
+    if (transport !== null) {
+      transport.removeListener('close', onTransportClose)
+      transport[kConnection] = undefined
+      this.transport = null
+    }
+    this.leaveAll()
+  }
+}
