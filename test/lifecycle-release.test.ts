@@ -78,6 +78,7 @@ test('ctx.join after the socket closed resolves and does not put it back in the 
 
   const { ws } = await firstMessage(`ws://127.0.0.1:${port}/ws`)
   ws.send(JSON.stringify({ action: 'hello', payload: null }))
+  // eslint-disable-next-line no-unmodified-loop-condition -- the route's handler sets it
   while (context === undefined) await sleep(10)
   ws.close()
   await closed.promise
@@ -144,6 +145,7 @@ test('a slow reader that asks for large replies is cut at maxBufferedBytes, and 
   ;(ws as unknown as { _socket: { pause(): void } })._socket.pause()
   for (let i = 0; i < 200; i++) ws.send(JSON.stringify({ action: 'big', payload: null }))
   const started = Date.now()
+  // eslint-disable-next-line no-unmodified-loop-condition -- the route's handler sets it
   while ((server === undefined || server.readyState !== WebSocket.CLOSED) && Date.now() - started < 1500) await sleep(10)
   t.equal(server?.readyState, WebSocket.CLOSED, 'the server socket is gone well before ws\'s 30 s close timeout')
   t.ok(peak <= limit + big.length + 1024, `buffered output stayed bounded (peak ${peak} bytes)`)

@@ -408,4 +408,3 @@ function tagInvalid (router: MessageRouter, tag: unknown): string {
     msg: replies.tagInvalidPrefix + quoteTag(tag) + replies.tagInvalidSuffix
   }]) + '}'
 }
-
