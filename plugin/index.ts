@@ -10,6 +10,7 @@ import { resolveRoute } from './handshake/route-options'
 import { createRequestSerializer } from './handshake/redaction'
 import { DEFAULT_MAX_PAYLOAD } from './connection/limits'
 import { guardSubprotocols } from './handshake/subprotocols'
+import { createUnseenRouteGuard, guardUnseenUpgrades, markRoute } from './handshake/unseen-routes'
 import { buildAsyncApiDocument, type AsyncApiDocument } from './asyncapi/document'
 import { resolveAsyncApiOptions, resolvePlaygroundOptions } from './asyncapi/options'
 import { recordRoute, type SocketRouteRecord } from './asyncapi/routes'
@@ -29,8 +30,8 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   const defaults = resolvePluginOptions(options)
   if (!fastify.hasDecorator('websocketServer')) throw new MissingWebsocketError()
 
-  // @fastify/jwt decorates `user` too; both plugins then write the same property.
-  if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null as never)
+  // `user` is left to @fastify/jwt, which decorates it unconditionally (so decorating it here would break
+  // registering @fastify/jwt after this plugin): the pipeline assigns request.user on every route it runs on.
   if (!fastify.hasRequestDecorator('obj')) fastify.decorateRequest('obj', null as never)
 
   const asyncapiOptions = resolveAsyncApiOptions(options.asyncapi)
@@ -49,6 +50,9 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   if (ownsMaxPayload) wss.options.maxPayload = DEFAULT_MAX_PAYLOAD
   const credentialProtocols = new Set<string>()
   guardSubprotocols(wss, credentialProtocols)
+  guardUnseenUpgrades(wss, fastify.log)
+  // Also covers routes declared earlier in this context: Fastify merges instance hooks into routes at ready.
+  fastify.addHook('onRequest', createUnseenRouteGuard(defaults.httpRoutes === 'all'))
   wss.on('connection', onSocketConnection)
   fastify.addHook('onClose', async () => {
     wss.off('connection', onSocketConnection)
@@ -58,14 +62,15 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
 
   fastify.addHook('onRoute', (routeOptions) => {
     const route = resolveRoute(routeOptions, defaults)
+    markRoute(routeOptions)
     if (route === null) return
     const hook = createHandshakeHook(route, wss, guard, defaults.userKey, hub) as preValidationHookHandler
     routeOptions.preValidation = prependHook(routeOptions.preValidation, hook)
-    for (const prefix of route.credentialProtocols) credentialProtocols.add(prefix)
+    for (const prefix of route.credentialProtocols) credentialProtocols.add(prefix.toLowerCase())
     const routeMaxPayload = route.router?.maxPayload ?? 0
     if (ownsMaxPayload && routeMaxPayload > (wss.options.maxPayload ?? 0)) wss.options.maxPayload = routeMaxPayload
-    if (route.websocket) {
-      socketRoutes.push(recordRoute(routeOptions, route))
+    if (route.websocket) socketRoutes.push(recordRoute(routeOptions, route))
+    if (route.websocket || route.headTwin) {
       // Fastify logs the upgrade URL ("incoming request") with the route's serializers: keep tokens out.
       const serializers = routeOptions.logSerializers ?? {}
       routeOptions.logSerializers = Object.assign(Object.create(Object.getPrototypeOf(serializers) as object), serializers, {
