@@ -165,7 +165,6 @@ test('a permission that checks nothing, or an authenticator among permissions, f
 })
 
 test('a near miss of a route option fails at registration with "did you mean"', async (t) => {
-  const handler = (): void => {}
   const cases: Array<[string, string]> = [
     ['permision', 'permissions'],
     ['objectloader', 'objectLoader'],
