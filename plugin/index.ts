@@ -12,6 +12,7 @@ import { createRequestSerializer } from './handshake/redaction'
 import { DEFAULT_MAX_PAYLOAD } from './connection/limits'
 import { guardSubprotocols } from './handshake/subprotocols'
 import { checkWebsocketServer, maxPayloadOf, setMaxPayload } from './core/ws-internals'
+import { createUnseenRouteGuard, guardUnseenUpgrades, markRoute } from './handshake/unseen-routes'
 import { buildAsyncApiDocument, type AsyncApiDocument } from './asyncapi/document'
 import { resolveAsyncApiOptions, resolvePlaygroundOptions } from './asyncapi/options'
 import { recordRoute, type SocketRouteRecord } from './asyncapi/routes'
@@ -31,8 +32,8 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   const defaults = resolvePluginOptions(options)
   if (!fastify.hasDecorator('websocketServer')) throw new MissingWebsocketError()
 
-  // @fastify/jwt decorates `user` too; both plugins then write the same property.
-  if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null as never)
+  // `user` is left to @fastify/jwt, which decorates it unconditionally (so decorating it here would break
+  // registering @fastify/jwt after this plugin): the pipeline assigns request.user on every route it runs on.
   if (!fastify.hasRequestDecorator('obj')) fastify.decorateRequest('obj', null as never)
 
   const asyncapiOptions = resolveAsyncApiOptions(options.asyncapi)
@@ -52,6 +53,9 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   if (ownsMaxPayload) setMaxPayload(wss, DEFAULT_MAX_PAYLOAD)
   const credentialProtocols = new Set<string>()
   guardSubprotocols(wss, credentialProtocols)
+  guardUnseenUpgrades(wss, fastify.log)
+  // Also covers routes declared earlier in this context: Fastify merges instance hooks into routes at ready.
+  fastify.addHook('onRequest', createUnseenRouteGuard(defaults.httpRoutes === 'all'))
   wss.on('connection', onSocketConnection)
   fastify.addHook('onClose', async () => {
     wss.off('connection', onSocketConnection)
@@ -61,15 +65,16 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
 
   fastify.addHook('onRoute', (routeOptions) => {
     const route = resolveRoute(routeOptions, defaults)
+    markRoute(routeOptions)
     if (route === null) return
     const hook = createHandshakeHook(route, wss, services, defaults.handshakeTimeout) as preValidationHookHandler
     guard.requirePeriod(route.reauthenticateInterval)
     routeOptions.preValidation = prependHook(routeOptions.preValidation, hook)
-    for (const prefix of route.credentialProtocols) credentialProtocols.add(prefix)
+    for (const prefix of route.credentialProtocols) credentialProtocols.add(prefix.toLowerCase())
     const routeMaxPayload = route.router?.maxPayload ?? 0
     if (ownsMaxPayload && routeMaxPayload > (maxPayloadOf(wss) ?? 0)) setMaxPayload(wss, routeMaxPayload)
-    if (route.websocket) {
-      socketRoutes.push(recordRoute(routeOptions, route))
+    if (route.websocket) socketRoutes.push(recordRoute(routeOptions, route))
+    if (route.websocket || route.headTwin) {
       // Fastify logs the upgrade URL ("incoming request") with the route's serializers: keep tokens out.
       const serializers = routeOptions.logSerializers ?? {}
       routeOptions.logSerializers = Object.assign(Object.create(Object.getPrototypeOf(serializers) as object), serializers, {

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { ChanxRefusal, NotAuthenticated, NotFound, PermissionDenied } from '../core/errors'
+import { ChanxRefusal, InvalidUserError, NotAuthenticated, NotFound, PermissionDenied } from '../core/errors'
 import type { Permission } from './permissions'
 import { DETAIL_PERMISSION_DENIED, statusText } from '../core/wire'
 import type { ChanxObject, ChanxUser, ObjectLoader } from '../core/user-types'
@@ -86,6 +86,30 @@ export class AuthenticationResult<User = ChanxUser, Obj = ChanxObject> {
   }
 }
 
+/**
+ * `null`, `undefined` and `false` mean "no user here" (the next authenticator is tried): `false` is what the
+ * idiom `key === KEY && user` gives for a wrong key, and what a `loadUser` returns for a deactivated user.
+ */
+export function isNoUser (value: unknown): value is null | undefined | false {
+  return value === null || value === undefined || value === false
+}
+
+/**
+ * What can be a user: an object, a non-empty string, a finite number (0 included: ids start there) or a
+ * bigint. Anything else (`true`, `''`, NaN, a function, a Symbol) is a bug in the authenticator: thrown,
+ * so the request is answered 500 and logged, never let in.
+ */
+export function checkUser (value: unknown): void {
+  switch (typeof value) {
+    case 'object': return
+    case 'string': if (value !== '') return; break
+    case 'number': if (Number.isFinite(value)) return; break
+    case 'bigint': return
+  }
+  const shown = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? JSON.stringify(value) : `a ${typeof value}`
+  throw new InvalidUserError(shown)
+}
+
 /** What a route resolved from its own options and the plugin's defaults. */
 export interface PipelineConfig {
   readonly authentication: readonly Authenticator<unknown>[]
@@ -162,8 +186,10 @@ export class ChanxAuthenticator<User = ChanxUser, Obj = ChanxObject> {
 
   protected async authenticateUser (request: FastifyRequest): Promise<User | null> {
     for (const authenticator of this.authentication) {
-      const user = await authenticator.authenticate(request)
-      if (user !== null && user !== undefined) return user as User
+      const user: unknown = await authenticator.authenticate(request)
+      if (isNoUser(user)) continue
+      checkUser(user)
+      return user as User
     }
     return null
   }

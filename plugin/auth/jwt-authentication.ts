@@ -30,10 +30,10 @@ export interface JwtAuthenticationOptions<User = ChanxUser> {
    */
   protocol?: string | false
   /**
-   * Turns the verified payload (after @fastify/jwt's `formatUser`) into the user. `null` answers
-   * "User not found". Without it, the payload is the user, as @fastify/jwt's `request.user`.
+   * Turns the verified payload (after @fastify/jwt's `formatUser`) into the user. `null`, `undefined` or
+   * `false` (a deactivated user) answers "User not found". Without it, the payload is the user, as @fastify/jwt's `request.user`.
    */
-  loadUser?: (payload: unknown, request: FastifyRequest) => User | null | undefined | Promise<User | null | undefined>
+  loadUser?: (payload: unknown, request: FastifyRequest) => User | null | undefined | false | Promise<User | null | undefined | false>
   /** The `WWW-Authenticate` value (default `Bearer realm="api"`); `false` for none, which makes refusals 403. */
   challenge?: string | false
 }
@@ -95,7 +95,8 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
   if (protocol !== false && (typeof protocol !== 'string' || !/^[A-Za-z0-9_-]+$/.test(protocol))) {
     throw new InvalidOptionError('jwtAuthentication({ protocol }) must be a prefix of letters, digits, "-" or "_", or false')
   }
-  const protocolPrefix = protocol === false ? '' : protocol + '.'
+  // Compared without regard to case: `Bearer.<jwt>` is the same credential as `bearer.<jwt>`.
+  const protocolPrefix = protocol === false ? '' : protocol.toLowerCase() + '.'
   const loadUser = options.loadUser
   const challenge = options.challenge ?? 'Bearer realm="api"'
   if (typeof header !== 'boolean') throw new InvalidOptionError('jwtAuthentication({ header }) must be a boolean')
@@ -157,7 +158,7 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
     if (typeof offered === 'string') {
       for (const value of offered.split(',')) {
         const candidate = value.trim()
-        if (candidate.startsWith(protocolPrefix)) {
+        if (candidate.length >= protocolPrefix.length && candidate.slice(0, protocolPrefix.length).toLowerCase() === protocolPrefix) {
           const token = candidate.slice(protocolPrefix.length)
           if (token === '') throw new AuthenticationFailed('Invalid token')
           return { token, jwtLookup: false }
@@ -205,7 +206,7 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
     if (exp !== undefined) setCredentialExpiry(fastifyRequest, exp)
     if (loadUser === undefined) return payload as User
     const user = await loadUser(payload, fastifyRequest)
-    if (user === null || user === undefined) throw new AuthenticationFailed('User not found')
+    if (user === null || user === undefined || user === false) throw new AuthenticationFailed('User not found')
     return user
   }
   if (challenge !== false) authenticator.challenge = challenge

@@ -5,6 +5,12 @@ import type { ChanxObject } from '../core/user-types'
 type MaybePromise<T> = T | Promise<T>
 
 /**
+ * Set on what `and`, `or` and `not` return: whether an operand, however deep, checks objects. Their own
+ * `hasObjectPermission` exists either way, so its presence says nothing.
+ */
+const kChecksObjects = Symbol('fastify-chanx.checksObjects')
+
+/**
  * A DRF-shaped permission: a plain object, no base class. A missing method allows. `message` is the
  * detail of the 403 it causes.
  */
@@ -44,7 +50,8 @@ async function allowsObject (permission: Permission<any>, request: FastifyReques
 /** Every operand must allow (DRF's `&`). */
 export function and<Obj> (...operands: Permission<Obj>[]): Permission<Obj> {
   checkOperands('and', operands)
-  return {
+  const composed: Permission<Obj> & { [kChecksObjects]: boolean } = {
+    [kChecksObjects]: operands.some(checksObjects),
     async hasPermission (request) {
       for (const operand of operands) if (!await allows(operand, request)) return false
       return true
@@ -54,6 +61,7 @@ export function and<Obj> (...operands: Permission<Obj>[]): Permission<Obj> {
       return true
     }
   }
+  return composed
 }
 
 /**
@@ -62,7 +70,8 @@ export function and<Obj> (...operands: Permission<Obj>[]): Permission<Obj> {
  */
 export function or<Obj> (...operands: Permission<Obj>[]): Permission<Obj> {
   checkOperands('or', operands)
-  return {
+  const composed: Permission<Obj> & { [kChecksObjects]: boolean } = {
+    [kChecksObjects]: operands.some(checksObjects),
     async hasPermission (request) {
       for (const operand of operands) if (await allows(operand, request)) return true
       return false
@@ -74,6 +83,7 @@ export function or<Obj> (...operands: Permission<Obj>[]): Permission<Obj> {
       return false
     }
   }
+  return composed
 }
 
 /**
@@ -82,7 +92,8 @@ export function or<Obj> (...operands: Permission<Obj>[]): Permission<Obj> {
  */
 export function not<Obj> (operand: Permission<Obj>): Permission<Obj> {
   checkOperands('not', [operand])
-  const inverted: Permission<Obj> = {
+  const inverted: Permission<Obj> & { [kChecksObjects]: boolean } = {
+    [kChecksObjects]: checksObjects(operand),
     async hasPermission (request) {
       return !await allows(operand, request)
     }
@@ -93,12 +104,26 @@ export function not<Obj> (operand: Permission<Obj>): Permission<Obj> {
   return inverted
 }
 
+/** Whether a permission checks objects (`hasObjectPermission`, here or in an operand of `and`/`or`/`not`). */
+export function checksObjects (permission: Permission<any>): boolean {
+  const composed = (permission as { [kChecksObjects]?: boolean })[kChecksObjects]
+  return composed === undefined ? typeof permission.hasObjectPermission === 'function' : composed
+}
+
 export function assertPermission (value: unknown, where: string): asserts value is Permission<never> {
-  const permission = value as Permission<never> | null
+  const permission = value as (Permission<never> & { authenticate?: unknown }) | null
   if (permission === null || typeof permission !== 'object' ||
     (permission.hasPermission !== undefined && typeof permission.hasPermission !== 'function') ||
     (permission.hasObjectPermission !== undefined && typeof permission.hasObjectPermission !== 'function') ||
     (permission.message !== undefined && typeof permission.message !== 'string')) {
     throw new InvalidOptionError(`${where} must be an object with optional hasPermission(request), hasObjectPermission(request, obj) and message`)
+  }
+  // An authenticator among the permissions would check nothing and allow everyone.
+  if (typeof permission.authenticate === 'function') {
+    throw new InvalidOptionError(`${where} is an authenticator (it has authenticate(request)): put it in authentication, not in permissions`)
+  }
+  // Neither method: a permission that allows everyone by accident (a typo such as haspermission).
+  if (permission.hasPermission === undefined && permission.hasObjectPermission === undefined) {
+    throw new InvalidOptionError(`${where} has neither hasPermission(request) nor hasObjectPermission(request, obj): it would allow everyone (use AllowAny to say so)`)
   }
 }

@@ -7,10 +7,10 @@ export interface SessionAuthenticationOptions<User = ChanxUser> {
   /** The session key that holds the user's id (default `'userId'`). */
   key?: string
   /**
-   * Loads the user from the stored id. `null`/`undefined` means the user is gone or inactive: the request
-   * is anonymous, as DRF's SessionAuthentication. Without it, the stored value itself is the user.
+   * Loads the user from the stored id. `null`/`undefined`/`false` means the user is gone or inactive: the
+   * request is anonymous, as DRF's SessionAuthentication. Without it, the stored value itself is the user.
    */
-  loadUser?: (id: unknown, request: FastifyRequest) => User | null | undefined | Promise<User | null | undefined>
+  loadUser?: (id: unknown, request: FastifyRequest) => User | null | undefined | false | Promise<User | null | undefined | false>
 }
 
 interface SessionLike {
@@ -46,8 +46,11 @@ export function sessionAuthentication<User = ChanxUser> (options: SessionAuthent
         throw new MissingDependencyError('sessionAuthentication()', '@fastify/session')
       }
       const id = typeof session.get === 'function' ? session.get(key) : session[key]
-      if (id === undefined || id === null) return null
-      return loadUser === undefined ? id as User : await loadUser(id, request)
+      // `false` is no user either (a deactivated user's loadUser; a flag stored under the key).
+      if (id === undefined || id === null || id === false) return null
+      if (loadUser === undefined) return id as User
+      const user = await loadUser(id, request)
+      return user === false ? null : user
     }
   }
 }

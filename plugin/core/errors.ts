@@ -80,3 +80,22 @@ export const MissingDependencyError = createError<[string, string]>(
   'fastify-chanx: %s needs %s to be registered before the route is requested',
   500
 )
+
+/** An authenticator (or its `loadUser`) resolved to a value that cannot be a user: answered 500, logged. */
+export const InvalidUserError = createError<[string]>(
+  'FST_CHANX_INVALID_USER',
+  'fastify-chanx: an authenticator returned %s, which cannot be a user; return the user, or null, undefined or false for none',
+  500
+)
+
+/**
+ * A request reached a route that fastify-chanx never saw declared (declared before the plugin was
+ * registered and awaited, or in a context the plugin does not cover): its options were never applied, so
+ * it is refused rather than served unguarded.
+ */
+export const UnseenRouteError = createError<[string]>(
+  'FST_CHANX_UNSEEN_ROUTE',
+  'fastify-chanx: %s was declared where fastify-chanx did not see it, so its authentication and permissions were never applied; ' +
+    'register fastify-chanx with `await app.register(chanx)` before declaring routes, in the same context or a parent of it',
+  500
+)

@@ -49,3 +49,40 @@ export function optionalFunction<F> (value: unknown, where: string): F | undefin
   if (typeof value !== 'function') throw new InvalidOptionError(`${where} must be a function`)
   return value as F
 }
+
+/** Damerau-Levenshtein distance (adjacent swaps count one), case-insensitive; stops counting past `max`. */
+function distance (a: string, b: string, max: number): number {
+  a = a.toLowerCase()
+  b = b.toLowerCase()
+  if (Math.abs(a.length - b.length) > max) return max + 1
+  const rows: number[][] = []
+  for (let i = 0; i <= a.length; i++) rows.push([i])
+  for (let j = 1; j <= b.length; j++) rows[0]![j] = j
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      let best = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, rows[i - 2]![j - 2]! + 1)
+      rows[i]![j] = best
+    }
+  }
+  return rows[a.length]![b.length]!
+}
+
+/**
+ * The one of `names` that `key` is a near miss of (same letters in another case, or one or two typos for
+ * names of six letters or more, one below), or undefined when none is close.
+ */
+export function nearMiss (key: string, names: Iterable<string>): string | undefined {
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const name of names) {
+    const max = name.length >= 6 ? 2 : 1
+    const d = distance(key, name, max)
+    if (d <= max && d < bestDistance) {
+      best = name
+      bestDistance = d
+    }
+  }
+  return best
+}

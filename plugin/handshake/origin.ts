@@ -43,11 +43,14 @@ export function checkAllowedOrigins (value: unknown, where: string): AllowedOrig
 export function createOriginCheck (allowed: AllowedOrigins | undefined, authenticatesByCookie: boolean): OriginCheck | null {
   if (allowed === undefined) {
     if (!authenticatesByCookie) return null
+    // Scheme, host and port: `http://app` must not open the socket of `https://app` (a page served over
+    // plain HTTP, which a network attacker controls, would ride the cookies of the TLS site). The scheme
+    // is Fastify's `request.protocol`: the connection's, or X-Forwarded-Proto when `trustProxy` says so.
     return function sameOrigin (request) {
       const origin = request.headers.origin
       if (origin === undefined) return true
       const normalized = normalizeOrigin(origin)
-      return normalized !== null && new URL(normalized).host === request.host.toLowerCase()
+      return normalized !== null && normalized === normalizeOrigin(`${request.protocol}://${request.host}`)
     }
   }
   if (typeof allowed === 'function') {

@@ -6,7 +6,7 @@ import type { ChannelOptions } from '../channels/options'
 import type { ConnectionLimits } from '../connection/guard'
 import { InvalidOptionError } from '../core/errors'
 import { defaultUserKey, type UserKeyFunction } from '../core/identity'
-import { checkBoolean, checkCount, checkInterval, checkNames } from '../core/validate'
+import { checkBoolean, checkCount, checkInterval, checkNames, nearMiss } from '../core/validate'
 import type { RateLimit } from '../messages/types'
 import { checkAllowedOrigins, type AllowedOrigins } from './origin'
 
@@ -118,7 +118,11 @@ export function checkRateLimit (value: unknown, fallback: RateLimit | null, wher
 
 export function checkAuthentication (value: unknown, where: string): readonly Authenticator<unknown>[] {
   if (!Array.isArray(value)) throw new InvalidOptionError(`${where} must be an array of authenticators`)
-  value.forEach((authenticator: Partial<Authenticator<unknown>> | null, i) => {
+  value.forEach((authenticator: (Partial<Authenticator<unknown>> & Partial<Permission>) | null, i) => {
+    if (authenticator !== null && typeof authenticator === 'object' && typeof authenticator.authenticate !== 'function' &&
+      (typeof authenticator.hasPermission === 'function' || typeof authenticator.hasObjectPermission === 'function')) {
+      throw new InvalidOptionError(`${where}[${i}] is a permission (it has hasPermission/hasObjectPermission): put it in permissions, not in authentication`)
+    }
     if (authenticator === null || typeof authenticator !== 'object' || typeof authenticator.authenticate !== 'function') {
       throw new InvalidOptionError(`${where}[${i}] must be an object with authenticate(request)`)
     }
@@ -152,7 +156,9 @@ export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDef
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('options must be an object')
   for (const key of Object.keys(options)) {
     if (!PLUGIN_OPTIONS.has(key)) {
-      throw new InvalidOptionError(`unknown option "${key}"; expected one of ${[...PLUGIN_OPTIONS].join(', ')}`)
+      const close = nearMiss(key, PLUGIN_OPTIONS)
+      const hint = close === undefined ? '' : `did you mean "${close}"? `
+      throw new InvalidOptionError(`unknown option "${key}"; ${hint}expected one of ${[...PLUGIN_OPTIONS].join(', ')}`)
     }
   }
   const httpRoutes = options.httpRoutes ?? 'opt-in'

@@ -1,10 +1,11 @@
 import type { RouteOptions } from 'fastify'
 import type {} from '@fastify/websocket'
-import type { ChanxAuthenticator } from '../auth/authenticator'
+import { ChanxAuthenticator, type AuthenticatorClass } from '../auth/authenticator'
+import { checksObjects, type Permission } from '../auth/permissions'
 import { createInBandRefresh } from '../connection/credential-lifetime'
 import { InvalidOptionError } from '../core/errors'
 import type { GroupContext, ObjectLoader } from '../core/user-types'
-import { checkBoolean, checkCount, checkInterval } from '../core/validate'
+import { checkBoolean, checkCount, checkInterval, nearMiss } from '../core/validate'
 import { compileRouter, type MessageRouter } from '../messages/compile'
 import { createOriginCheck, checkAllowedOrigins, type OriginCheck } from './origin'
 import { checkAuthentication, checkAuthenticatorClass, checkPermissions, checkRateLimit, type ResolvedDefaults } from './plugin-options'
@@ -28,6 +29,67 @@ export interface RouteHandshake {
   readonly router: MessageRouter | null
   /** The groups a socket joins in the handshake. */
   readonly groups: ((ctx: GroupContext) => readonly string[] | Promise<readonly string[]>) | undefined
+  /**
+   * The `HEAD` twin of a socket route (Fastify's `exposeHeadRoutes`, or a `HEAD` route with a `wsHandler`):
+   * it runs the pipeline as an HTTP route, and its log lines are redacted like the socket's.
+   */
+  readonly headTwin: boolean
+}
+
+/** Every route option fastify-chanx reads; setting any of them opts an HTTP route in. */
+export const ROUTE_OPTIONS: ReadonlySet<string> = new Set([
+  'authentication', 'permissions', 'objectLoader', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade',
+  'allowedOrigins', 'reauthenticateInterval', 'groups', 'rateLimit',
+  'messages', 'handlers', 'outgoing', 'validateOutgoing', 'sendCompletion', 'concurrency', 'maxPayload', 'maxDepth',
+  'acceptBinary', 'actionKey', 'onAuthenticated', 'onClose', 'events', 'eventHandlers'
+])
+
+/** Fastify's own route options (and @fastify/websocket's): never reported as near misses of ours. */
+const FASTIFY_ROUTE_OPTIONS: ReadonlySet<string> = new Set([
+  'method', 'url', 'path', 'handler', 'schema', 'config', 'constraints', 'version', 'logLevel', 'logSerializers',
+  'bodyLimit', 'attachValidation', 'errorHandler', 'childLoggerFactory', 'schemaErrorFormatter', 'validatorCompiler',
+  'serializerCompiler', 'exposeHeadRoute', 'prefixTrailingSlash', 'routePath', 'prefix', 'handlerTimeout',
+  'onRequest', 'preParsing', 'preValidation', 'preHandler', 'preSerialization', 'onSend', 'onResponse', 'onTimeout',
+  'onError', 'onRequestAbort', 'websocket', 'wsHandler'
+])
+
+/** A route key that is not ours but nearly is (`permision`, `objectloader`) fails: the option would be ignored. */
+function checkNearMisses (route: RouteOptions, where: string): void {
+  for (const key of Object.keys(route)) {
+    if (ROUTE_OPTIONS.has(key) || FASTIFY_ROUTE_OPTIONS.has(key)) continue
+    const close = nearMiss(key, ROUTE_OPTIONS)
+    if (close !== undefined) {
+      throw new InvalidOptionError(`${where} unknown route option "${key}"; did you mean "${close}"? (it would be ignored, and the route left unguarded)`)
+    }
+  }
+}
+
+/** Whether the route sets any option of ours. */
+function optsIn (route: RouteOptions): boolean {
+  const options = route as unknown as Record<string, unknown>
+  for (const key of ROUTE_OPTIONS) if (options[key] !== undefined) return true
+  return false
+}
+
+/**
+ * An object permission with no object to check would never run: DRF lets that pass silently (every
+ * object is allowed); here it fails at registration. A class that overrides `loadObject` loads its own.
+ */
+function checkObjectPermissions (
+  permissions: readonly Permission<any>[],
+  fromDefaults: boolean,
+  hasLoader: boolean,
+  AuthenticatorType: AuthenticatorClass,
+  where: string
+): void {
+  const loadsItsOwn = (AuthenticatorType.prototype as unknown as { loadObject: unknown }).loadObject !==
+    (ChanxAuthenticator.prototype as unknown as { loadObject: unknown }).loadObject
+  if (hasLoader || loadsItsOwn) return
+  const i = permissions.findIndex(checksObjects)
+  if (i === -1) return
+  const source = fromDefaults ? `the plugin's default permissions[${i}]` : `permissions[${i}]`
+  throw new InvalidOptionError(`${where} ${source} checks objects (hasObjectPermission) but the route has no objectLoader, ` +
+    'so it would allow every request; add an objectLoader or remove the object permission')
 }
 
 function checkGroupsOption (value: unknown, websocket: boolean, where: string): RouteHandshake['groups'] {
@@ -40,13 +102,14 @@ function checkGroupsOption (value: unknown, websocket: boolean, where: string): 
 /** Resolves a route's options against the plugin's defaults; `null` when the route does not use the plugin. */
 export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): RouteHandshake | null {
   const where = `route ${String(route.method)} ${route.url}:`
+  checkNearMisses(route, where)
   const methods = Array.isArray(route.method) ? route.method : [route.method]
-  const websocket = route.websocket === true || typeof (route as { wsHandler?: unknown }).wsHandler === 'function'
-  // @fastify/websocket answers HEAD on a socket route with 404 itself: nothing to guard there.
-  if (websocket && methods.every((method) => method === 'HEAD')) return null
-  const optedIn = route.authentication !== undefined || route.permissions !== undefined ||
-    route.objectLoader !== undefined || route.authenticatorClass !== undefined
-  if (!websocket && !optedIn && defaults.httpRoutes === 'opt-in') return null
+  const socketRoute = route.websocket === true || typeof (route as { wsHandler?: unknown }).wsHandler === 'function'
+  // A HEAD request cannot be upgraded: the HEAD twin of a socket route is an HTTP route (serving the
+  // `handler` of a `handler` + `wsHandler` route), guarded by the same pipeline.
+  const headTwin = socketRoute && methods.every((method) => method === 'HEAD')
+  const websocket = socketRoute && !headTwin
+  if (!socketRoute && !optsIn(route) && defaults.httpRoutes === 'opt-in') return null
 
   if (route.objectLoader !== undefined && typeof route.objectLoader !== 'function') {
     throw new InvalidOptionError(`${where} objectLoader must be a function (request) => object | null`)
@@ -67,9 +130,11 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
   const sendAuthenticationMessage = route.sendAuthenticationMessage === undefined
     ? defaults.sendAuthenticationMessage
     : checkBoolean(route.sendAuthenticationMessage, `${where} sendAuthenticationMessage`)
+  const permissions = route.permissions === undefined ? defaults.permissions : checkPermissions(route.permissions, `${where} permissions`)
+  checkObjectPermissions(permissions, route.permissions === undefined, route.objectLoader !== undefined, AuthenticatorType, where)
   const authenticator = new AuthenticatorType({
     authentication,
-    permissions: route.permissions === undefined ? defaults.permissions : checkPermissions(route.permissions, `${where} permissions`),
+    permissions,
     objectLoader: route.objectLoader as ObjectLoader<unknown, any> | undefined
   })
   return {
@@ -80,11 +145,15 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
     originCheck: websocket ? createOriginCheck(allowedOrigins, authentication.some((a) => a.usesCookies === true)) : null,
     credentialParams,
     credentialProtocols: authentication.flatMap((a) => a.credentialProtocols ?? []),
-    groups: checkGroupsOption(route.groups, websocket, where),
-    router: compileRouter(route, where, websocket, {
-      rateLimit: checkRateLimit(route.rateLimit, defaults.rateLimit, `${where} rateLimit`),
-      refreshCredentials: createInBandRefresh(authentication, defaults.userKey, sendAuthenticationMessage)
-    }),
+    // The twin's socket-only options were checked on the socket route itself.
+    groups: headTwin ? undefined : checkGroupsOption(route.groups, websocket, where),
+    router: headTwin
+      ? null
+      : compileRouter(route, where, websocket, {
+        rateLimit: checkRateLimit(route.rateLimit, defaults.rateLimit, `${where} rateLimit`),
+        refreshCredentials: createInBandRefresh(authentication, defaults.userKey, sendAuthenticationMessage)
+      }),
+    headTwin,
     maxQueuedFrames: checkCount(route.maxQueuedFrames, defaults.maxQueuedFrames, `${where} maxQueuedFrames`),
     reauthenticateInterval: route.reauthenticateInterval === undefined
       ? defaults.reauthenticateInterval

@@ -8,11 +8,13 @@ type HandleProtocols = (protocols: Set<string>, request: IncomingMessage) => str
  * ws answers a handshake with the first subprotocol the client offered, unless told otherwise. A token sent
  * as a subprotocol value (`bearer.<jwt>`) must never come back in the response headers, so the server only
  * ever selects among the values that carry no credentials; an app's own `handleProtocols` sees only those.
+ * `credentialPrefixes` are in lower case, and values are matched without regard to case.
  */
 export function guardSubprotocols (wss: WebSocketServer, credentialPrefixes: ReadonlySet<string>): void {
   const carriesCredentials = (value: string): boolean => {
     const dot = value.indexOf('.')
-    return dot > 0 && credentialPrefixes.has(value.slice(0, dot))
+    // Prefixes are held in lower case: `Bearer.<jwt>` carries the same credential as `bearer.<jwt>`.
+    return dot > 0 && credentialPrefixes.has(value.slice(0, dot).toLowerCase())
   }
 
   const appChoice: HandleProtocols | null | undefined = replaceHandleProtocols(wss, function selectProtocol (protocols, request) {

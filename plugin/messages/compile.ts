@@ -101,6 +101,22 @@ export class MessageRouter {
   }
 }
 
+/**
+ * The server's own messages: an action of that name would be indistinguishable from them on the wire (a
+ * client could not tell a handler's `authentication` from the handshake's). `ping` may be replaced;
+ * `authenticate` only where the route's authenticators do no in-band refresh.
+ */
+const SERVER_MESSAGES: ReadonlySet<string> = new Set(['authentication', 'error', 'complete', 'pong'])
+
+function checkActionName (name: string, where: string, settings: RouterSettings): void {
+  if (SERVER_MESSAGES.has(name)) {
+    throw new InvalidOptionError(`${where} "${name}" is a message the server itself sends (authentication, error, complete, pong): name the action otherwise`)
+  }
+  if (name === 'authenticate' && settings.refreshCredentials !== null) {
+    throw new InvalidOptionError(`${where} "authenticate" is the built-in in-band token refresh of this route's authenticators: name the action otherwise`)
+  }
+}
+
 const ROUTER_KEYS = [
   'messages', 'handlers', 'outgoing', 'validateOutgoing', 'sendCompletion', 'concurrency', 'maxPayload', 'maxDepth',
   'acceptBinary', 'actionKey', 'onAuthenticated', 'onClose', 'eventHandlers'
@@ -161,6 +177,7 @@ export function compileRouter (route: ChanxMessageRouteOptions, where: string, w
 
   const actions = new Map<string, CompiledAction>()
   for (const [name, schema] of Object.entries(route.messages)) {
+    checkActionName(name, `${where} messages:`, settings)
     const handler = handlers[name]
     if (!Object.prototype.hasOwnProperty.call(handlers, name) || handler === undefined) {
       throw new InvalidOptionError(`${where} message "${name}" has a schema but no handler (handlers.${name})`)
@@ -179,6 +196,7 @@ export function compileRouter (route: ChanxMessageRouteOptions, where: string, w
     outgoing = new Map()
     outgoingSchemas = new Map()
     for (const [name, schema] of Object.entries(route.outgoing)) {
+      if (SERVER_MESSAGES.has(name)) checkActionName(name, `${where} outgoing:`, settings)
       outgoing.set(name, compileSchema(schema, `${where} outgoing.${name}`))
       outgoingSchemas.set(name, schema)
     }
