@@ -69,6 +69,19 @@ export function replaceHandleProtocols (wss: WebSocketServer, select: NonNullabl
 }
 
 /**
+ * Puts a gate in front of this server's `handleUpgrade`, which @fastify/websocket calls from the route's
+ * handler (and the refusal path calls too): an upgrade the gate refuses never becomes a socket; the gate
+ * answers it on the raw stream itself. (ws's `verifyClient` would do the same but reads `req.socket`, which
+ * `injectWS` requests do not have.)
+ */
+export function gateUpgrades (wss: WebSocketServer, admits: (req: IncomingMessage, stream: Duplex) => boolean): void {
+  const handleUpgrade = wss.handleUpgrade
+  wss.handleUpgrade = function gatedUpgrade (this: WebSocketServer, req, stream, head, callback) {
+    if (admits(req, stream)) handleUpgrade.call(this, req, stream, head, callback)
+  }
+}
+
+/**
  * The stream the upgrade will run on: @fastify/websocket's stored socket (a real TCP socket, or the
  * in-memory stream of `injectWS`), else `raw.socket`. `undefined` when there is none.
  */

@@ -4,6 +4,7 @@ import type {} from '@fastify/websocket'
 import type { WebSocketServer } from 'ws'
 import { UnseenRouteError } from '../core/errors'
 import { DETAIL_INTERNAL_ERROR } from '../core/wire'
+import { gateUpgrades } from '../core/ws-internals'
 
 /**
  * Fail closed on routes the plugin never saw. Fastify runs `onRoute` hooks only for routes declared after
@@ -20,7 +21,6 @@ const kSeenRoute = Symbol('fastify-chanx.seenRoute')
 const kPassed = Symbol('fastify-chanx.passedUpgrade')
 
 type PassedRaw = IncomingMessage & { [kPassed]?: true }
-
 
 /** Marks a route as seen (on a copy of its config: one config object may be shared by several routes). */
 export function markRoute (routeOptions: RouteOptions): void {
@@ -51,26 +51,18 @@ export function createUnseenRouteGuard (checkHttp: boolean) {
 
 const UNSEEN_RESPONSE = (() => {
   const body = JSON.stringify({ detail: DETAIL_INTERNAL_ERROR })
-  return `HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+  return 'HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
 })()
 
-/**
- * Wraps this server's `handleUpgrade` (which @fastify/websocket calls from the route's handler, and the
- * refusal path calls too) so that only upgrades the plugin's hook passed complete; any other is answered
- * 500 before ws makes a socket, so the route's handler never runs. (ws's `verifyClient` would do the same
- * but reads `req.socket`, which `injectWS` requests do not have.)
- */
+/** Refuses, on the socket server itself, every upgrade the plugin's hook did not pass: its handler never runs. */
 export function guardUnseenUpgrades (wss: WebSocketServer, log: FastifyBaseLogger): void {
-  const handleUpgrade = wss.handleUpgrade
-  wss.handleUpgrade = function guardedUpgrade (this: WebSocketServer, req, socket, head, callback) {
-    if ((req as PassedRaw)[kPassed] === true) {
-      handleUpgrade.call(this, req, socket, head, callback)
-      return
-    }
+  gateUpgrades(wss, (req, stream) => {
+    if ((req as PassedRaw)[kPassed] === true) return true
     const err = new UnseenRouteError(`the socket route ${String(req.method)} ${pathOf(req.url)}`)
     log.error({ err }, 'fastify-chanx: refused an upgrade to a route it never saw declared')
-    socket.once('finish', () => socket.destroy())
-    socket.end(UNSEEN_RESPONSE)
-  }
+    stream.once('finish', () => stream.destroy())
+    stream.end(UNSEEN_RESPONSE)
+    return false
+  })
 }
