@@ -82,7 +82,7 @@ export interface ResolvedDefaults {
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
   'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
-  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis', 'rateLimit', 'asyncapi', 'playground'
+  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis', 'channelSecret', 'rateLimit', 'asyncapi', 'playground'
 ])
 
 const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 }
