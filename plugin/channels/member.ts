@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { WebSocket } from 'ws'
 import type { ConnectionGuard } from '../connection/guard'
 import type { ChannelHub, ChannelMember } from './hub'
-import { settle } from './settle'
+import { guarded, settle } from './settle'
 
 let nextMemberId = 0
 
@@ -32,11 +32,11 @@ export class SocketMember implements ChannelMember {
   }
 
   join (group: string): Promise<void> {
-    return this.hub.join(this, group)
+    return guarded(this.hub.join(this, group), this.log)
   }
 
   leave (group: string): Promise<void> {
-    return this.hub.leave(this, group)
+    return guarded(this.hub.leave(this, group), this.log)
   }
 
   /** `ctx.broadcast`: to the given groups, or to this socket's own. */
