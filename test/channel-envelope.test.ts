@@ -1,4 +1,7 @@
 import { test } from 'tap'
+import Fastify from 'fastify'
+import websocket from '@fastify/websocket'
+import chanx from '../plugin'
 import { ChannelHub } from '../plugin/channels/hub'
 import { MemoryBroker, MemoryLayer } from '../plugin/channels/memory-layer'
 import type { ChannelLayer, ChannelListener, ChannelLogger } from '../plugin/channels/layer'
@@ -203,4 +206,23 @@ test('a hostile Proxy thrown by a member is logged without reaching the logger\'
     'fastify-chanx: a channel event handler failed: an unreadable object',
     'fastify-chanx: a member failed to send: an unreadable object'
   ])
+})
+
+test('option channelSecret is checked at registration and names itself', async (t) => {
+  for (const [channelSecret, message] of [
+    ['too short', /option channelSecret must be a string or Buffer of at least 32 bytes/],
+    [[SECRET, Buffer.alloc(8)], /option channelSecret\[1\] must be a string or Buffer of at least 32 bytes/],
+    [42, /option channelSecret must be/]
+  ] as const) {
+    const app = Fastify()
+    await app.register(websocket)
+    await t.rejects(app.register(chanx, { channelSecret: channelSecret as never }).ready(), { code: 'FST_CHANX_INVALID_OPTION', message })
+    await app.close()
+  }
+  const app = Fastify()
+  await app.register(websocket)
+  await app.register(chanx, { channelSecret: [SECRET, Buffer.from(OTHER_SECRET)] })
+  await app.ready()
+  t.equal(typeof app.chanx.broadcast, 'function', 'a valid secret list registers')
+  await app.close()
 })
