@@ -216,7 +216,7 @@ test('option channelSecret is checked at registration and names itself', async (
   ] as const) {
     const app = Fastify()
     await app.register(websocket)
-    await t.rejects(app.register(chanx, { channelSecret: channelSecret as never }).ready(), { code: 'FST_CHANX_INVALID_OPTION', message })
+    await t.rejects(async () => { await app.register(chanx, { channelSecret: channelSecret as never }) }, { code: 'FST_CHANX_INVALID_OPTION', message })
     await app.close()
   }
   const app = Fastify()
