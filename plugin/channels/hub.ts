@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
+import { InvalidOptionError } from '../core/errors'
+import { EnvelopeCodec, MAX_CHANNEL_NAME } from '../core/wire'
 import type { ChannelLayer, ChannelLogger } from './layer'
-import { silentLogger } from './layer'
+import { describeThrown, logSafely, silentLogger } from './layer'
 import { ChannelLayerClosedError, ChannelLayerTimeoutError, InvalidChannelArgumentError } from './errors'
 import { MemoryLayer } from './memory-layer'
 
@@ -32,23 +34,38 @@ export interface ChannelHubOptions {
   logger?: ChannelLogger
   /** How long size() waits for the other processes' counts (default 1000 ms). */
   sizeTimeout?: number
+  /**
+   * Sign every envelope with HMAC-SHA256 and drop every envelope not signed with one of these (the
+   * first signs): whoever can publish on the layer (Redis) cannot then forge broadcasts, user messages
+   * or disconnects. At least 32 bytes each; every process sharing the layer needs the same list.
+   */
+  secret?: ChannelSecret
 }
 
-/*
- * Envelopes are JSON objects that always begin with `{"v":1,"o":"<origin>","k":"<kind>"`, so a hub
- * recognizes its own echo (Redis returns a publisher's message to it) with one startsWith, unparsed.
- *   b  broadcast      g: target groups, s: sender's userKey or null, m: the message's JSON, as a string
- *   u  to a user      m: the message's JSON, as a string (sent on the user's channel)
- *   c  close a user   c: close code, r: reason (on the user's channel)
- *   e  channel event  g: target groups, n: event name, p: payload (parsed once per process)
- *   q  size query     i: query id (on the group's channel; every process with members answers)
- *   a  size answer    i: query id, n: local member count (on the asker's reply channel)
- * A message travels as a string inside the envelope so a receiving process parses the envelope but
- * never the message, and builds its at most three variants from that string by concatenation.
- * Layer channels: `g:<group>`, `u:<userKey>`, `r:<origin>`.
- */
-const VERSION = 1
-const MAX_NAME = 256
+/** A shared secret of at least 32 bytes, or several (the first signs, all verify: key rotation). */
+export type ChannelSecret = string | Buffer | readonly (string | Buffer)[]
+
+const MIN_SECRET_BYTES = 32
+
+/** The keys of a {@link ChannelSecret}, checked: each a string or Buffer of at least 32 bytes. */
+export function channelKeys (value: unknown, where: string): Buffer[] {
+  const list: readonly unknown[] = Array.isArray(value) ? value : [value]
+  if (list.length === 0) throw new InvalidOptionError(`${where} must be a secret of at least ${MIN_SECRET_BYTES} bytes or a non-empty list of them`)
+  return list.map((secret, i) => {
+    const key = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.isBuffer(secret) ? Buffer.from(secret) : null
+    if (key === null || key.length < MIN_SECRET_BYTES) {
+      const at = Array.isArray(value) ? `${where}[${i}]` : where
+      throw new InvalidOptionError(`${at} must be a string or Buffer of at least ${MIN_SECRET_BYTES} bytes`)
+    }
+    return key
+  })
+}
+
+/** At most this many malformed envelopes are logged per window; the rest are counted in the next line. */
+const MALFORMED_LOGS = 10
+const MALFORMED_WINDOW = 10_000
+
+const MAX_NAME = MAX_CHANNEL_NAME
 
 interface PendingCount {
   total: number
@@ -78,7 +95,15 @@ function serializeObject (message: unknown): string {
   if (typeof message !== 'object' || message === null || Array.isArray(message)) {
     throw new InvalidChannelArgumentError('a broadcast message must be a JSON object')
   }
-  return JSON.stringify(message)
+  let body: string
+  try {
+    body = JSON.stringify(message)
+  } catch (err) {
+    throw new InvalidChannelArgumentError(`a broadcast message must serialize to JSON: ${describeThrown(err)}`)
+  }
+  // A toJSON() may turn the object into something else.
+  if (typeof body !== 'string' || body.charCodeAt(0) !== 123) throw new InvalidChannelArgumentError('a broadcast message must serialize to a JSON object')
+  return body
 }
 
 /** `body` (a JSON object's text) with is_mine and is_current appended: they win over any the sender set. */
@@ -100,7 +125,7 @@ export class ChannelHub {
   readonly origin: string
   private readonly logger: ChannelLogger
   private readonly sizeTimeout: number
-  private readonly ownPrefix: string
+  private readonly codec: EnvelopeCodec
   private readonly ownQueryPrefix: string
   /** layer channel -> local members */
   private readonly channels = new Map<string, Set<ChannelMember>>()
@@ -114,14 +139,17 @@ export class ChannelHub {
   private replyChannel: Promise<void> | null = null
   private nextQuery = 0
   private closed = false
+  private malformedWindow = 0
+  private malformedLogged = 0
+  private malformedSuppressed = 0
 
   constructor (options: ChannelHubOptions = {}) {
     this.layer = options.layer ?? new MemoryLayer()
     this.logger = options.logger ?? silentLogger
     this.sizeTimeout = options.sizeTimeout ?? 1000
     this.origin = randomBytes(8).toString('hex')
-    this.ownPrefix = `{"v":${VERSION},"o":"${this.origin}",`
-    this.ownQueryPrefix = this.ownPrefix + '"k":"q"'
+    this.codec = new EnvelopeCodec(this.origin, options.secret === undefined ? [] : channelKeys(options.secret, 'secret'))
+    this.ownQueryPrefix = this.codec.prefix + '"k":"q"'
     this.layer.setListener(this.receive.bind(this))
   }
 
@@ -239,9 +267,7 @@ export class ChannelHub {
     const senderKey = sender === null ? null : sender.userKey
     this.deliverLocal(list, body, sender, senderKey, options.excludeSelf !== false)
     if (list.length === 0) return Promise.resolve()
-    const envelope = this.ownPrefix + '"k":"b","g":' + JSON.stringify(list) + ',"s":' + JSON.stringify(senderKey) +
-      ',"m":' + JSON.stringify(body) + '}'
-    return this.publishAll(list, envelope)
+    return this.publishAll(list, this.codec.broadcast(list, senderKey, body))
   }
 
   /** Send `message` as it is (no flags) to every connection of `userKey`, in every process. */
@@ -250,7 +276,7 @@ export class ChannelHub {
     const body = serializeObject(message)
     const set = this.channels.get(channel)
     if (set !== undefined) for (const member of set) this.send(member, body)
-    return this.layer.publish(channel, this.ownPrefix + '"k":"u","m":' + JSON.stringify(body) + '}').then(() => {})
+    return this.layer.publish(channel, this.codec.seal(channel, this.codec.toUser(body))).then(() => {})
   }
 
   /** Close every connection of `userKey`, in every process, with `code` and `reason`. */
@@ -263,8 +289,7 @@ export class ChannelHub {
       throw new InvalidChannelArgumentError('a close reason must be a string of at most 123 bytes')
     }
     this.closeLocal(channel, code, reason)
-    const envelope = this.ownPrefix + '"k":"c","c":' + code + ',"r":' + JSON.stringify(reason) + '}'
-    return this.layer.publish(channel, envelope).then(() => {})
+    return this.layer.publish(channel, this.codec.seal(channel, this.codec.close(code, reason))).then(() => {})
   }
 
   /**
@@ -277,8 +302,7 @@ export class ChannelHub {
     const json = JSON.stringify(payload ?? null)
     this.deliverEvent(list, name, JSON.parse(json))
     if (list.length === 0) return Promise.resolve()
-    const envelope = this.ownPrefix + '"k":"e","g":' + JSON.stringify(list) + ',"n":' + JSON.stringify(name) + ',"p":' + json + '}'
-    return this.publishAll(list, envelope)
+    return this.publishAll(list, this.codec.event(list, name, json))
   }
 
   /**
@@ -306,7 +330,7 @@ export class ChannelHub {
       this.counts.set(id, { total: 0, answers: 0, expected: -1, resolve, reject, timer })
     })
     try {
-      const receivers = await this.layer.publish(channel, this.ownPrefix + '"k":"q","i":' + id + '}')
+      const receivers = await this.layer.publish(channel, this.codec.seal(channel, this.codec.sizeQuery(id)))
       const pending = this.counts.get(id)
       if (pending !== undefined) {
         pending.expected = receivers
@@ -330,10 +354,17 @@ export class ChannelHub {
     pending.resolve(pending.total)
   }
 
+  /** One publish per group; a signed envelope is signed once per group, since it names its channel. */
   private publishAll (list: readonly string[], envelope: string): Promise<void> {
-    if (list.length === 1) return this.layer.publish('g:' + list[0], envelope).then(() => {})
+    if (list.length === 1) {
+      const channel = 'g:' + list[0]
+      return this.layer.publish(channel, this.codec.seal(channel, envelope)).then(() => {})
+    }
     const pending: Promise<number>[] = []
-    for (let i = 0; i < list.length; i++) pending.push(this.layer.publish('g:' + list[i], envelope))
+    for (let i = 0; i < list.length; i++) {
+      const channel = 'g:' + list[i]
+      pending.push(this.layer.publish(channel, this.codec.seal(channel, envelope)))
+    }
     return Promise.all(pending).then(() => {})
   }
 
@@ -341,7 +372,7 @@ export class ChannelHub {
     try {
       member.send(data)
     } catch (err) {
-      this.logger.warn({ err, member: member.id }, 'fastify-chanx: a member failed to send')
+      logSafely(this.logger, 'warn', err, { member: member.id }, 'fastify-chanx: a member failed to send')
     }
   }
 
@@ -397,7 +428,7 @@ export class ChannelHub {
     try {
       member.onEvent(name, payload)
     } catch (err) {
-      this.logger.error({ err, member: member.id, event: name }, 'fastify-chanx: a channel event handler failed')
+      logSafely(this.logger, 'error', err, { member: member.id, event: name }, 'fastify-chanx: a channel event handler failed')
     }
   }
 
@@ -405,14 +436,14 @@ export class ChannelHub {
    * The members of `channel` that hear an envelope published to every group of `list`: one envelope
    * arrives per group, so a member of several hears it on the first of them only.
    */
-  private firstHearers (channel: string, list: unknown[]): ChannelMember[] | null {
+  private firstHearers (channel: string, list: readonly string[]): ChannelMember[] | null {
     const set = this.channels.get(channel)
     if (set === undefined) return []
     const index = list.indexOf(channel.slice(2))
     if (index < 0) return null
     const earlier: Set<ChannelMember>[] = []
     for (let g = 0; g < index; g++) {
-      const other = typeof list[g] === 'string' ? this.channels.get('g:' + list[g]) : undefined
+      const other = this.channels.get('g:' + list[g])
       if (other !== undefined) earlier.push(other)
     }
     const out: ChannelMember[] = []
@@ -431,73 +462,62 @@ export class ChannelHub {
       try {
         member.close(code, reason)
       } catch (err) {
-        this.logger.warn({ err, member: member.id }, 'fastify-chanx: a member failed to close')
+        logSafely(this.logger, 'warn', err, { member: member.id }, 'fastify-chanx: a member failed to close')
       }
     }
   }
 
   // ---------------------------------------------------------------- receiving
 
-  private receive (channel: string, envelope: string): void {
+  private receive (channel: string, text: string): void {
     // Our own echo: already delivered locally. Our own size query still counts as one answer (ours,
     // already in the total) because PUBLISH counted this process among its receivers.
-    if (envelope.startsWith(this.ownPrefix)) {
-      if (envelope.startsWith(this.ownQueryPrefix)) this.answerOwnQuery(channel, envelope)
+    if (text.startsWith(this.codec.prefix)) {
+      if (text.startsWith(this.ownQueryPrefix)) this.answerOwnQuery(channel, text)
       return
     }
-    let env: Record<string, unknown>
-    try {
-      env = JSON.parse(envelope)
-    } catch {
-      this.malformed(channel, envelope)
-      return
-    }
-    if (typeof env !== 'object' || env === null || env.v !== VERSION || typeof env.o !== 'string') {
-      this.malformed(channel, envelope)
+    // Whoever can publish on the layer wrote this: it is checked in full (and its signature, when a
+    // secret is set) before anything is delivered.
+    const env = this.codec.open(channel, text)
+    if (typeof env === 'string') {
+      this.malformed(channel, text, env)
       return
     }
     switch (env.k) {
       case 'b':
-        if (!this.receiveBroadcast(channel, env)) this.malformed(channel, envelope)
+        if (!this.receiveBroadcast(channel, env.g, env.s, env.m)) this.malformed(channel, text, 'channel not among the groups')
         return
-      case 'u':
-        if (typeof env.m !== 'string' || !channel.startsWith('u:')) break
-        for (const member of this.channels.get(channel) ?? []) this.send(member, env.m)
+      case 'u': {
+        const set = this.channels.get(channel)
+        if (set !== undefined) for (const member of set) this.send(member, env.m)
         return
+      }
       case 'c':
-        if (typeof env.c !== 'number' || typeof env.r !== 'string' || !channel.startsWith('u:')) break
         this.closeLocal(channel, env.c, env.r)
         return
       case 'e': {
-        if (!Array.isArray(env.g) || typeof env.n !== 'string' || !channel.startsWith('g:')) break
         const hearers = this.firstHearers(channel, env.g)
-        if (hearers === null) break
+        if (hearers === null) {
+          this.malformed(channel, text, 'channel not among the groups')
+          return
+        }
         for (let i = 0; i < hearers.length; i++) this.emit(hearers[i], env.n, env.p)
         return
       }
       case 'q':
-        if (typeof env.i !== 'number' || !channel.startsWith('g:')) break
         this.answerQuery(channel, env.o, env.i)
         return
       case 'a': {
-        if (typeof env.i !== 'number' || typeof env.n !== 'number') break
         const pending = this.counts.get(env.i)
         if (pending === undefined) return
         pending.total += env.n
         pending.answers++
         this.settleCount(env.i, pending)
-        return
       }
     }
-    this.malformed(channel, envelope)
   }
 
-  private receiveBroadcast (channel: string, env: Record<string, unknown>): boolean {
-    const list = env.g
-    const body = env.m
-    const senderKey = env.s
-    if (!Array.isArray(list) || typeof body !== 'string' || body.length < 2 || body[0] !== '{' || body[body.length - 1] !== '}' ||
-      (senderKey !== null && typeof senderKey !== 'string') || !channel.startsWith('g:')) return false
+  private receiveBroadcast (channel: string, list: readonly string[], senderKey: string | null, body: string): boolean {
     const hearers = this.firstHearers(channel, list)
     if (hearers === null) return false
     let mine: string | null = null
@@ -515,25 +535,43 @@ export class ChannelHub {
 
   private answerQuery (channel: string, origin: string, id: number): void {
     const n = this.channels.get(channel)?.size ?? 0
-    this.layer.publish('r:' + origin, this.ownPrefix + '"k":"a","i":' + id + ',"n":' + n + '}').catch((err: Error) => {
-      this.logger.warn({ err }, 'fastify-chanx: could not answer a group size query')
+    const reply = 'r:' + origin
+    this.layer.publish(reply, this.codec.seal(reply, this.codec.sizeAnswer(id, n))).catch((err: unknown) => {
+      logSafely(this.logger, 'warn', err, {}, 'fastify-chanx: could not answer a group size query')
     })
   }
 
-  private answerOwnQuery (channel: string, envelope: string): void {
-    const match = /"i":(\d+)/.exec(envelope)
-    if (match === null) return
-    const id = Number(match[1])
-    const pending = this.counts.get(id)
+  private answerOwnQuery (channel: string, text: string): void {
+    // Checked like any other: someone could publish a query that claims to be ours.
+    const env = this.codec.open(channel, text)
+    if (typeof env === 'string' || env.k !== 'q' || env.o !== this.origin) {
+      this.malformed(channel, text, typeof env === 'string' ? env : 'bad size query')
+      return
+    }
+    const pending = this.counts.get(env.i)
     if (pending === undefined) return
     // Counted when the query comes back rather than when size() was called, as the others count.
     pending.total += this.channels.get(channel)?.size ?? 0
     pending.answers++
-    this.settleCount(id, pending)
+    this.settleCount(env.i, pending)
   }
 
-  private malformed (channel: string, envelope: string): void {
-    this.logger.warn({ channel, envelope: envelope.slice(0, 200) }, 'fastify-chanx: ignored a malformed channel envelope')
+  /** Dropped and logged, at most MALFORMED_LOGS lines per window: a flood of forgeries cannot flood the log. */
+  private malformed (channel: string, text: string, reason: string): void {
+    const now = Date.now()
+    if (now - this.malformedWindow >= MALFORMED_WINDOW) {
+      this.malformedWindow = now
+      this.malformedLogged = 0
+    }
+    if (this.malformedLogged >= MALFORMED_LOGS) {
+      this.malformedSuppressed++
+      return
+    }
+    this.malformedLogged++
+    const suppressed = this.malformedSuppressed
+    this.malformedSuppressed = 0
+    this.logger.warn({ channel: channel.slice(0, 300), reason, envelope: text.slice(0, 200), suppressed },
+      'fastify-chanx: ignored a malformed channel envelope')
   }
 
   /** Stop: pending counts fail, the layer is closed. Members are not closed; the caller owns them. */

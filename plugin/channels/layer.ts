@@ -36,3 +36,28 @@ export interface ChannelLogger {
 }
 
 export const silentLogger: ChannelLogger = { warn () {}, error () {} }
+
+/**
+ * `logger[level]({ ...fields, err }, msg)`, never throwing: a thrown value can be anything, a hostile Proxy
+ * included, and a logger that reads its properties would throw from inside a catch handler, where it
+ * becomes an unhandled rejection or an uncaught exception. Such a value is logged by its description.
+ */
+export function logSafely (logger: ChannelLogger, level: 'warn' | 'error', err: unknown, fields: object, msg: string): void {
+  try {
+    logger[level]({ ...fields, err }, msg)
+  } catch {
+    try {
+      logger[level]({ ...fields, err: describeThrown(err) }, msg)
+    } catch {}
+  }
+}
+
+/** A short text for any thrown value, even one whose every property access throws. */
+export function describeThrown (err: unknown): string {
+  try {
+    if (err instanceof Error) return `${err.name}: ${err.message}`
+    return typeof err === 'object' && err !== null ? Object.prototype.toString.call(err) : String(err)
+  } catch {
+    return `an unreadable ${typeof err}`
+  }
+}

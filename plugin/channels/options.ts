@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { InvalidOptionError } from '../core/errors'
-import { ChannelHub } from './hub'
+import { ChannelHub, channelKeys, type ChannelSecret } from './hub'
 import type { ChannelLayer } from './layer'
 import { createRedisLayer, type RedisClientLike, type RedisLayerOptions } from './redis-layer'
 
@@ -16,6 +16,12 @@ export interface ChannelOptions {
    * @fastify/redis instance is one), or `{ url, prefix, connectTimeout }`. Unset: in process only.
    */
   redis?: RedisOption
+  /**
+   * A shared secret (at least 32 bytes; or a list, the first signs and all verify) with which every
+   * process signs its channel envelopes and drops any not signed with it: publishing on Redis is then
+   * not enough to forge broadcasts, user messages or disconnects. Every process needs the same secret.
+   */
+  channelSecret?: ChannelSecret
 }
 
 function isRedisClient (value: unknown): value is RedisClientLike {
@@ -27,6 +33,7 @@ export async function createHub (options: ChannelOptions, logger: FastifyBaseLog
   if (options.channelLayer !== undefined && options.redis !== undefined) {
     throw new InvalidOptionError('options channelLayer and redis exclude each other: pass one')
   }
+  const secret = options.channelSecret === undefined ? undefined : channelKeys(options.channelSecret, 'option channelSecret')
   let layer: ChannelLayer | undefined = options.channelLayer
   if (layer !== undefined && (typeof layer !== 'object' || typeof layer.publish !== 'function' || typeof layer.subscribe !== 'function')) {
     throw new InvalidOptionError('option channelLayer must implement ChannelLayer (subscribe, unsubscribe, publish, setListener, close)')
@@ -40,8 +47,8 @@ export async function createHub (options: ChannelOptions, logger: FastifyBaseLog
       const { url, ...layerOptions } = redis
       layer = await createRedisLayer({ url }, { logger, ...layerOptions })
     } else {
-      throw new InvalidOptionError('option redis must be a URL, an ioredis client, or { url, prefix, connectTimeout }')
+      throw new InvalidOptionError('option redis must be a URL, an ioredis client, or { url, prefix, connectTimeout, subscribeTimeout, publishTimeout }')
     }
   }
-  return new ChannelHub({ layer, logger })
+  return new ChannelHub({ layer, logger, secret })
 }

@@ -37,6 +37,12 @@ export interface RedisLayerOptions {
   connectTimeout?: number
   /** How long a subscription may wait, e.g. while Redis restarts, before it fails (default 5000 ms). */
   subscribeTimeout?: number
+  /**
+   * How long a PUBLISH may wait for Redis's answer before it fails with FST_CHANX_CHANNEL_LAYER_TIMEOUT
+   * (default 3000 ms). ioredis drops a command that was in flight when the connection broke without ever
+   * settling it, and a hung Redis never answers: without this bound a broadcast could wait forever.
+   */
+  publishTimeout?: number
   /** Connection errors and reconnections are reported here (Fastify's `app.log` fits). */
   logger?: ChannelLogger
 }
@@ -133,6 +139,7 @@ export class RedisLayer implements ChannelLayer {
   private readonly ownsPublisher: boolean
   private readonly prefix: string
   private readonly subscribeTimeout: number
+  private readonly publishTimeout: number
   private readonly logger: ChannelLogger
   /** Channels the hub wants, unprefixed: what is resubscribed after a reconnection. */
   private readonly live = new Set<string>()
@@ -147,6 +154,7 @@ export class RedisLayer implements ChannelLayer {
     this.ownsPublisher = ownsPublisher
     this.prefix = options.prefix
     this.subscribeTimeout = options.subscribeTimeout
+    this.publishTimeout = options.publishTimeout
     this.logger = options.logger
     subscriber.on('message', this.onMessage.bind(this))
     subscriber.on('ready', this.onReady.bind(this))
@@ -201,13 +209,14 @@ export class RedisLayer implements ChannelLayer {
       .catch((err: Error) => this.logger.warn({ err, channel }, 'fastify-chanx: Redis channel layer could not unsubscribe'))
   }
 
-  async publish (channel: string, envelope: string): Promise<number> {
-    if (this.closed) throw new ChannelLayerClosedError()
-    try {
-      return await this.publisher.publish(this.prefix + channel, envelope)
-    } catch (err) {
-      throw new ChannelLayerPublishError(`"${channel}"`, (err as Error).message, { cause: err })
-    }
+  publish (channel: string, envelope: string): Promise<number> {
+    if (this.closed) return Promise.reject(new ChannelLayerClosedError())
+    const reply = this.publisher.publish(this.prefix + channel, envelope).catch((err: Error) => {
+      throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err })
+    })
+    // Settled by Redis's answer or by the timeout, whichever comes first: ioredis never settles a
+    // command that was in flight when the connection broke, and a hung Redis never answers.
+    return withTimeout(reply, this.publishTimeout, `publishing to "${channel}"`)
   }
 
   async close (): Promise<void> {
@@ -235,6 +244,7 @@ export async function createRedisLayer (target: RedisLayerTarget, options: Redis
     prefix,
     connectTimeout: positive(options.connectTimeout, 'redis.connectTimeout', 5000),
     subscribeTimeout: positive(options.subscribeTimeout, 'redis.subscribeTimeout', 5000),
+    publishTimeout: positive(options.publishTimeout, 'redis.publishTimeout', 3000),
     logger: options.logger ?? silentLogger
   }
 

@@ -3,7 +3,7 @@ import type { AsyncApiDocument } from '../asyncapi/document'
 import { InvalidOptionError } from '../core/errors'
 import type { UserKeyFunction } from '../core/identity'
 import type { ChannelHub } from './hub'
-import { settle } from './settle'
+import { guarded, settle } from './settle'
 
 /** The server-wide API (`app.chanx`) that reaches groups and users from a REST route or a job. */
 
@@ -41,7 +41,7 @@ export function createServerApi (
     broadcast: (groups, message) => settle(() => hub.broadcast(groups, message), log),
     sendToUser: (user, message) => settle(() => hub.sendToUser(keyOf(user), message), log),
     disconnectUser: (user, code = 1000, reason = '') => settle(() => hub.disconnectUser(keyOf(user), code, reason), log),
-    groupSize: (group) => hub.size(group),
+    groupSize: (group) => guarded(hub.size(group), log),
     sendEvent: (groups, name, payload) => settle(() => hub.sendEvent(groups, name, payload), log),
     asyncapi
   }

@@ -1,17 +1,48 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { InvalidChannelArgumentError } from './errors'
 import { InvalidOptionError } from '../core/errors'
+import { logSafely } from './layer'
 
-/**
- * Runs a hub send. A wrong argument rejects (a bug to see); a channel layer that fails to publish (Redis
- * down) is logged and resolves: delivery is at-most-once, and a broadcast nobody awaits must not become
- * an unhandled rejection that ends the process.
- */
-export async function settle (send: () => Promise<void>, log: FastifyBaseLogger): Promise<void> {
+function isArgumentError (err: unknown): boolean {
+  try {
+    return err instanceof InvalidChannelArgumentError || err instanceof InvalidOptionError
+  } catch {
+    return false // a Proxy whose getPrototypeOf throws is no error of ours
+  }
+}
+
+async function publishing (send: () => Promise<void>, log: FastifyBaseLogger): Promise<void> {
   try {
     await send()
   } catch (err) {
-    if (err instanceof InvalidChannelArgumentError || err instanceof InvalidOptionError) throw err
-    log.error({ err }, 'fastify-chanx: a message could not be published to the channel layer')
+    if (isArgumentError(err)) throw err
+    logSafely(log, 'error', err, {}, 'fastify-chanx: a message could not be published to the channel layer')
   }
+}
+
+/**
+ * Runs a hub send. A channel layer that fails to publish (Redis down or hung) is logged and resolves:
+ * delivery is at-most-once. A wrong argument (a group name the client chose, '' or too long) rejects for
+ * a caller that awaits, and is logged by {@link guarded}, so a send nobody awaits cannot end the process.
+ */
+export function settle (send: () => Promise<void>, log: FastifyBaseLogger): Promise<void> {
+  return guarded(publishing(send, log), log)
+}
+
+/** One handler per logger, made once: guarded() runs per broadcast and per join. */
+const handlers = new WeakMap<FastifyBaseLogger, (err: unknown) => void>()
+
+/**
+ * `promise` itself, with a handler attached that logs a rejection at warn: an unawaited call whose
+ * arguments came from a client (`ctx.join(name)`) never becomes an unhandled rejection, which ends the
+ * process, while a caller that awaits still gets the rejection. The rejection is logged either way.
+ */
+export function guarded<T> (promise: Promise<T>, log: FastifyBaseLogger): Promise<T> {
+  let handler = handlers.get(log)
+  if (handler === undefined) {
+    handler = (err: unknown) => logSafely(log, 'warn', err, {}, 'fastify-chanx: a channel call was refused')
+    handlers.set(log, handler)
+  }
+  promise.catch(handler)
+  return promise
 }

@@ -4,7 +4,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
 import type { ChanxAuthenticator } from '../auth/authenticator'
 import type { ChannelHub, ChannelMember } from '../channels/hub'
-import { settle } from '../channels/settle'
+import { guarded, settle } from '../channels/settle'
 import type { UserKeyFunction } from '../core/identity'
 import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
 import { upgradeStream } from '../core/ws-internals'
@@ -292,11 +292,11 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   join (group: string): Promise<void> {
     // A join that is still pending at release is undone there: the hub records membership synchronously.
     if (this.released) return Promise.resolve()
-    return this.services.hub.join(this, group)
+    return guarded(this.services.hub.join(this, group), this.log)
   }
 
   leave (group: string): Promise<void> {
-    return this.services.hub.leave(this, group)
+    return guarded(this.services.hub.leave(this, group), this.log)
   }
 
   broadcast (message: object, groups?: string | readonly string[], excludeSelf = true): Promise<void> {

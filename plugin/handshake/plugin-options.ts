@@ -95,8 +95,8 @@ export interface ResolvedDefaults {
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
   'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
-  'maxQueuedFrames', 'handshakeTimeout',
-  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis', 'rateLimit', 'asyncapi', 'playground'
+  'maxQueuedFrames', 'handshakeTimeout', 'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis',
+  'channelSecret', 'rateLimit', 'asyncapi', 'playground'
 ])
 
 export const DEFAULT_MAX_QUEUED_FRAMES = 100

@@ -82,6 +82,16 @@ export class RedisServer {
     await exited
   }
 
+  /** Freeze the server (SIGSTOP): connections stay open and commands get no answer, as a hung Redis. */
+  pause (): void {
+    this.child?.kill('SIGSTOP')
+  }
+
+  /** Thaw a paused server (SIGCONT). */
+  resume (): void {
+    this.child?.kill('SIGCONT')
+  }
+
   /** Start again on the same port. */
   async restart (): Promise<void> {
     await this.stop()
