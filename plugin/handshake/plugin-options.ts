@@ -54,6 +54,8 @@ export interface FastifyChanxOptions extends ChannelOptions {
    * socket that keeps going is closed with 1008.
    */
   rateLimit?: RateLimit | false
+  /** Validate frames strictly, without pydantic's lax conversions (`"5"` for an integer); default false. Routes may override. */
+  strict?: boolean
   /** The stable identity of a user (default: the user if a string or number, else its id, sub or username). */
   userKey?: UserKeyFunction
   /** More query parameters to redact from socket routes' log lines, besides `token` and the authenticators' own. */
@@ -77,12 +79,13 @@ export interface ResolvedDefaults {
   limits: ConnectionLimits
   userKey: UserKeyFunction
   rateLimit: RateLimit | null
+  strict: boolean
 }
 
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
   'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
-  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis', 'rateLimit', 'asyncapi', 'playground'
+  'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis', 'rateLimit', 'strict', 'asyncapi', 'playground'
 ])
 
 const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 }
@@ -166,6 +169,7 @@ export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDef
       maxConnectionsPerIp: checkCount(options.maxConnectionsPerIp, 0, 'option maxConnectionsPerIp')
     },
     userKey: checkUserKey(options.userKey),
-    rateLimit: checkRateLimit(options.rateLimit, DEFAULT_RATE_LIMIT, 'option rateLimit')
+    rateLimit: checkRateLimit(options.rateLimit, DEFAULT_RATE_LIMIT, 'option rateLimit'),
+    strict: options.strict === undefined ? false : checkBoolean(options.strict, 'option strict')
   }
 }

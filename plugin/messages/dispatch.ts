@@ -14,7 +14,7 @@ import { TokenBucket } from '../connection/limits'
 import type { CompiledAction, MessageRouter } from './compile'
 import { INVALID, safeParse } from './safe-json'
 import type { BroadcastTarget, LooseContext, SocketContext } from './types'
-import { quoteTag, schemaErrors } from './validation-errors'
+import { admitPayload, quoteTag } from './validation-errors'
 
 const kConnection = Symbol('fastify-chanx.connection')
 type SocketWithConnection = WebSocket & { [kConnection]?: Connection }
@@ -356,11 +356,15 @@ function dispatch (connection: Connection, data: RawFrame, isBinary: boolean): v
     connection.complete()
     return
   }
-  if (message.payload === undefined) message.payload = null
-  if (!action.check.Check(message.payload)) {
-    connection.sendRaw(replies.errorPrefix + JSON.stringify(schemaErrors(action.check, action.name, message.payload)) + '}')
-    connection.complete()
-    return
+  const payload = message.payload
+  if (payload === undefined || !action.check.Check(payload)) {
+    // Only on failure: pydantic's lax conversions, or the error list (validation-errors.ts).
+    const errors = admitPayload(action, message)
+    if (errors !== null) {
+      connection.sendRaw(replies.errorPrefix + errors + '}')
+      connection.complete()
+      return
+    }
   }
   const result = invoke(connection, action.handler, message)
   if (result === THREW) {
