@@ -128,10 +128,11 @@
       if (op.action !== 'receive' || !op.channel || op.channel.$ref !== '#/channels/' + id) return
       ;(op.messages || []).forEach(function (ref) {
         var message = resolveRef(ref)
-        if (!message || !message.payload || !message.payload.properties) return
-        var tag = message.payload.properties[actionKey]
+        var frame = message && resolveRef(message.payload)
+        if (!frame || !frame.properties) return
+        var tag = frame.properties[actionKey]
         var name = tag && 'const' in tag ? tag.const : message.name
-        actions.push({ name: name, schema: message.payload.properties.payload || {} })
+        actions.push({ name: name, schema: frame.properties.payload || {} })
       })
     })
     return { id: id, channel: channel, actionKey: actionKey, actions: actions }
@@ -162,9 +163,9 @@
     $('route-description').textContent = channel.description || ''
     var auth = []
     var send = Object.keys(doc.operations).map(function (k) { return doc.operations[k] })
-      .filter(function (op) { return op.channel && op.channel.$ref === '#/channels/' + id && Array.isArray(op.security) })[0]
+      .filter(function (op) { return op.channel && op.channel.$ref === '#/channels/' + id && op.traits && Array.isArray(op.traits[0].security) })[0]
     if (send) {
-      send.security.forEach(function (ref) {
+      send.traits[0].security.forEach(function (ref) {
         var scheme = resolveRef(ref)
         if (scheme) auth.push(scheme.description || scheme.type)
       })
