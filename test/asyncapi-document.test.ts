@@ -107,7 +107,7 @@ test('outgoing schemas, the built-in messages and channel events are documented'
   const messages = resolved(document, 'ws_rooms_roomId')
   t.same(Object.keys(messages), [
     'authentication', 'client.chat', 'client.history', 'client.ping', 'client.authenticate',
-    'server.chat', 'server.pong', 'server.error', 'server.complete'
+    'server.chat', 'server.pong', 'server.error', 'server.complete', 'server.group_complete'
   ])
   t.same(messages['server.chat']!.payload.properties.payload, {
     type: 'object', required: ['text', 'username'], properties: { text: { type: 'string' }, username: { type: 'string' } }, title: 'WsRoomsRoomIdChatPayload'
@@ -126,7 +126,8 @@ test('outgoing schemas, the built-in messages and channel events are documented'
   t.same(room['x-chanx-events'], { announce: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } } })
   const send = document.operations['ws_rooms_roomId-send']!
   t.equal(send.action, 'send')
-  t.equal((send.messages as unknown[]).length, 5)
+  t.equal((send.messages as unknown[]).length, 6)
+  t.same(messages['server.group_complete']!.payload.properties.action, { type: 'string', const: 'group_complete', default: 'group_complete' })
   // A route without messages gets only the authentication message.
   t.same(Object.keys(document.channels.ws_plain!.messages as object), ['authentication'])
   t.notOk(document.channels['ws_echo_a_b']!.messages!.hasOwnProperty('server.complete'), 'no completion unless sendCompletion')

@@ -304,7 +304,10 @@ function addRoute (builder: Builder, record: SocketRouteRecord, taken: Set<strin
         { ...ERROR_LIST, description: 'Unknown or missing action, or a payload its schema rejects (loc starts with the action).' }
       ]
     }, 'A frame that could not be handled; the connection stays open.', 'server.error')
-    if (router.sendCompletion) send('complete', { type: 'null' }, 'Sent after each handled frame, errors included.', 'server.complete')
+    if (router.sendCompletion) {
+      send('complete', { type: 'null' }, 'Sent after each handled frame and each channel event, errors included.', 'server.complete')
+      send('group_complete', { type: 'null' }, 'Sent after each group message relayed to this socket.', 'server.group_complete')
+    }
   }
   if (messages.authentication !== undefined) outgoing.unshift('authentication')
 

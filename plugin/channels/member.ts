@@ -17,6 +17,8 @@ export class SocketMember implements ChannelMember {
   private pending: string[] | null = null
   private closeRequest: { code: number, reason: string } | null = null
   eventListener: ((name: string, payload: unknown) => void) | null = null
+  /** Chanx's `group_complete` frame, sent after each relayed group message when the route has `sendCompletion`. */
+  groupComplete: string | null = null
 
   constructor (
     readonly userKey: string | null,
@@ -70,6 +72,12 @@ export class SocketMember implements ChannelMember {
     }
     if (socket.readyState !== WebSocket.OPEN || this.guard.overflowing(socket)) return
     socket.send(data)
+  }
+
+  /** A broadcast copy: sent, then followed by `group_complete` where completion is on (as Chanx's group relay). */
+  sendCopy (data: string): void {
+    this.send(data)
+    if (this.groupComplete !== null) this.send(this.groupComplete)
   }
 
   close (code: number, reason: string): void {

@@ -60,6 +60,7 @@ export class MessageRouter {
   readonly replies: {
     readonly pong: string
     readonly complete: string
+    readonly groupComplete: string
     readonly invalidJson: string
     readonly binary: string
     readonly handlerFailed: string
@@ -92,6 +93,7 @@ export class MessageRouter {
     this.replies = {
       pong: '{' + key + ':"pong","payload":null}',
       complete: '{' + key + ':"complete","payload":null}',
+      groupComplete: '{' + key + ':"group_complete","payload":null}',
       invalidJson: errorPrefix + JSON.stringify({ detail: DETAIL_INVALID_JSON }) + '}',
       binary: errorPrefix + JSON.stringify({ detail: DETAIL_BINARY }) + '}',
       handlerFailed: errorPrefix + JSON.stringify({ detail: DETAIL_HANDLER_FAILED }) + '}',

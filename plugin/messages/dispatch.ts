@@ -86,11 +86,16 @@ class Connection {
   dropped = 0
   readonly onSettled: (value: unknown) => void
   readonly onFailed: (error: unknown) => void
+  /** Frames dispatched so far; with the request id, the `messageId` of each frame's debug line. */
+  frameSeq = 0
+  /** Log each frame (Chanx's message_id and received_action) only when the logger would keep a debug line. */
+  readonly traceFrames: boolean
 
   constructor (readonly router: MessageRouter, readonly socket: WebSocket, readonly request: FastifyRequest, member: SocketMember) {
     this.ctx = new Context(request as FastifyRequest<{ Params: unknown }>, socket, this, member)
     const limit = router.rateLimit
     this.bucket = limit === null ? null : new TokenBucket(limit.messagesPerSecond, limit.burst)
+    this.traceFrames = request.log.level === 'debug' || request.log.level === 'trace'
     // One pair per connection, not per frame.
     // They run as promise reactions: anything they threw would be an unhandled rejection, which ends Node.
     this.onSettled = (value) => {
@@ -148,6 +153,7 @@ class Connection {
     if (event === undefined) return
     if (!event.check.Check(payload)) {
       this.request.log.warn({ event: name }, 'fastify-chanx: a channel event does not match its schema; not handled')
+      this.complete()
       return
     }
     let result: unknown
@@ -155,15 +161,18 @@ class Connection {
       result = event.handler(payload, this.ctx as unknown as SocketContext)
     } catch (err) {
       this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed')
+      this.complete()
       return
     }
+    // As Chanx's handle_channel_event: `complete` follows every event, handled or failed, when completion is on.
     if (isThenable(result)) {
       Promise.resolve(result).then(
-        (value) => { if (value !== undefined) this.sendMessage(value) },
-        (err: unknown) => this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed')
+        (value) => { if (value !== undefined) this.sendMessage(value); this.complete() },
+        (err: unknown) => { this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed'); this.complete() }
       )
-    } else if (result !== undefined) {
-      this.sendMessage(result)
+    } else {
+      if (result !== undefined) this.sendMessage(result)
+      this.complete()
     }
   }
 
@@ -343,6 +352,7 @@ function dispatch (connection: Connection, data: RawFrame, isBinary: boolean): v
   }
   const message = value as Record<string, unknown>
   const tag = message[router.actionKey]
+  if (connection.traceFrames) traceFrame(connection, tag)
   const action = typeof tag === 'string' ? router.actions.get(tag) : undefined
   if (action === undefined) {
     if (tag === 'ping') connection.sendRaw(replies.pong)
@@ -380,6 +390,11 @@ function dispatch (connection: Connection, data: RawFrame, isBinary: boolean): v
   }
 }
 
+/** Chanx's per-frame log context (`message_id`, `received_action`), as a debug line in the connection's logger (its reqId included). */
+function traceFrame (connection: Connection, tag: unknown): void {
+  connection.request.log.debug({ messageId: `${connection.request.id}-${++connection.frameSeq}`, receivedAction: quoteTag(tag) }, 'fastify-chanx: received frame')
+}
+
 function tagInvalid (router: MessageRouter, tag: unknown): string {
   const replies = router.replies
   return replies.errorPrefix + JSON.stringify([{
@@ -404,6 +419,7 @@ function onSocketClose (this: SocketWithConnection, code: number): void {
 export function attachRouter (router: MessageRouter, socket: WebSocket, request: FastifyRequest, member: SocketMember): void {
   const connection = new Connection(router, socket, request, member)
   if (router.events !== null) member.eventListener = (name, payload) => connection.onEvent(name, payload)
+  if (router.sendCompletion) member.groupComplete = router.replies.groupComplete
   ;(socket as SocketWithConnection)[kConnection] = connection
   socket.on('message', onFrame)
   socket.on('close', onSocketClose)
