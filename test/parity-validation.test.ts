@@ -21,7 +21,7 @@ async function echoApp (schema: TSchema, options: { strict?: boolean, routeStric
   return app
 }
 
-async function client (t: Tap.Test, app: FastifyInstance): Promise<RawClient> {
+async function client (t: { teardown (fn: () => unknown): void, equal (a: unknown, b: unknown): unknown }, app: FastifyInstance): Promise<RawClient> {
   t.teardown(() => closeApp(app))
   const c = await open(app, '/ws')
   t.equal(await c.next(), AUTH_OK)
