@@ -39,6 +39,16 @@ async function buildApp (t: { teardown (fn: () => unknown): void }, options: Rec
   return app
 }
 
+/** A channel's messages with their `$ref`s into `components` followed, keyed as the channel keys them. */
+function resolved (document: AsyncApiDocument, channel: string): Record<string, { payload: Record<string, any>, examples?: unknown[] }> {
+  const out: Record<string, any> = {}
+  for (const [key, ref] of Object.entries(document.channels[channel]!.messages as Record<string, { $ref: string }>)) {
+    const message = document.components.messages![ref.$ref.replace('#/components/messages/', '')] as { payload: { $ref: string } }
+    out[key] = { ...message, payload: document.components.schemas![message.payload.$ref.replace('#/components/schemas/', '')] }
+  }
+  return out
+}
+
 test('the document passes @asyncapi/parser\'s AsyncAPI 3.0 validation with no error or warning', async (t) => {
   const app = await buildApp(t, { asyncapi: { info: { title: 'Rooms', version: '2.1.0', description: 'Chat rooms' } } })
   const document = app.chanx.asyncapi()
@@ -51,11 +61,11 @@ test('the document passes @asyncapi/parser\'s AsyncAPI 3.0 validation with no er
 
 test('every socket route is a channel with its address and path params; HTTP routes are not', async (t) => {
   const document = (await buildApp(t)).chanx.asyncapi()
-  t.same(Object.keys(document.channels), ['ws_rooms_roomId', 'ws_echo_a-_b', 'ws_plain'])
+  t.same(Object.keys(document.channels), ['ws_rooms_roomId', 'ws_echo_a_b', 'ws_plain'])
   const room = document.channels.ws_rooms_roomId!
   t.equal(room.address, '/ws/rooms/{roomId}')
   t.same(Object.keys(room.parameters as object), ['roomId'])
-  const echo = document.channels['ws_echo_a-_b']!
+  const echo = document.channels['ws_echo_a_b']!
   t.equal(echo.address, '/ws/echo/{a}-{b}/{wildcard}')
   t.same(Object.keys(echo.parameters as object), ['a', 'b', 'wildcard'])
   t.same((echo['x-chanx-route'] as { params: string[] }).params, ['a', 'b', '*'])
@@ -65,14 +75,15 @@ test('every socket route is a channel with its address and path params; HTTP rou
 
 test('incoming actions carry their TypeBox schemas inside the wire frame, one receive operation each', async (t) => {
   const document = (await buildApp(t)).chanx.asyncapi()
-  const messages = document.channels.ws_rooms_roomId!.messages as Record<string, { payload: Record<string, any> }>
+  const messages = resolved(document, 'ws_rooms_roomId')
   t.same(messages['client.chat']!.payload, {
     type: 'object',
     required: ['action', 'payload'],
     properties: {
-      action: { type: 'string', const: 'chat' },
-      payload: { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1, maxLength: 2000 } } }
-    }
+      action: { type: 'string', const: 'chat', default: 'chat' },
+      payload: { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1, maxLength: 2000 } }, title: 'ChatPayload' }
+    },
+    title: 'ChatMessage'
   })
   t.same(messages['client.history']!.payload.properties.payload.properties.limit, { type: 'integer', minimum: 1, maximum: 100 })
   t.same(messages['client.ping']!.payload.required, ['action'], 'ping needs no payload')
@@ -85,22 +96,22 @@ test('incoming actions carry their TypeBox schemas inside the wire frame, one re
     messages: [{ $ref: '#/channels/ws_rooms_roomId/messages/server.pong' }]
   }, 'ping is answered with pong')
   // actionKey renames the tag in every frame.
-  const echo = document.channels['ws_echo_a-_b']!.messages as Record<string, { payload: Record<string, any> }>
-  t.same(echo['client.say']!.payload.properties.type, { type: 'string', const: 'say' })
+  const echo = resolved(document, 'ws_echo_a_b')
+  t.same(echo['client.say']!.payload.properties.type, { type: 'string', const: 'say', default: 'say' })
   t.same(echo['server.error']!.payload.required, ['type', 'payload'])
 })
 
 test('outgoing schemas, the built-in messages and channel events are documented', async (t) => {
   const document = (await buildApp(t)).chanx.asyncapi()
   const room = document.channels.ws_rooms_roomId!
-  const messages = room.messages as Record<string, { payload: Record<string, any>, examples?: unknown[] }>
+  const messages = resolved(document, 'ws_rooms_roomId')
   t.same(Object.keys(messages), [
     'authentication', 'client.chat', 'client.history', 'client.ping', 'client.authenticate',
-    'server.chat', 'server.pong', 'server.error', 'server.complete'
+    'server.chat', 'server.pong', 'server.error', 'server.complete', 'server.group_complete'
   ])
   t.same(messages['server.chat']!.payload.properties.payload, {
-    type: 'object', required: ['text', 'username'], properties: { text: { type: 'string' }, username: { type: 'string' } }
-  })
+    type: 'object', required: ['text', 'username'], properties: { text: { type: 'string' }, username: { type: 'string' } }, title: 'WsRoomsRoomIdChatPayload'
+  }, 'an outgoing chat whose schema differs from the incoming chat gets the channel in its name')
   t.same(Object.keys(messages['server.chat']!.payload.properties), ['action', 'payload', 'is_mine', 'is_current'], 'a route with groups: broadcast flags')
   t.same(messages.authentication!.examples![0], {
     name: 'accepted',
@@ -115,10 +126,11 @@ test('outgoing schemas, the built-in messages and channel events are documented'
   t.same(room['x-chanx-events'], { announce: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } } })
   const send = document.operations['ws_rooms_roomId-send']!
   t.equal(send.action, 'send')
-  t.equal((send.messages as unknown[]).length, 5)
+  t.equal((send.messages as unknown[]).length, 6)
+  t.same(messages['server.group_complete']!.payload.properties.action, { type: 'string', const: 'group_complete', default: 'group_complete' })
   // A route without messages gets only the authentication message.
   t.same(Object.keys(document.channels.ws_plain!.messages as object), ['authentication'])
-  t.notOk(Object.hasOwn(document.channels['ws_echo_a-_b']!.messages as object, 'server.complete'), 'no completion unless sendCompletion')
+  t.notOk(Object.hasOwn(document.channels['ws_echo_a_b']!.messages as object, 'server.complete'), 'no completion unless sendCompletion')
 })
 
 test('the authentication of each route becomes security schemes, in the order the authenticators look', async (t) => {
@@ -145,7 +157,7 @@ test('the authentication of each route becomes security schemes, in the order th
       description: "A JWT offered as a subprotocol value `bearer.<token>` next to another protocol, e.g. `new WebSocket(url, ['chanx', 'bearer.' + token])`; never echoed."
     }
   })
-  t.same(document.operations['ws_rooms_roomId-receive-chat']!.security, [
+  t.same((document.operations['ws_rooms_roomId-receive-chat']!.traits as any)[0].security, [
     { $ref: '#/components/securitySchemes/session_cookie-cookie-sessionId' },
     { $ref: '#/components/securitySchemes/jwt-Bearer' },
     { $ref: '#/components/securitySchemes/jwt-cookie-token' },
@@ -154,7 +166,7 @@ test('the authentication of each route becomes security schemes, in the order th
   ])
   t.match(document.channels.ws_rooms_roomId!.description, 'Authenticates with session cookie, then jwt')
   t.same((document.channels.ws_rooms_roomId!.bindings as any).ws.query.properties.token.type, 'string', 'the token query param')
-  t.notOk(document.operations['ws_plain-send']!.security, 'an anonymous route lists no security')
+  t.notOk(document.operations['ws_plain-send']!.traits, 'an anonymous route lists no security')
   t.match(document.channels.ws_plain!.description, 'No authenticator')
 })
 

@@ -118,17 +118,17 @@ test('a schema failure is a list of {type, loc, msg} whose loc starts with the a
   client.send({ action: 'chat', payload: { text: 5 } })
   t.same(JSON.parse(await client.next()), {
     action: 'error',
-    payload: [{ type: 'string_type', loc: ['chat', 'payload', 'text'], msg: 'Expected string' }]
+    payload: [{ type: 'string_type', loc: ['chat', 'payload', 'text'], msg: 'Input should be a valid string' }]
   })
   client.send({ action: 'chat', payload: {} })
-  t.same(JSON.parse(await client.next()).payload, [{ type: 'missing', loc: ['chat', 'payload', 'text'], msg: 'Expected required property' }])
+  t.same(JSON.parse(await client.next()).payload, [{ type: 'missing', loc: ['chat', 'payload', 'text'], msg: 'Field required' }])
   client.send({ action: 'chat', payload: { text: 'x'.repeat(21), to: 1.5 } })
   t.same(JSON.parse(await client.next()).payload.map((e: { type: string, loc: unknown[] }) => [e.type, e.loc]), [
     ['string_too_long', ['chat', 'payload', 'text']],
-    ['int_type', ['chat', 'payload', 'to']]
+    ['int_from_float', ['chat', 'payload', 'to']]
   ])
   client.send({ action: 'chat' })
-  t.same(JSON.parse(await client.next()).payload, [{ type: 'model_type', loc: ['chat', 'payload'], msg: 'Expected object' }])
+  t.same(JSON.parse(await client.next()).payload, [{ type: 'missing', loc: ['chat', 'payload'], msg: 'Field required' }])
 })
 
 test('a handler that throws or rejects answers "Failed to process message" and logs the error, never sends it', async (t) => {

@@ -24,13 +24,30 @@ export interface AsyncApiDocument {
   defaultContentType: 'application/json'
   channels: Record<string, JsonObject>
   operations: Record<string, JsonObject>
-  components: { securitySchemes?: Record<string, JsonObject>, schemas?: Record<string, JsonObject> }
+  components: { securitySchemes?: Record<string, JsonObject>, schemas?: Record<string, JsonObject>, messages?: Record<string, JsonObject> }
 }
 
 /** A TypeBox schema as plain JSON Schema: its symbol keys (`Kind`, `Optional`) do not survive JSON. */
 function jsonSchema (schema: TSchema | unknown): Json {
   return JSON.parse(JSON.stringify(schema) ?? 'null') as Json
 }
+
+/** `GET /ws/rooms/:room` → `ws_rooms_room`: Chanx's generator names a Python package after a channel's title. */
+function identifierOf (text: string): string {
+  const id = text.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '')
+  if (id === '') return 'root'
+  return /^[0-9]/.test(id) ? `channel_${id}` : id
+}
+
+/** `chat_message` → `ChatMessage`: schema titles become class names in Chanx's and chanx-js's generators. */
+function pascalOf (text: string): string {
+  const words = text.split(/[^A-Za-z0-9]+/).filter((w) => w !== '')
+  const name = words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('')
+  return name === '' ? 'Unnamed' : /^[0-9]/.test(name) ? `M${name}` : name
+}
+
+/** Names the generators give their own unions of a channel's messages: never a schema title. */
+const RESERVED_TITLES = new Set(['IncomingMessage', 'OutgoingMessage', 'BaseMessage', 'BaseModel'])
 
 function idOf (text: string): string {
   const id = text.replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '')
@@ -50,7 +67,7 @@ function frame (actionKey: string, action: Json | null, payload: Json, requirePa
     type: 'object',
     required: requirePayload ? [actionKey, 'payload'] : [actionKey],
     properties: {
-      [actionKey]: action === null ? { type: 'string' } : { type: 'string', const: action },
+      [actionKey]: action === null ? { type: 'string' } : { type: 'string', const: action, default: action },
       payload,
       ...extra
     }
@@ -125,6 +142,35 @@ interface Builder {
   channels: Record<string, JsonObject>
   operations: Record<string, JsonObject>
   securitySchemes: Record<string, JsonObject>
+  schemas: Record<string, JsonObject>
+  messages: Record<string, JsonObject>
+}
+
+/**
+ * Stores a message in `components`, as Chanx's documents do: the frame schema titled and kept in
+ * `components/schemas`, the message in `components/messages` pointing at it with `$ref` (chanx-js finds
+ * message types that way; Chanx's generator makes classes only from titled schemas). A name another route
+ * already took for a different schema gets the channel's name in front. Returns the message's `$ref`.
+ */
+function addComponent (builder: Builder, channelTitle: string, key: string, message: JsonObject): Json {
+  const frameSchema = message.payload as JsonObject
+  /** The frame schema under `name`; an untitled object payload is titled after it (`ChatMessage` → `ChatPayload`). */
+  const titled = (name: string): JsonObject => {
+    const copy = JSON.parse(JSON.stringify(frameSchema)) as JsonObject
+    copy.title = name
+    const payload = (copy.properties as JsonObject | undefined)?.payload as JsonObject | undefined
+    if (payload !== undefined && payload.type === 'object' && payload.title === undefined) payload.title = name.replace(/Message(\d*)$/, 'Payload$1')
+    return copy
+  }
+  const free = (name: string): boolean => builder.schemas[name] === undefined ||
+    JSON.stringify(builder.schemas[name]) === JSON.stringify(titled(name))
+  let title = pascalOf(key.replace(/^(client|server)\./, '') + '_message')
+  if (RESERVED_TITLES.has(title) || !free(title)) title = pascalOf(channelTitle) + title
+  for (let n = 2; !free(title); n++) title = `${pascalOf(channelTitle)}${pascalOf(key)}Message${n}`
+  builder.schemas[title] = titled(title)
+  const messageKey = title[0]!.toLowerCase() + title.slice(1)
+  builder.messages[messageKey] = { ...message, payload: { $ref: `#/components/schemas/${title}` } }
+  return { $ref: `#/components/messages/${messageKey}` }
 }
 
 /** The security alternatives of a route (the first authenticator that finds a user wins). */
@@ -173,8 +219,8 @@ function addRoute (builder: Builder, record: SocketRouteRecord, taken: Set<strin
   const { handshake } = record
   const router = handshake.router
   const actionKey = router?.actionKey ?? 'action'
-  let channelId = idOf(record.url)
-  for (let n = 2; taken.has(channelId); n++) channelId = `${idOf(record.url)}_${n}`
+  let channelId = identifierOf(record.url)
+  for (let n = 2; taken.has(channelId); n++) channelId = `${identifierOf(record.url)}_${n}`
   taken.add(channelId)
   const channelRef = { $ref: `#/channels/${channelId}` }
   const address = addressOf(record.url)
@@ -258,7 +304,10 @@ function addRoute (builder: Builder, record: SocketRouteRecord, taken: Set<strin
         { ...ERROR_LIST, description: 'Unknown or missing action, or a payload its schema rejects (loc starts with the action).' }
       ]
     }, 'A frame that could not be handled; the connection stays open.', 'server.error')
-    if (router.sendCompletion) send('complete', { type: 'null' }, 'Sent after each handled frame, errors included.', 'server.complete')
+    if (router.sendCompletion) {
+      send('complete', { type: 'null' }, 'Sent after each handled frame and each channel event, errors included.', 'server.complete')
+      send('group_complete', { type: 'null' }, 'Sent after each group message relayed to this socket.', 'server.group_complete')
+    }
   }
   if (messages.authentication !== undefined) outgoing.unshift('authentication')
 
@@ -270,7 +319,15 @@ function addRoute (builder: Builder, record: SocketRouteRecord, taken: Set<strin
   if (handshake.rejectUpgrade) description.push('A refused handshake is answered with its HTTP status (no authentication message).')
   if (grouped) description.push('Joins groups on connect: broadcast copies carry is_mine and is_current.')
 
-  const channel: JsonObject = { address, title: record.summary ?? `${record.method} ${record.url}`, description: description.join(' '), messages }
+  const channelMessages: JsonObject = {}
+  for (const [key, message] of Object.entries(messages)) channelMessages[key] = addComponent(builder, channelId, key, message as JsonObject)
+  const channel: JsonObject = {
+    address,
+    title: channelId,
+    summary: record.summary ?? `${record.method} ${record.url}`,
+    description: description.join(' '),
+    messages: channelMessages
+  }
   if (Object.keys(parameters).length > 0) channel.parameters = parameters
   const query = queryBinding(record, authentication)
   channel.bindings = { ws: { method: 'GET', ...(query === null ? {} : { query }), bindingVersion: '0.1.0' } }
@@ -289,7 +346,10 @@ function addRoute (builder: Builder, record: SocketRouteRecord, taken: Set<strin
   }
   builder.channels[channelId] = channel
 
-  const securityList: JsonObject = security.refs.length > 0 ? { security: security.refs } : {}
+  // In a trait, not on the operation: Chanx's model types `operations.*.security` (and `servers.*.security`)
+  // in AsyncAPI 2.x's shape, so 3.0's `[{$ref}]` there makes `chanx generate-client` reject the file. 3.0
+  // applies a trait's `security` to its operation; Chanx's model reads traits loosely.
+  const securityList: JsonObject = security.refs.length > 0 ? { traits: [{ security: security.refs }] } : {}
   const messageRef = (id: string): Json => ({ $ref: `#/channels/${channelId}/messages/${id}` })
   for (const id of incoming) {
     const name = (messages[id] as { name: string }).name
@@ -319,7 +379,7 @@ function addRoute (builder: Builder, record: SocketRouteRecord, taken: Set<strin
 
 /** Builds the document from the recorded routes, in declaration order. */
 export function buildAsyncApiDocument (app: FastifyInstance, routes: readonly SocketRouteRecord[], options: ResolvedAsyncApiOptions): AsyncApiDocument {
-  const builder: Builder = { app, channels: {}, operations: {}, securitySchemes: {} }
+  const builder: Builder = { app, channels: {}, operations: {}, securitySchemes: {}, schemas: {}, messages: {} }
   const taken = new Set<string>()
   for (const record of routes) addRoute(builder, record, taken)
   const document: AsyncApiDocument = {
@@ -329,7 +389,10 @@ export function buildAsyncApiDocument (app: FastifyInstance, routes: readonly So
     defaultContentType: 'application/json',
     channels: builder.channels,
     operations: builder.operations,
-    components: Object.keys(builder.securitySchemes).length > 0 ? { securitySchemes: builder.securitySchemes } : {}
+    components: {
+      ...(Object.keys(builder.securitySchemes).length > 0 ? { securitySchemes: builder.securitySchemes } : {}),
+      ...(Object.keys(builder.schemas).length > 0 ? { schemas: builder.schemas, messages: builder.messages } : {})
+    }
   }
   return document
 }

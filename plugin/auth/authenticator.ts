@@ -115,6 +115,8 @@ export interface PipelineConfig {
   readonly authentication: readonly Authenticator<unknown>[]
   readonly permissions: readonly Permission<any>[]
   readonly objectLoader: ObjectLoader<unknown, any> | undefined
+  /** The route's `objectName`, for Django's 404 text. */
+  readonly objectName?: string | undefined
 }
 
 export type AuthenticatorClass = new (config: PipelineConfig) => ChanxAuthenticator<any, any>
@@ -128,11 +130,14 @@ export class ChanxAuthenticator<User = ChanxUser, Obj = ChanxObject> {
   readonly authentication: readonly Authenticator<unknown>[]
   readonly permissions: readonly Permission<any>[]
   readonly objectLoader: ObjectLoader<unknown, any> | undefined
+  /** The 404 detail: Django's `No Room matches the given query.` when the route names its object, else DRF's `Not found.`. */
+  readonly notFoundDetail: string | undefined
 
   constructor (config: PipelineConfig) {
     this.authentication = config.authentication
     this.permissions = config.permissions
     this.objectLoader = config.objectLoader
+    this.notFoundDetail = config.objectName === undefined ? undefined : `No ${config.objectName} matches the given query.`
   }
 
   /** The `WWW-Authenticate` value of the first authenticator: its presence makes "not authenticated" a 401. */
@@ -205,7 +210,7 @@ export class ChanxAuthenticator<User = ChanxUser, Obj = ChanxObject> {
   protected async loadObject (request: FastifyRequest): Promise<Obj | null> {
     if (this.objectLoader === undefined) return null
     const obj = await this.objectLoader(request)
-    if (obj === null || obj === undefined) throw new NotFound()
+    if (obj === null || obj === undefined) throw new NotFound(this.notFoundDetail)
     return obj as Obj
   }
 

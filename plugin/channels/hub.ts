@@ -14,6 +14,8 @@ export interface ChannelMember {
   readonly userKey: string | null
   /** Send one text frame. Must not block; a throw is logged and the other members still get theirs. */
   send (data: string): void
+  /** Send one broadcast copy (default: `send`); a socket member follows it with `group_complete` where asked. */
+  sendCopy? (data: string): void
   /** Close the connection (disconnectUser). */
   close (code: number, reason: string): void
   /** Receive a channel event (sendEvent). */
@@ -368,9 +370,10 @@ export class ChannelHub {
     return Promise.all(pending).then(() => {})
   }
 
-  private send (member: ChannelMember, data: string): void {
+  private send (member: ChannelMember, data: string, copy = false): void {
     try {
-      member.send(data)
+      if (copy && member.sendCopy !== undefined) member.sendCopy(data)
+      else member.send(data)
     } catch (err) {
       logSafely(this.logger, 'warn', err, { member: member.id }, 'fastify-chanx: a member failed to send')
     }
@@ -404,7 +407,7 @@ export class ChannelHub {
         } else {
           data = other ??= withFlags(body, false, false)
         }
-        this.send(member, data)
+        this.send(member, data, true)
       }
     }
   }
@@ -528,7 +531,7 @@ export class ChannelHub {
       const data = senderKey !== null && member.userKey === senderKey
         ? (mine ??= withFlags(body, true, false))
         : (other ??= withFlags(body, false, false))
-      this.send(member, data)
+      this.send(member, data, true)
     }
     return true
   }

@@ -216,6 +216,13 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     this.write(data)
   }
 
+  /** ChannelMember: one broadcast copy, followed by Chanx's `group_complete` on routes with `sendCompletion`. */
+  sendCopy (data: string): void {
+    this.write(data)
+    const router = this.route.router
+    if (router !== null && router.sendCompletion) this.write(router.replies.groupComplete)
+  }
+
   /**
    * Every frame the server sends this socket goes through here. Before the socket opens it waits, up to
    * `maxBufferedBytes`; after, a socket whose unsent output passed that bound is a slow reader and is cut.

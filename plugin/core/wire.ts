@@ -1,6 +1,7 @@
 /**
- * Chanx's wire format. The strings built here are byte-compatible with the Python library's, so a client
- * written for Chanx reads ours unchanged: key order matters.
+ * Chanx's wire format. The strings built here carry the same JSON values as the Python library's, with the
+ * same key order, so a client written for Chanx reads ours unchanged. Not the same bytes: Chanx writes
+ * Python's `json.dumps` (`", "` separators, `\uXXXX` escapes), we write compact JSON (README "Differences from Chanx").
  */
 
 import { createHmac, timingSafeEqual } from 'node:crypto'

@@ -65,6 +65,8 @@ export interface FastifyChanxOptions extends ChannelOptions {
    * socket that keeps going is closed with 1008.
    */
   rateLimit?: RateLimit | false
+  /** Validate frames strictly, without pydantic's lax conversions (`"5"` for an integer); default false. Routes may override. */
+  strict?: boolean
   /** The stable identity of a user (default: the user if a string or number, else its id, sub or username). */
   userKey?: UserKeyFunction
   /** More query parameters to redact from socket routes' log lines, besides `token` and the authenticators' own. */
@@ -90,13 +92,14 @@ export interface ResolvedDefaults {
   limits: ConnectionLimits
   userKey: UserKeyFunction
   rateLimit: RateLimit | null
+  strict: boolean
 }
 
 const PLUGIN_OPTIONS = new Set([
   'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
   'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
   'maxQueuedFrames', 'handshakeTimeout', 'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis',
-  'channelSecret', 'rateLimit', 'asyncapi', 'playground'
+  'channelSecret', 'rateLimit', 'strict', 'asyncapi', 'playground'
 ])
 
 export const DEFAULT_MAX_QUEUED_FRAMES = 100
@@ -193,6 +196,7 @@ export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDef
       maxConnectionsPerIp: checkCount(options.maxConnectionsPerIp, 0, 'option maxConnectionsPerIp')
     },
     userKey: checkUserKey(options.userKey),
-    rateLimit: checkRateLimit(options.rateLimit, DEFAULT_RATE_LIMIT, 'option rateLimit')
+    rateLimit: checkRateLimit(options.rateLimit, DEFAULT_RATE_LIMIT, 'option rateLimit'),
+    strict: options.strict === undefined ? false : checkBoolean(options.strict, 'option strict')
   }
 }

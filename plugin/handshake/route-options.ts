@@ -99,6 +99,13 @@ function checkGroupsOption (value: unknown, websocket: boolean, where: string): 
   return value as RouteHandshake['groups']
 }
 
+function checkObjectName (value: unknown, where: string, route: RouteOptions): string | undefined {
+  if (value === undefined) return undefined
+  if (route.objectLoader === undefined && route.authenticatorClass === undefined) throw new InvalidOptionError(`${where} needs objectLoader`)
+  if (typeof value !== 'string' || value === '') throw new InvalidOptionError(`${where} must be a non-empty string (the object's name in "No Room matches the given query.")`)
+  return value
+}
+
 /** Resolves a route's options against the plugin's defaults; `null` when the route does not use the plugin. */
 export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): RouteHandshake | null {
   const where = `route ${String(route.method)} ${route.url}:`
@@ -135,7 +142,8 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
   const authenticator = new AuthenticatorType({
     authentication,
     permissions,
-    objectLoader: route.objectLoader as ObjectLoader<unknown, any> | undefined
+    objectLoader: route.objectLoader as ObjectLoader<unknown, any> | undefined,
+    objectName: checkObjectName(route.objectName, `${where} objectName`, route)
   })
   return {
     authenticator,
@@ -151,7 +159,8 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
       ? null
       : compileRouter(route, where, websocket, {
         rateLimit: checkRateLimit(route.rateLimit, defaults.rateLimit, `${where} rateLimit`),
-        refreshCredentials: createInBandRefresh(authentication, defaults.userKey, sendAuthenticationMessage)
+        refreshCredentials: createInBandRefresh(authentication, defaults.userKey, sendAuthenticationMessage),
+        strict: defaults.strict
       }),
     headTwin,
     maxQueuedFrames: checkCount(route.maxQueuedFrames, defaults.maxQueuedFrames, `${where} maxQueuedFrames`),

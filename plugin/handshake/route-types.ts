@@ -25,6 +25,8 @@ export interface ChanxRouteOptions<Request = FastifyRequest> {
   permissions?: readonly Permission[]
   /** Loads `request.obj` from the URL; `null` answers 404. */
   objectLoader?: ObjectLoader<unknown, Request>
+  /** What the object is called: a missing one answers `No <objectName> matches the given query.` (Django's 404). */
+  objectName?: string
   /** A class extending `ChanxAuthenticator` that replaces or wraps the standard pipeline. */
   authenticatorClass?: AuthenticatorClass
   /** Send the `authentication` message to sockets (default true). */

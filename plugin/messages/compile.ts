@@ -10,6 +10,7 @@ import { InvalidOptionError } from '../core/errors'
 import { isRecord, optionalBoolean, optionalFunction, positiveInteger } from '../core/validate'
 import { DETAIL_BINARY, DETAIL_HANDLER_FAILED, DETAIL_INVALID_JSON, DETAIL_RATE_LIMITED } from '../core/wire'
 import { DEFAULT_MAX_PAYLOAD } from '../connection/limits'
+import { compileCoercer, type Coercer } from './coerce'
 import { DEFAULT_MAX_DEPTH } from './safe-json'
 import type { ChanxMessageRouteOptions, LooseContext, LooseHandlers, RateLimit, SocketContext } from './types'
 
@@ -19,6 +20,9 @@ export interface CompiledAction {
   readonly schema: TSchema
   readonly check: TypeCheck<TSchema>
   readonly handler: (message: unknown, ctx: SocketContext) => unknown
+  /** pydantic's lax conversions, tried only once `check` has failed; `null` on strict routes. */
+  readonly coerce: Coercer | null
+  readonly lax: boolean
 }
 
 /** The in-band token refresh behind the built-in `authenticate` action. */
@@ -28,6 +32,8 @@ export type RefreshCredentials = (request: FastifyRequest, socket: WebSocket, pa
 export interface RouterSettings {
   rateLimit: RateLimit | null
   refreshCredentials: RefreshCredentials | null
+  /** The plugin's `strict` default (no lax conversions). */
+  strict: boolean
 }
 
 /** One route's router, compiled once at registration and complete when built; it is attached to every accepted socket. */
@@ -54,6 +60,7 @@ export class MessageRouter {
   readonly replies: {
     readonly pong: string
     readonly complete: string
+    readonly groupComplete: string
     readonly invalidJson: string
     readonly binary: string
     readonly handlerFailed: string
@@ -86,6 +93,7 @@ export class MessageRouter {
     this.replies = {
       pong: '{' + key + ':"pong","payload":null}',
       complete: '{' + key + ':"complete","payload":null}',
+      groupComplete: '{' + key + ':"group_complete","payload":null}',
       invalidJson: errorPrefix + JSON.stringify({ detail: DETAIL_INVALID_JSON }) + '}',
       binary: errorPrefix + JSON.stringify({ detail: DETAIL_BINARY }) + '}',
       handlerFailed: errorPrefix + JSON.stringify({ detail: DETAIL_HANDLER_FAILED }) + '}',
@@ -119,7 +127,7 @@ function checkActionName (name: string, where: string, settings: RouterSettings)
 
 const ROUTER_KEYS = [
   'messages', 'handlers', 'outgoing', 'validateOutgoing', 'sendCompletion', 'concurrency', 'maxPayload', 'maxDepth',
-  'acceptBinary', 'actionKey', 'onAuthenticated', 'onClose', 'eventHandlers'
+  'acceptBinary', 'actionKey', 'onAuthenticated', 'onClose', 'eventHandlers', 'strict'
 ] as const
 
 export interface CompiledEvent {
@@ -175,6 +183,7 @@ export function compileRouter (route: ChanxMessageRouteOptions, where: string, w
   const handlers: unknown = route.handlers ?? {}
   if (!isRecord(handlers)) throw new InvalidOptionError(`${where} handlers must be an object of functions keyed by action`)
 
+  const lax = !(route.strict === undefined ? settings.strict : optionalBoolean(route.strict, `${where} strict`))
   const actions = new Map<string, CompiledAction>()
   for (const [name, schema] of Object.entries(route.messages)) {
     checkActionName(name, `${where} messages:`, settings)
@@ -183,7 +192,8 @@ export function compileRouter (route: ChanxMessageRouteOptions, where: string, w
       throw new InvalidOptionError(`${where} message "${name}" has a schema but no handler (handlers.${name})`)
     }
     if (typeof handler !== 'function') throw new InvalidOptionError(`${where} handlers.${name} must be a function (message, ctx)`)
-    actions.set(name, { name, schema, check: compileSchema(schema, `${where} messages.${name}`), handler: handler as CompiledAction['handler'] })
+    const check = compileSchema(schema, `${where} messages.${name}`)
+    actions.set(name, { name, schema, check, handler: handler as CompiledAction['handler'], coerce: lax ? compileCoercer(schema) : null, lax })
   }
   for (const name of Object.keys(handlers)) {
     if (!actions.has(name)) throw new InvalidOptionError(`${where} handler "${name}" has no schema (messages.${name})`)

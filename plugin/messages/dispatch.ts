@@ -15,7 +15,7 @@ import { TokenBucket } from '../connection/limits'
 import type { CompiledAction, MessageRouter } from './compile'
 import { INVALID, safeParse } from './safe-json'
 import type { BroadcastTarget, LooseContext, SocketContext } from './types'
-import { quoteTag, schemaErrors } from './validation-errors'
+import { admitPayload, quoteTag } from './validation-errors'
 
 export type RawFrame = Buffer | ArrayBuffer | Buffer[]
 
@@ -104,6 +104,10 @@ export class RouterConnection {
   dropped = 0
   readonly onSettled: (value: unknown) => void
   readonly onFailed: (error: unknown) => void
+  /** Frames dispatched so far; with the request id, the `messageId` of each frame's debug line. */
+  frameSeq = 0
+  /** Log each frame (Chanx's message_id and received_action) only when the logger would keep a debug line. */
+  readonly traceFrames: boolean
 
   readonly request: FastifyRequest
 
@@ -112,6 +116,7 @@ export class RouterConnection {
     this.ctx = new Context(owner.request as FastifyRequest<{ Params: unknown }>, socket, this, owner)
     const limit = router.rateLimit
     this.bucket = limit === null ? null : new TokenBucket(limit.messagesPerSecond, limit.burst)
+    this.traceFrames = owner.request.log.level === 'debug' || owner.request.log.level === 'trace'
     // One pair per connection, not per frame.
     // They run as promise reactions: anything they threw would be an unhandled rejection, which ends Node.
     this.onSettled = (value) => {
@@ -174,6 +179,7 @@ export class RouterConnection {
     if (event === undefined) return
     if (!event.check.Check(payload)) {
       this.request.log.warn({ event: name }, 'fastify-chanx: a channel event does not match its schema; not handled')
+      this.complete()
       return
     }
     let result: unknown
@@ -181,15 +187,18 @@ export class RouterConnection {
       result = event.handler(payload, this.ctx as unknown as SocketContext)
     } catch (err) {
       this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed')
+      this.complete()
       return
     }
+    // As Chanx's handle_channel_event: `complete` follows every event, handled or failed, when completion is on.
     if (isThenable(result)) {
       Promise.resolve(result).then(
-        (value) => { if (value !== undefined) this.sendMessage(value) },
-        (err: unknown) => this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed')
+        (value) => { if (value !== undefined) this.sendMessage(value); this.complete() },
+        (err: unknown) => { this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed'); this.complete() }
       )
-    } else if (result !== undefined) {
-      this.sendMessage(result)
+    } else {
+      if (result !== undefined) this.sendMessage(result)
+      this.complete()
     }
   }
 
@@ -367,6 +376,7 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
   }
   const message = value as Record<string, unknown>
   const tag = message[router.actionKey]
+  if (connection.traceFrames) traceFrame(connection, tag)
   const action = typeof tag === 'string' ? router.actions.get(tag) : undefined
   if (action === undefined) {
     if (tag === 'ping') connection.sendRaw(replies.pong)
@@ -380,11 +390,15 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
     connection.complete()
     return
   }
-  if (message.payload === undefined) message.payload = null
-  if (!action.check.Check(message.payload)) {
-    connection.sendRaw(replies.errorPrefix + JSON.stringify(schemaErrors(action.check, action.name, message.payload)) + '}')
-    connection.complete()
-    return
+  const payload = message.payload
+  if (payload === undefined || !action.check.Check(payload)) {
+    // Only on failure: pydantic's lax conversions, or the error list (validation-errors.ts).
+    const errors = admitPayload(action, message)
+    if (errors !== null) {
+      connection.sendRaw(replies.errorPrefix + errors + '}')
+      connection.complete()
+      return
+    }
   }
   const result = invoke(connection, action.handler, message)
   if (result === THREW) {
@@ -398,6 +412,11 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
     connection.reply(result)
     connection.complete()
   }
+}
+
+/** Chanx's per-frame log context (`message_id`, `received_action`), as a debug line in the connection's logger (its reqId included). */
+function traceFrame (connection: RouterConnection, tag: unknown): void {
+  connection.request.log.debug({ messageId: `${connection.request.id}-${++connection.frameSeq}`, receivedAction: quoteTag(tag) }, 'fastify-chanx: received frame')
 }
 
 function tagInvalid (router: MessageRouter, tag: unknown): string {

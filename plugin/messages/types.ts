@@ -102,6 +102,8 @@ export interface ChanxMessageRouteOptions {
   acceptBinary?: boolean
   /** The field that names a message's action, incoming and outgoing (default `'action'`). */
   actionKey?: string
+  /** No lax conversions: `"5"` is not an integer (pydantic's strict mode; default: the plugin's `strict`, false). */
+  strict?: boolean
   /** Runs once the authentication message is sent, before any frame is dispatched. */
   onAuthenticated?: LooseHandlers['authenticated']
   /** Runs once when the socket closes, with its close code. */
@@ -164,6 +166,7 @@ export interface SocketRouteDefinition<
   maxPayload?: number
   maxDepth?: number
   acceptBinary?: boolean
+  strict?: boolean
   onAuthenticated?: (ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>) => Awaitable<void>
   onClose?: (ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>, code: number) => Awaitable<void>
   groups?: (ctx: GroupContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>>) => readonly string[] | Promise<readonly string[]>

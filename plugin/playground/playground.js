@@ -128,10 +128,11 @@
       if (op.action !== 'receive' || !op.channel || op.channel.$ref !== '#/channels/' + id) return
       ;(op.messages || []).forEach(function (ref) {
         const message = resolveRef(ref)
-        if (!message || !message.payload || !message.payload.properties) return
-        const tag = message.payload.properties[actionKey]
+        const frame = message && resolveRef(message.payload)
+        if (!frame || !frame.properties) return
+        const tag = frame.properties[actionKey]
         const name = tag && 'const' in tag ? tag.const : message.name
-        actions.push({ name, schema: message.payload.properties.payload || {} })
+        actions.push({ name, schema: frame.properties.payload || {} })
       })
     })
     return { id, channel, actionKey, actions }
@@ -162,9 +163,9 @@
     $('route-description').textContent = channel.description || ''
     const auth = []
     const send = Object.keys(doc.operations).map(function (k) { return doc.operations[k] })
-      .filter(function (op) { return op.channel && op.channel.$ref === '#/channels/' + id && Array.isArray(op.security) })[0]
+      .filter(function (op) { return op.channel && op.channel.$ref === '#/channels/' + id && op.traits && Array.isArray(op.traits[0].security) })[0]
     if (send) {
-      send.security.forEach(function (ref) {
+      send.traits[0].security.forEach(function (ref) {
         const scheme = resolveRef(ref)
         if (scheme) auth.push(scheme.description || scheme.type)
       })
