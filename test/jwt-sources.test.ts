@@ -57,7 +57,7 @@ test('header: false and cookie: false leave only the query: a Bearer header or a
   const app = await jwtApp(t, { header: false, cookie: false, query: 'access_token' })
   const token = app.jwt.sign({ sub: 'carol' })
   t.same(await greeted(app, `/ws?access_token=${token}`, {}), [OK_MESSAGE, 'hello carol'])
-  for (const headers of [{ authorization: `Bearer ${token}` }, { cookie: `token=${token}` }]) {
+  for (const headers of [{ authorization: `Bearer ${token}` }, { cookie: `token=${token}` }] as Array<Record<string, string>>) {
     const socket = await injectRefused(app, '/ws', { headers })
     t.same(socket.messages, [NOT_PROVIDED_401], Object.keys(headers)[0])
     t.equal(socket.code, 4401)
