@@ -113,3 +113,22 @@ test('redis as an ioredis client is used by the plugin', { skip }, async (t) => 
   await byClient.chanx.broadcast('room', { action: 'news', payload: 'from the client' })
   t.same(await socket.receive(), { action: 'news', payload: 'from the client', is_mine: false, is_current: false })
 })
+
+test('a broadcast through app.chanx that the layer cannot publish is logged, and the call still resolves', async (t) => {
+  class DownLayer extends MemoryLayer {
+    override async publish (): Promise<number> { throw new Error('layer down') }
+  }
+  const lines: Array<Record<string, unknown>> = []
+  const app = Fastify({ logger: { level: 'error', stream: { write (line: string) { lines.push(JSON.parse(line) as Record<string, unknown>) } } } })
+  t.teardown(() => closeApp(app))
+  await app.register(websocket)
+  await app.register(chanx, { channelLayer: new DownLayer() })
+  app.get('/ws', { websocket: true, groups: () => ['room'] }, () => {})
+  await app.ready()
+  const client = await connect(app, '/ws')
+  await client.authentication()
+  await app.chanx.broadcast('room', { action: 'news', payload: 1 })
+  t.same(await client.receive(), { action: 'news', payload: 1, is_mine: false, is_current: false }, 'local members are served first')
+  const line = lines.find((l) => l.msg === 'fastify-chanx: a message could not be published to the channel layer')
+  t.equal((line?.err as { message?: string } | undefined)?.message, 'layer down')
+})

@@ -51,3 +51,20 @@ test('accepted limits and names register, and 0 is allowed', async (t) => {
   await app.ready()
   t.pass('registered')
 })
+
+test('allowedOrigins must be an array of origin strings or a function, on the plugin and on a route', async (t) => {
+  const shape = 'must be an array of origins (e.g. "https://app.example.com", or "*") or a function (origin, request) => boolean'
+  for (const value of ['https://app.example.com', [42], {}]) {
+    const err = await registrationError({ allowedOrigins: value })
+    t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(value))
+    t.equal(err.message, `fastify-chanx: option allowedOrigins ${shape}`)
+  }
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(websocket)
+  await app.register(chanx)
+  t.throws(() => app.get('/ws', { websocket: true, allowedOrigins: 'https://app.example.com' } as never, () => {}), {
+    code: 'FST_CHANX_INVALID_OPTION',
+    message: `fastify-chanx: route GET /ws: allowedOrigins ${shape}`
+  })
+})

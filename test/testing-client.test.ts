@@ -73,3 +73,11 @@ test('close() closes with the given code, which the server echoes back', async (
   client.close(4100)
   t.equal(await client.closed(), 4100)
 })
+
+test('terminate() drops the connection without a close frame: 1006', async (t) => {
+  const app = await buildApp(t)
+  const client = await connect(app, '/ws/raw')
+  await client.receive()
+  client.terminate()
+  t.equal(await client.closed(), 1006)
+})
