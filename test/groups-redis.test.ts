@@ -8,6 +8,7 @@ import websocket from '@fastify/websocket'
 import WebSocket from 'ws'
 import chanx, { IsAuthenticated, jwtAuthentication } from '../plugin'
 import { closeApp } from '../plugin/testing'
+import { childEnv } from './helpers/child-env'
 import { RedisServer, freePort, redisSkipReason } from './helpers/redis'
 
 const SECRET = 'a-redis-groups-secret-of-32-chars!!'
@@ -27,7 +28,7 @@ async function localApp (redisUrl: string) {
 /** The same app in another process. */
 async function remoteApp (redisUrl: string, t: { teardown (fn: () => unknown): void }): Promise<number> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures', 'chanx-app.ts')], {
-    env: { ...process.env, REDIS_URL: redisUrl, JWT_SECRET: SECRET },
+    env: childEnv({ REDIS_URL: redisUrl, JWT_SECRET: SECRET }),
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => { child.kill('SIGTERM') })

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
+import { childEnv } from './child-env'
 
 export interface PeerEvent { event: string, member?: string, data?: string, code?: number, reason?: string, name?: string, payload?: unknown, msg?: string }
 
@@ -29,7 +30,7 @@ export class Peer {
   static start (redisUrl: string): Promise<Peer> {
     const child = fork(join(__dirname, '..', 'fixtures', 'channel-peer.ts'), [], {
       execArgv: ['--import', 'tsx'],
-      env: { ...process.env, REDIS_URL: redisUrl },
+      env: childEnv({ REDIS_URL: redisUrl }),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })
     const peer = new Peer(child)

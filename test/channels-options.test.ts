@@ -1,0 +1,134 @@
+import { test } from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import websocket from '@fastify/websocket'
+import chanx, { MemoryLayer, type FastifyChanxOptions } from '../plugin'
+import { closeApp, connect } from '../plugin/testing'
+import { RedisServer, freePort, redisSkipReason } from './helpers/redis'
+
+/** The plugin's `redis` and `channelLayer` options: every shape it accepts, and every one it refuses. */
+
+const skip = redisSkipReason()
+
+/** An app whose one socket route joins group `room`; closed on teardown. */
+async function groupApp (t: { teardown (fn: () => unknown): void }, options: FastifyChanxOptions): Promise<FastifyInstance> {
+  const app = Fastify()
+  t.teardown(() => closeApp(app))
+  await app.register(websocket)
+  await app.register(chanx, options)
+  app.get('/ws', { websocket: true, groups: () => ['room'] }, () => {})
+  await app.ready()
+  return app
+}
+
+async function registrationError (options: unknown): Promise<Error & { code?: string }> {
+  const app = Fastify()
+  await app.register(websocket)
+  app.register(chanx, options as FastifyChanxOptions)
+  try {
+    await app.ready()
+  } catch (err) {
+    await app.close()
+    return err as Error & { code?: string }
+  }
+  await app.close()
+  throw new Error('registration succeeded')
+}
+
+test('channelLayer and redis together fail registration', async (t) => {
+  const err = await registrationError({ channelLayer: new MemoryLayer(), redis: 'redis://127.0.0.1:6379' })
+  t.equal(err.code, 'FST_CHANX_INVALID_OPTION')
+  t.equal(err.message, 'fastify-chanx: options channelLayer and redis exclude each other: pass one')
+})
+
+test('a channelLayer that does not implement ChannelLayer fails registration', async (t) => {
+  for (const channelLayer of ['memory', {}, { publish () {} }]) {
+    const err = await registrationError({ channelLayer })
+    t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(channelLayer))
+    t.equal(err.message, 'fastify-chanx: option channelLayer must implement ChannelLayer (subscribe, unsubscribe, publish, setListener, close)')
+  }
+})
+
+// Known bug, left for the owner of plugin/channels/options.ts: `typeof null === 'object'`, so the check reads
+// `null.publish` and registration fails with a bare TypeError instead of FST_CHANX_INVALID_OPTION.
+test('channelLayer: null fails registration with the ChannelLayer message', { todo: 'channels/options.ts reads null.publish' }, async (t) => {
+  const err = await registrationError({ channelLayer: null })
+  t.equal(err.code, 'FST_CHANX_INVALID_OPTION')
+  t.equal(err.message, 'fastify-chanx: option channelLayer must implement ChannelLayer (subscribe, unsubscribe, publish, setListener, close)')
+})
+
+test('redis as an empty string fails registration and says what to give', async (t) => {
+  const err = await registrationError({ redis: '' })
+  t.equal(err.code, 'FST_CHANX_INVALID_OPTION')
+  t.equal(err.message, 'fastify-chanx: option redis is an empty string: give a URL such as redis://127.0.0.1:6379, or leave it unset')
+})
+
+test('redis of any other shape fails registration and lists the accepted ones', async (t) => {
+  for (const redis of [6379, {}, { url: 6379 }, null, true]) {
+    const err = await registrationError({ redis })
+    t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(redis))
+    t.equal(err.message, 'fastify-chanx: option redis must be a URL, an ioredis client, or { url, prefix, connectTimeout }')
+  }
+})
+
+test('a channelLayer of your own carries the plugin\'s broadcasts', async (t) => {
+  const layer = new MemoryLayer()
+  const app = await groupApp(t, { channelLayer: layer })
+  const client = await connect(app, '/ws')
+  await client.authentication()
+  await app.chanx.broadcast('room', { action: 'news', payload: 1 })
+  t.same(await client.receive(), { action: 'news', payload: 1, is_mine: false, is_current: false })
+})
+
+test('redis { url, connectTimeout } that nobody answers fails registration with FST_CHANX_CHANNEL_LAYER_UNREACHABLE', { skip }, async (t) => {
+  const port = await freePort()
+  const err = await registrationError({ redis: { url: `redis://127.0.0.1:${port}`, connectTimeout: 300 } })
+  t.equal(err.code, 'FST_CHANX_CHANNEL_LAYER_UNREACHABLE')
+})
+
+test('redis { url, prefix } carries broadcasts between apps with the same prefix, and only between them', { skip }, async (t) => {
+  const redis = await RedisServer.start()
+  t.teardown(() => redis.stop())
+  const sender = await groupApp(t, { redis: { url: redis.url, prefix: 'one:' } })
+  const sameBus = await groupApp(t, { redis: { url: redis.url, prefix: 'one:' } })
+  const otherBus = await groupApp(t, { redis: { url: redis.url, prefix: 'two:' } })
+  const near = await connect(sameBus, '/ws')
+  const far = await connect(otherBus, '/ws')
+  await near.authentication()
+  await far.authentication()
+  await sender.chanx.broadcast('room', { action: 'news', payload: 'prefixed' })
+  t.same(await near.receive(), { action: 'news', payload: 'prefixed', is_mine: false, is_current: false })
+  await t.rejects(far.receive(200), /no message/, 'another prefix is another bus')
+})
+
+test('redis as an ioredis client is used by the plugin', { skip }, async (t) => {
+  const redis = await RedisServer.start()
+  t.teardown(() => redis.stop())
+  const { Redis } = await import('ioredis')
+  const client = new Redis(redis.url)
+  t.teardown(() => client.quit())
+  const byClient = await groupApp(t, { redis: client as unknown as FastifyChanxOptions['redis'] })
+  const byUrl = await groupApp(t, { redis: redis.url })
+  const socket = await connect(byUrl, '/ws')
+  await socket.authentication()
+  await byClient.chanx.broadcast('room', { action: 'news', payload: 'from the client' })
+  t.same(await socket.receive(), { action: 'news', payload: 'from the client', is_mine: false, is_current: false })
+})
+
+test('a broadcast through app.chanx that the layer cannot publish is logged, and the call still resolves', async (t) => {
+  class DownLayer extends MemoryLayer {
+    override async publish (): Promise<number> { throw new Error('layer down') }
+  }
+  const lines: Array<Record<string, unknown>> = []
+  const app = Fastify({ logger: { level: 'error', stream: { write (line: string) { lines.push(JSON.parse(line) as Record<string, unknown>) } } } })
+  t.teardown(() => closeApp(app))
+  await app.register(websocket)
+  await app.register(chanx, { channelLayer: new DownLayer() })
+  app.get('/ws', { websocket: true, groups: () => ['room'] }, () => {})
+  await app.ready()
+  const client = await connect(app, '/ws')
+  await client.authentication()
+  await app.chanx.broadcast('room', { action: 'news', payload: 1 })
+  t.same(await client.receive(), { action: 'news', payload: 1, is_mine: false, is_current: false }, 'local members are served first')
+  const line = lines.find((l) => l.msg === 'fastify-chanx: a message could not be published to the channel layer')
+  t.equal((line?.err as { message?: string } | undefined)?.message, 'layer down')
+})
