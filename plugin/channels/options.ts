@@ -35,7 +35,7 @@ export async function createHub (options: ChannelOptions, logger: FastifyBaseLog
   }
   const secret = options.channelSecret === undefined ? undefined : channelKeys(options.channelSecret, 'option channelSecret')
   let layer: ChannelLayer | undefined = options.channelLayer
-  if (layer !== undefined && (typeof layer !== 'object' || typeof layer.publish !== 'function' || typeof layer.subscribe !== 'function')) {
+  if (layer !== undefined && (layer === null || typeof layer !== 'object' || typeof layer.publish !== 'function' || typeof layer.subscribe !== 'function')) {
     throw new InvalidOptionError('option channelLayer must implement ChannelLayer (subscribe, unsubscribe, publish, setListener, close)')
   }
   const redis = options.redis
