@@ -42,9 +42,10 @@ test('a path param with a regular expression is documented with it; "::" is a li
   t.same(hour.parameters, { x: { description: 'The `:x` path param (must match `a(b|c)\\)`).' } })
 })
 
-test('the route schema gives the title, the description and the query binding, credentials added', async (t) => {
+test('the route schema gives the summary, the description and the query binding, credentials added', async (t) => {
   const items = (await documentOf(t)).channels.ws_items_id_d!
-  t.equal(items.title, 'Items')
+  t.equal(items.title, 'ws_items_id_d', 'the title is an identifier, for Chanx\'s generators')
+  t.equal(items.summary, 'Items', 'the route schema\'s summary')
   t.equal(items.description, 'One item by number. Authenticates with jwt; the first that finds a user wins. ' +
     'A refused handshake is answered with its HTTP status (no authentication message).')
   t.same(items.bindings, {

@@ -58,6 +58,9 @@ function hubOn (t: { teardown (fn: () => unknown): void }, options: { sizeTimeou
 test('size() rejects with FST_CHANX_CHANNEL_LAYER_TIMEOUT when a process that got the query never answers', async (t) => {
   const { hub, layer } = hubOn(t, { sizeTimeout: 50 })
   layer.receivers = 2
+  // The hub's timers are unref'd (a pending count must not keep a process alive): keep this one alive.
+  const keepAlive = setTimeout(() => {}, 1000)
+  t.teardown(() => clearTimeout(keepAlive))
   await t.rejects(hub.size('room'), {
     code: 'FST_CHANX_CHANNEL_LAYER_TIMEOUT',
     message: 'fastify-chanx: counting the members of "room" did not complete within 50 ms'
