@@ -55,9 +55,26 @@ export function maxPayloadOf (wss: WebSocketServer): number | undefined {
   return serverOptions(wss).maxPayload
 }
 
-/** ws enforces the frame cap itself, with 1009, before it buffers a larger frame. */
+/**
+ * Each fragment of a message costs ws a Buffer and its bookkeeping (about 100 bytes) however small it is:
+ * 16,000 one-byte continuation frames (ws's default `maxFragments` is 16,384) made a server hold 1.7 MiB for
+ * a 64 KiB cap. So a fragment counts as at least this many bytes against the frame cap.
+ */
+export const MIN_FRAGMENT_BYTES = 512
+
+/** The fragment limit that goes with a frame cap: `maxPayload / MIN_FRAGMENT_BYTES`, at least 16. */
+export function maxFragmentsFor (maxPayload: number): number {
+  return Math.max(16, Math.ceil(maxPayload / MIN_FRAGMENT_BYTES))
+}
+
+/**
+ * ws enforces the frame cap itself, with 1009, before it buffers a larger frame; and the fragment limit, with
+ * 1008 `Too many message fragments`, before it buffers one fragment too many.
+ */
 export function setMaxPayload (wss: WebSocketServer, maxPayload: number): void {
-  serverOptions(wss).maxPayload = maxPayload
+  const options = serverOptions(wss) as ServerOptions & { maxFragments?: number }
+  options.maxPayload = maxPayload
+  options.maxFragments = maxFragmentsFor(maxPayload)
 }
 
 /** Replaces ws's subprotocol selection; returns the one configured before (the app's own, or none). */

@@ -187,7 +187,24 @@ async function admitSocket (
   return { result, message: message ?? '', connection }
 }
 
-/** Completes the upgrade, sends the refusal, and closes with 4000 + status. Nothing the client sends is read. */
+/** A refused socket whose refusal could not be flushed to the kernel by then is cut all the same (ms). */
+const REFUSED_FLUSH_TIMEOUT = 1000
+
+/**
+ * Cuts a refused socket once its message and close frame are flushed, instead of reading on until the client
+ * answers the close (ws waits up to 30 s): whatever the client sends after the handshake (an endless
+ * fragmented message) then has nothing to land in.
+ */
+function cutWhenFlushed (socket: WebSocket, deadline: number): void {
+  if (socket.readyState === socket.CLOSED) return
+  if (socket.bufferedAmount === 0 || Date.now() >= deadline) {
+    socket.terminate()
+    return
+  }
+  setTimeout(cutWhenFlushed, 10, socket, deadline).unref()
+}
+
+/** Completes the upgrade, sends the refusal, closes with 4000 + status and cuts the connection once flushed. */
 function refuseSocket (
   request: FastifyRequest,
   reply: FastifyReply,
@@ -200,6 +217,7 @@ function refuseSocket (
     upgradeSocket(wss, request.raw, (socket: WebSocket) => {
       socket.on('error', (err) => request.log.debug({ err }, 'fastify-chanx: a refused socket failed'))
       closeWithRefusal(socket, result.statusCode, result.statusText, result.data, route.sendAuthenticationMessage)
+      cutWhenFlushed(socket, Date.now() + REFUSED_FLUSH_TIMEOUT)
     })
   } catch (err) {
     request.log.error({ err }, 'fastify-chanx: could not complete the refused upgrade')

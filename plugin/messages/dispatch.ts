@@ -37,6 +37,9 @@ export interface ConnectionOwner {
 export const CLOSE_TOO_MANY_PENDING = 1008
 export const REASON_TOO_MANY_PENDING = 'Too many pending messages'
 
+/** Seconds in a row with dropped frames after which a rate-limited socket is closed (1008). */
+export const LIMITED_WINDOWS = 5
+
 /** Marks a handler that threw synchronously. */
 const THREW: unique symbol = Symbol('fastify-chanx.threw')
 
@@ -100,8 +103,10 @@ export class RouterConnection {
   readonly ctx: Context
   /** The message-rate limiter, when the route has one. */
   readonly bucket: TokenBucket | null
-  /** Frames dropped by the limiter since the last accepted one. */
+  /** Frames the limiter dropped in the current one-second window, when it started, and how many windows in a row had drops. */
   dropped = 0
+  dropWindowStart = 0
+  limitedWindows = 0
   readonly onSettled: (value: unknown) => void
   readonly onFailed: (error: unknown) => void
   /** Frames dispatched so far; with the request id, the `messageId` of each frame's debug line. */
@@ -159,13 +164,20 @@ export class RouterConnection {
   }
 
   /**
-   * A frame over the rate: answered with an error and dropped. A client that goes on sending while limited
-   * (as many dropped frames in a row as the burst allows) is closed with 1008.
+   * A frame over the rate: answered with an error and dropped. The socket is closed with 1008 when more than
+   * `burst` frames are dropped within one second (a flood), or when frames are dropped in each of
+   * `LIMITED_WINDOWS` seconds in a row (a client that stays over the rate, however slightly).
    */
   rateLimited (): void {
     const limit = this.router.rateLimit!
-    if (++this.dropped > limit.burst) {
-      this.request.log.warn('fastify-chanx: message rate limit exceeded repeatedly; closing the socket')
+    const now = Date.now()
+    if (now - this.dropWindowStart >= 1000) {
+      this.limitedWindows = now - this.dropWindowStart < 2000 ? this.limitedWindows + 1 : 1
+      this.dropWindowStart = now
+      this.dropped = 0
+    }
+    if (++this.dropped > limit.burst || this.limitedWindows >= LIMITED_WINDOWS) {
+      this.request.log.warn('fastify-chanx: message rate limit exceeded for too long; closing the socket')
       this.close(1008, 'Rate limit exceeded')
       return
     }
@@ -217,7 +229,6 @@ export class RouterConnection {
       this.rateLimited()
       return
     }
-    this.dropped = 0
     if (this.ready && this.inFlight < this.router.concurrency && this.head === this.frames.length) {
       dispatch(this, data, isBinary)
       return
