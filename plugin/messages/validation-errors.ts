@@ -1,6 +1,5 @@
-import type { TSchema } from '@sinclair/typebox'
-import type { TypeCheck } from '@sinclair/typebox/compiler'
 import { ValueErrorType } from '@sinclair/typebox/errors'
+import type { SchemaCheck } from './typebox-v1'
 import type { MessageError } from './types'
 
 /** Chanx's error lists for frames that fail: pydantic's `type`/`loc`/`msg` entries, built only on failure. */
@@ -57,7 +56,7 @@ function locOf (action: string, path: string): (string | number)[] {
 }
 
 /** Maps a failed check's errors, lazily and at most `MAX_ERRORS` of them, one per path. */
-export function schemaErrors (check: TypeCheck<TSchema>, action: string, payload: unknown): MessageError[] {
+export function schemaErrors (check: SchemaCheck, action: string, payload: unknown): MessageError[] {
   const errors: MessageError[] = []
   let lastPath: string | undefined
   for (const error of check.Errors(payload)) {
