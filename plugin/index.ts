@@ -103,9 +103,9 @@ export {
   type AuthenticatorClass,
   type PipelineConfig
 } from './auth/authenticator'
-export { AllowAny, DenyAll, IsAuthenticated, and, not, or, type Permission } from './auth/permissions'
+export { AllowAny, DenyAll, IsAuthenticated, and, not, or, type AuthenticatedPermission, type Permission } from './auth/permissions'
 export { sessionAuthentication, type SessionAuthenticationOptions } from './auth/session-authentication'
-export { jwtAuthentication, type JwtAuthenticationOptions, type JwtCookieOptions } from './auth/jwt-authentication'
+export { jwtAuthentication, type JwtAuthenticationOptions, type JwtCookieOptions, type JwtPayload } from './auth/jwt-authentication'
 export {
   AuthenticationFailed,
   ChanxRefusal,
@@ -118,7 +118,7 @@ export {
 } from './core/errors'
 export { refusalCloseCode } from './core/wire'
 export { DETAIL_BINARY, DETAIL_HANDLER_FAILED, DETAIL_INVALID_JSON, DETAIL_RATE_LIMITED } from './core/wire'
-export { defineSocketRoute } from './messages/define-route'
+export { defineRoute, defineSocketRoute } from './messages/define-route'
 export type {
   RateLimit,
   ChanxMessage,
@@ -127,8 +127,16 @@ export type {
   MessageError,
   MessageHandler,
   MessageOf,
+  MessageSchema,
   MessageSchemas,
+  RouteDefinition,
+  RouteObject,
   RouteParams,
+  RouteRequest,
+  SchemaStatic,
+  SinclairSchema,
+  TypeBoxSchema,
+  UserAfter,
   BroadcastTarget,
   SocketContext,
   SocketRouteDefinition,

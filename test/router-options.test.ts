@@ -27,13 +27,13 @@ test('a handler without a schema fails at registration, naming the action', asyn
 
 test('a schema that is not TypeBox, or a handler that is not a function, is refused', async (t) => {
   t.equal((await register(t, { messages: { chat: { type: 'string' } }, handlers: { chat: () => {} } }))?.message,
-    'fastify-chanx: route GET /ws: messages.chat must be a TypeBox schema')
+    'fastify-chanx: route GET /ws: messages.chat must be a TypeBox schema (from @sinclair/typebox 0.34 or typebox 1.x)')
   t.equal((await register(t, { messages: { chat: Type.Null() }, handlers: { chat: 'nope' } }))?.message,
     'fastify-chanx: route GET /ws: handlers.chat must be a function (message, ctx)')
   t.equal((await register(t, { messages: [Type.Null()] }))?.message,
     'fastify-chanx: route GET /ws: messages must be an object of TypeBox schemas keyed by action')
   t.equal((await register(t, { messages: {}, outgoing: { x: 1 } }))?.message,
-    'fastify-chanx: route GET /ws: outgoing.x must be a TypeBox schema')
+    'fastify-chanx: route GET /ws: outgoing.x must be a TypeBox schema (from @sinclair/typebox 0.34 or typebox 1.x)')
 })
 
 test('numeric and boolean options are checked', async (t) => {

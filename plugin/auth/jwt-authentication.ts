@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Authenticator, CredentialSource } from './authenticator'
 import { AuthenticationFailed, InvalidOptionError, MissingDependencyError } from '../core/errors'
 import { DETAIL_TOKEN_EXPIRED, setCredentialExpiry } from '../connection/credential-lifetime'
@@ -9,6 +9,15 @@ export interface JwtCookieOptions {
   /** The cookie is signed by @fastify/cookie (`request.unsignCookie`). */
   signed?: boolean
 }
+
+/**
+ * The verified payload's type: the `payload` an app declared in @fastify/jwt's `FastifyJWT` interface (read
+ * through the `app.jwt.sign` it types), @fastify/jwt's default `string | object | Buffer` without one, and
+ * `unknown` when @fastify/jwt's types are not loaded.
+ */
+export type JwtPayload = FastifyInstance extends { jwt: { sign: (payload: infer Payload, ...rest: never[]) => unknown } }
+  ? Payload
+  : unknown
 
 export interface JwtAuthenticationOptions<User = ChanxUser> {
   /**
@@ -33,7 +42,7 @@ export interface JwtAuthenticationOptions<User = ChanxUser> {
    * Turns the verified payload (after @fastify/jwt's `formatUser`) into the user. `null`, `undefined` or
    * `false` (a deactivated user) answers "User not found". Without it, the payload is the user, as @fastify/jwt's `request.user`.
    */
-  loadUser?: (payload: unknown, request: FastifyRequest) => User | null | undefined | false | Promise<User | null | undefined | false>
+  loadUser?: (payload: JwtPayload, request: FastifyRequest) => User | null | undefined | false | Promise<User | null | undefined | false>
   /** The `WWW-Authenticate` value (default `Bearer realm="api"`); `false` for none, which makes refusals 403. */
   challenge?: string | false
 }
@@ -205,7 +214,7 @@ export function jwtAuthentication<User = ChanxUser> (options: JwtAuthenticationO
     const exp = typeof payloadExp === 'number' && Number.isFinite(payloadExp) ? payloadExp * 1000 : expiryOf(found.token)
     if (exp !== undefined) setCredentialExpiry(fastifyRequest, exp)
     if (loadUser === undefined) return payload as User
-    const user = await loadUser(payload, fastifyRequest)
+    const user = await loadUser(payload as JwtPayload, fastifyRequest)
     if (user === null || user === undefined || user === false) throw new AuthenticationFailed('User not found')
     return user
   }

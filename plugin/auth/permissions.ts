@@ -20,13 +20,23 @@ export interface Permission<Obj = ChanxObject> {
   message?: string
 }
 
+declare const authenticated: unique symbol
+
+/**
+ * A permission that refuses every anonymous request. Its type is branded, so that a typed route
+ * (`defineSocketRoute`, `defineRoute`) whose `permissions` list it types its user as non-null.
+ */
+export interface AuthenticatedPermission extends Permission<unknown> {
+  readonly [authenticated]: true
+}
+
 export const AllowAny: Permission<unknown> = Object.freeze({
   hasPermission: () => true
 })
 
-export const IsAuthenticated: Permission<unknown> = Object.freeze({
+export const IsAuthenticated = Object.freeze({
   hasPermission: (request: FastifyRequest) => request.user != null
-})
+}) as Permission<unknown> as AuthenticatedPermission
 
 export const DenyAll: Permission<unknown> = Object.freeze({
   hasPermission: () => false

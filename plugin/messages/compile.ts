@@ -4,7 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify'
 import { KindGuard, type TSchema } from '@sinclair/typebox'
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { WebSocket } from 'ws'
 import { InvalidOptionError } from '../core/errors'
 import { isRecord, optionalBoolean, optionalFunction, positiveInteger } from '../core/validate'
@@ -12,13 +12,14 @@ import { DETAIL_BINARY, DETAIL_HANDLER_FAILED, DETAIL_INVALID_JSON, DETAIL_RATE_
 import { DEFAULT_MAX_PAYLOAD } from '../connection/limits'
 import { compileCoercer, type Coercer } from './coerce'
 import { DEFAULT_MAX_DEPTH } from './safe-json'
-import type { ChanxMessageRouteOptions, LooseContext, LooseHandlers, RateLimit, SocketContext } from './types'
+import { compileTypeBoxV1, isTypeBoxV1Schema, type SchemaCheck } from './typebox-v1'
+import type { ChanxMessageRouteOptions, LooseContext, LooseHandlers, MessageSchema, RateLimit, SocketContext } from './types'
 
 export interface CompiledAction {
   readonly name: string
   /** The payload schema as declared (read by the AsyncAPI document). */
-  readonly schema: TSchema
-  readonly check: TypeCheck<TSchema>
+  readonly schema: MessageSchema
+  readonly check: SchemaCheck
   readonly handler: (message: unknown, ctx: SocketContext) => unknown
   /** pydantic's lax conversions, tried only once `check` has failed; `null` on strict routes. */
   readonly coerce: Coercer | null
@@ -39,9 +40,9 @@ export interface RouterSettings {
 /** One route's router, compiled once at registration and complete when built; it is attached to every accepted socket. */
 export class MessageRouter {
   readonly actions: ReadonlyMap<string, CompiledAction>
-  readonly outgoing: ReadonlyMap<string, TypeCheck<TSchema>> | null
+  readonly outgoing: ReadonlyMap<string, SchemaCheck> | null
   /** The `outgoing` payload schemas as declared (read by the AsyncAPI document). */
-  readonly outgoingSchemas: ReadonlyMap<string, TSchema> | null
+  readonly outgoingSchemas: ReadonlyMap<string, MessageSchema> | null
   readonly validateOutgoing: boolean
   readonly sendCompletion: boolean
   readonly concurrency: number
@@ -131,8 +132,8 @@ const ROUTER_KEYS = [
 ] as const
 
 export interface CompiledEvent {
-  schema: TSchema
-  check: TypeCheck<TSchema>
+  schema: MessageSchema
+  check: SchemaCheck
   handler: LooseHandlers['event']
 }
 
@@ -156,11 +157,16 @@ function compileEvents (route: ChanxMessageRouteOptions, where: string): Map<str
   return events
 }
 
-function compileSchema (schema: unknown, where: string): TypeCheck<TSchema> {
-  if (!KindGuard.IsSchema(schema)) throw new InvalidOptionError(`${where} must be a TypeBox schema`)
+/** Compiles a payload schema once, with the compiler of its own TypeBox line. */
+function compileSchema (schema: unknown, where: string): SchemaCheck {
+  const v1 = isTypeBoxV1Schema(schema)
+  if (!v1 && !KindGuard.IsSchema(schema)) {
+    throw new InvalidOptionError(`${where} must be a TypeBox schema (from @sinclair/typebox 0.34 or typebox 1.x)`)
+  }
   try {
-    return TypeCompiler.Compile(schema)
+    return v1 ? compileTypeBoxV1(schema as object, where) : TypeCompiler.Compile(schema as Parameters<typeof TypeCompiler.Compile>[0])
   } catch (err) {
+    if (err instanceof InvalidOptionError) throw err
     throw new InvalidOptionError(`${where} could not be compiled: ${(err as Error).message}`)
   }
 }
@@ -193,14 +199,14 @@ export function compileRouter (route: ChanxMessageRouteOptions, where: string, w
     }
     if (typeof handler !== 'function') throw new InvalidOptionError(`${where} handlers.${name} must be a function (message, ctx)`)
     const check = compileSchema(schema, `${where} messages.${name}`)
-    actions.set(name, { name, schema, check, handler: handler as CompiledAction['handler'], coerce: lax ? compileCoercer(schema) : null, lax })
+    actions.set(name, { name, schema, check, handler: handler as CompiledAction['handler'], coerce: lax && !isTypeBoxV1Schema(schema) ? compileCoercer(schema as TSchema) : null, lax })
   }
   for (const name of Object.keys(handlers)) {
     if (!actions.has(name)) throw new InvalidOptionError(`${where} handler "${name}" has no schema (messages.${name})`)
   }
 
-  let outgoing: Map<string, TypeCheck<TSchema>> | null = null
-  let outgoingSchemas: Map<string, TSchema> | null = null
+  let outgoing: Map<string, SchemaCheck> | null = null
+  let outgoingSchemas: Map<string, MessageSchema> | null = null
   if (route.outgoing !== undefined) {
     if (!isRecord(route.outgoing)) throw new InvalidOptionError(`${where} outgoing must be an object of TypeBox schemas keyed by action`)
     outgoing = new Map()

@@ -1,13 +1,39 @@
-import type { FastifyRequest, RouteOptions, RouteShorthandOptions } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, RouteShorthandOptions } from 'fastify'
 import type { WebsocketHandler } from '@fastify/websocket'
-import type { Static, TSchema } from '@sinclair/typebox'
+import type { Static as StaticV1, TSchema as TSchemaV1 } from 'typebox' with { 'resolution-mode': 'import' }
 import type { WebSocket } from 'ws'
+import type { AuthenticatedPermission, Permission } from '../auth/permissions'
 import type { ChanxObject, ChanxUser, GroupContext } from '../core/user-types'
 
 /** The public types of typed socket routes: messages, handlers, their context and `defineSocketRoute`'s input. */
 
+/**
+ * A `@sinclair/typebox` 0.34 schema, matched by its shape rather than by its `[Kind]` symbol: TypeBox ships
+ * separate CommonJS and ESM declarations whose symbols differ, and an app's schemas must fit either way.
+ */
+export interface SinclairSchema {
+  params: unknown[]
+  static: unknown
+}
+
+/** A `typebox` 1.x schema (what @fastify/type-provider-typebox 6 uses): it carries its kind as `~kind`. */
+export interface TypeBoxSchema {
+  readonly '~kind': string
+}
+
+/** A payload schema from either TypeBox line. */
+export type MessageSchema = SinclairSchema | TypeBoxSchema
+
+/** The type a schema of either TypeBox line describes (`Static` of its own line). */
+export type SchemaStatic<Schema> = Schema extends SinclairSchema
+  ? (Schema & { params: [] })['static']
+  : Schema extends TypeBoxSchema & TSchemaV1 ? StaticV1<Schema> : unknown
+
 /** TypeBox schemas of message payloads, keyed by action. */
-export type MessageSchemas = Readonly<Record<string, TSchema>>
+export type MessageSchemas = Readonly<Record<string, MessageSchema>>
+
+/** No schemas: the default of `outgoing` and `events`. */
+export type NoSchemas = Record<never, MessageSchema>
 
 /** A message on the wire: the action under `Key` (default `action`) and its payload. */
 export type ChanxMessage<Action extends string = string, Payload = unknown, Key extends string = 'action'> =
@@ -16,7 +42,7 @@ export type ChanxMessage<Action extends string = string, Payload = unknown, Key 
 /** The messages `Schemas` describe, as a union keyed by action; any message when none are declared. */
 export type MessageOf<Schemas, Key extends string = 'action'> = [keyof Schemas] extends [never]
   ? ChanxMessage<string, unknown, Key>
-  : { [A in keyof Schemas & string]: ChanxMessage<A, Schemas[A] extends TSchema ? Static<Schemas[A]> : unknown, Key> }[keyof Schemas & string]
+  : { [A in keyof Schemas & string]: ChanxMessage<A, SchemaStatic<Schemas[A]>, Key> }[keyof Schemas & string]
 
 /** What a handler gets besides the message: who is connected, to what, and how to answer. */
 export interface SocketContext<
@@ -137,7 +163,19 @@ export type LoadedObject<Loader> = Loader extends (...args: never[]) => infer Re
 
 export type ObjectLoaderFor<Url extends string> = (request: FastifyRequest<{ Params: RouteParams<Url> }>) => unknown
 
-type OwnKeys = keyof ChanxMessageRouteOptions | 'objectLoader' | 'websocket' | 'url' | 'method' | 'handler' | 'wsHandler' | 'groups'
+type OwnKeys = keyof ChanxMessageRouteOptions | 'objectLoader' | 'permissions' | 'websocket' | 'url' | 'method' | 'handler' | 'wsHandler' | 'groups'
+
+/**
+ * The user a route's handlers see: `NonNullable<ChanxUser>` when its `permissions` list `IsAuthenticated`
+ * itself, which refuses every anonymous request; else `ChanxUser`.
+ */
+export type UserAfter<Permissions> = Permissions extends readonly unknown[]
+  ? [Extract<Permissions[number], AuthenticatedPermission>] extends [never] ? ChanxUser : NonNullable<ChanxUser>
+  : ChanxUser
+
+/** The context of a typed socket route's handlers. */
+type RouteContext<Url extends string, Loader, Permissions, Outgoing extends MessageSchemas, Key extends string> =
+  SocketContext<UserAfter<Permissions>, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>
 
 /** A socket route as `defineSocketRoute` reads it; every type below is inferred from the literal. */
 export interface SocketRouteDefinition<
@@ -146,15 +184,21 @@ export interface SocketRouteDefinition<
   Outgoing extends MessageSchemas,
   Loader extends ObjectLoaderFor<Url> | undefined,
   Key extends string,
-  Events extends MessageSchemas = Record<never, TSchema>
+  Events extends MessageSchemas = NoSchemas,
+  Permissions extends readonly Permission<never>[] = readonly Permission[]
 > extends Omit<RouteShorthandOptions, OwnKeys> {
   url: Url
   objectLoader?: Loader
+  /**
+   * Every permission must allow; each object check gets the object `objectLoader` returns. (Inferred as
+   * listed, then checked against the loaded object: a constraint naming `Loader` would fix it too early.)
+   */
+  permissions?: Permissions & readonly Permission<LoadedObject<Loader>>[]
   messages: Messages
   handlers: {
     [Action in keyof Messages & string]: MessageHandler<
-      ChanxMessage<Action, Static<Messages[Action]>, Key>,
-      SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>,
+      ChanxMessage<Action, SchemaStatic<Messages[Action]>, Key>,
+      RouteContext<Url, Loader, Permissions, Outgoing, Key>,
       MessageOf<Outgoing, Key>
     >
   }
@@ -167,18 +211,46 @@ export interface SocketRouteDefinition<
   maxDepth?: number
   acceptBinary?: boolean
   strict?: boolean
-  onAuthenticated?: (ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>) => Awaitable<void>
-  onClose?: (ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>, code: number) => Awaitable<void>
-  groups?: (ctx: GroupContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>>) => readonly string[] | Promise<readonly string[]>
+  onAuthenticated?: (ctx: RouteContext<Url, Loader, Permissions, Outgoing, Key>) => Awaitable<void>
+  onClose?: (ctx: RouteContext<Url, Loader, Permissions, Outgoing, Key>, code: number) => Awaitable<void>
+  groups?: (ctx: GroupContext<UserAfter<Permissions>, LoadedObject<Loader>, RouteParams<Url>>) => readonly string[] | Promise<readonly string[]>
   /** Channel events this route handles: payload schemas keyed by event name. */
   events?: Events
   /** One handler per declared event, with the payload typed by its schema; a returned message is sent. */
   eventHandlers?: {
     [Event in keyof Events & string]: (
-      payload: Static<Events[Event]>,
-      ctx: SocketContext<ChanxUser, LoadedObject<Loader>, RouteParams<Url>, MessageOf<Outgoing, Key>>
+      payload: SchemaStatic<Events[Event]>,
+      ctx: RouteContext<Url, Loader, Permissions, Outgoing, Key>
     ) => Awaitable<MessageOf<Outgoing, Key> | undefined | void>
   }
+}
+
+/** The object type of a `defineRoute` route: what its loader yields, or `ChanxObject` without a loader. */
+export type RouteObject<Obj> = unknown extends Obj ? ChanxObject : Obj
+
+/** The request an HTTP route's handler gets from `defineRoute`: its params, its loaded object, its user. */
+export type RouteRequest<Url extends string, Obj, Permissions> =
+  Omit<FastifyRequest<{ Params: RouteParams<Url> }>, 'obj' | 'user'> & {
+    /** The object `objectLoader` loaded (never null: a null object already answered 404). */
+    readonly obj: RouteObject<Obj>
+    /** The user, non-null when `permissions` list `IsAuthenticated`. */
+    readonly user: UserAfter<Permissions>
+  }
+
+/**
+ * An HTTP route as `defineRoute` reads it: Fastify's route options, with the object inferred from what
+ * `objectLoader` returns (`Obj`; `null`/`undefined` answer 404) and the user from `permissions`.
+ */
+export interface RouteDefinition<
+  Url extends string,
+  Obj,
+  Permissions extends readonly Permission<never>[]
+> extends Omit<RouteOptions, 'url' | 'handler' | 'objectLoader' | 'permissions' | 'websocket' | 'wsHandler'> {
+  url: Url
+  objectLoader?: (request: FastifyRequest<{ Params: RouteParams<Url> }>) => Obj | null | undefined | Promise<Obj | null | undefined>
+  /** Every permission must allow; each object check gets the object `objectLoader` returns. */
+  permissions?: Permissions & readonly Permission<NoInfer<Obj>>[]
+  handler: (this: FastifyInstance, request: RouteRequest<Url, Obj, Permissions>, reply: FastifyReply) => unknown
 }
 
 /** What `defineSocketRoute` returns: options for `app.route`. */

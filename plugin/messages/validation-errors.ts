@@ -2,6 +2,7 @@ import { Hint, Kind, type TSchema } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import type { Coercer } from './coerce'
+import type { SchemaCheck, SchemaIssue } from './typebox-v1'
 import type { MessageError } from './types'
 
 /**
@@ -97,6 +98,16 @@ for (const [name, value] of Object.entries(ValueErrorType)) {
   if (typeof value === 'number') FALLBACK_TYPES[value] = name.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase()
 }
 
+/**
+ * The pydantic `type` of a typebox 1.x issue. Its errors carry no schema or value, so the rule runs on an
+ * empty schema for the name alone; the `msg` stays typebox's own English (a documented gap).
+ */
+function issueType (issue: SchemaIssue): string {
+  const rule = issue.type === -1 ? undefined : ERROR_RULES[issue.type]
+  if (rule === undefined) return FALLBACK_TYPES[issue.type] ?? 'value_error'
+  return rule({ type: issue.type, path: issue.path, message: issue.message, schema: {}, value: undefined, errors: [] } as unknown as ValueError, false)[0]
+}
+
 /** How pydantic names a union member in `loc`: `int`, `str`, a model's title, `list[int]`, `literal['a']`. */
 export function memberLabel (schema: TSchema): string {
   if (typeof schema.title === 'string') return schema.title
@@ -123,12 +134,16 @@ class ErrorList {
   }
 
   /** Adds the errors of one iterator; `labels` are union members inserted into `loc` after `depth` path segments. */
-  add (iterable: Iterable<ValueError>, labels: readonly (readonly [depth: number, label: string])[]): void {
+  add (iterable: Iterable<ValueError | SchemaIssue>, labels: readonly (readonly [depth: number, label: string])[]): void {
     let lastPath: string | undefined
     for (const error of iterable) {
       if (this.full) return
       if (error.path === lastPath) continue
       lastPath = error.path
+      if (!('schema' in error)) {
+        this.errors.push({ type: issueType(error), loc: locOf(this.action, error.path, labels), msg: error.message })
+        continue
+      }
       if (error.type === ValueErrorType.Union) {
         this.union(error, labels)
         continue
@@ -177,7 +192,7 @@ function locOf (action: string, path: string, labels: readonly (readonly [number
 }
 
 /** Maps a failed check's errors, lazily and at most `MAX_ERRORS` of them, one per path. */
-export function schemaErrors (check: TypeCheck<TSchema>, action: string, payload: unknown, lax = false): MessageError[] {
+export function schemaErrors (check: TypeCheck<TSchema> | SchemaCheck, action: string, payload: unknown, lax = false): MessageError[] {
   const list = new ErrorList(action, lax)
   list.add(check.Errors(payload), [])
   return list.errors
@@ -186,7 +201,7 @@ export function schemaErrors (check: TypeCheck<TSchema>, action: string, payload
 /** What `admitPayload` needs of a compiled action. */
 export interface CheckedAction {
   readonly name: string
-  readonly check: TypeCheck<TSchema>
+  readonly check: TypeCheck<TSchema> | SchemaCheck
   /** pydantic's lax conversions for this action; `null` when the route is strict or nothing converts. */
   readonly coerce: Coercer | null
   /** False on `strict` routes: error types are then pydantic's strict ones (`int_type` for `"5"`). */
