@@ -172,7 +172,11 @@ test('a near miss of a route option fails at registration with "did you mean"', 
     ['sendAuthenticatonMessage', 'sendAuthenticationMessage'],
     ['Permissions', 'permissions'],
     ['rejectUpgarde', 'rejectUpgrade'],
-    ['group', 'groups']
+    ['group', 'groups'],
+    // Options added after the list was first written: the list now comes from the option interfaces.
+    ['maxQueuedFrame', 'maxQueuedFrames'],
+    ['objectname', 'objectName'],
+    ['Strict', 'strict']
   ]
   for (const [key, close] of cases) {
     const err = await registrationError({}, (app) => app.get('/api', { [key]: [IsAuthenticated] } as never, async () => 'x'))
@@ -188,6 +192,8 @@ test('a near miss of a plugin option fails with "did you mean"', async (t) => {
   const err = await registrationError({ permision: [] } as never, () => {})
   t.match(err, { code: 'FST_CHANX_INVALID_OPTION', message: /unknown option "permision"; did you mean "permissions"\? expected one of/ })
   t.match(await registrationError({ totallyUnrelated: 1 } as never, () => {}), { message: /unknown option "totallyUnrelated"; expected one of/ })
+  t.match(await registrationError({ handshakeTimout: 1 } as never, () => {}), { message: /unknown option "handshakeTimout"; did you mean "handshakeTimeout"\?/ })
+  t.match(await registrationError({ channelSecrets: 'x' } as never, () => {}), { message: /unknown option "channelSecrets"; did you mean "channelSecret"\?/ })
 })
 
 test('actions named after server messages are refused at registration; ping may be replaced', async (t) => {

@@ -95,12 +95,33 @@ export interface ResolvedDefaults {
   strict: boolean
 }
 
-const PLUGIN_OPTIONS = new Set([
-  'authentication', 'permissions', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade', 'httpRoutes',
-  'allowedOrigins', 'redactQueryParams', 'reauthenticateInterval', 'heartbeatInterval', 'idleTimeout', 'maxBufferedBytes',
-  'maxQueuedFrames', 'handshakeTimeout', 'maxConnectionsPerUser', 'maxConnectionsPerIp', 'userKey', 'channelLayer', 'redis',
-  'channelSecret', 'rateLimit', 'strict', 'asyncapi', 'playground'
-])
+/** Every plugin option, checked by the compiler against `FastifyChanxOptions`: adding one there without here fails to build. */
+const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
+  authentication: true,
+  permissions: true,
+  authenticatorClass: true,
+  sendAuthenticationMessage: true,
+  rejectUpgrade: true,
+  httpRoutes: true,
+  allowedOrigins: true,
+  redactQueryParams: true,
+  reauthenticateInterval: true,
+  heartbeatInterval: true,
+  idleTimeout: true,
+  maxBufferedBytes: true,
+  maxQueuedFrames: true,
+  handshakeTimeout: true,
+  maxConnectionsPerUser: true,
+  maxConnectionsPerIp: true,
+  userKey: true,
+  channelLayer: true,
+  redis: true,
+  channelSecret: true,
+  rateLimit: true,
+  strict: true,
+  asyncapi: true,
+  playground: true
+} satisfies Record<keyof FastifyChanxOptions, true>))
 
 export const DEFAULT_MAX_QUEUED_FRAMES = 100
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000

@@ -4,6 +4,8 @@ import { ChanxAuthenticator, type AuthenticatorClass } from '../auth/authenticat
 import { checksObjects, type Permission } from '../auth/permissions'
 import { createInBandRefresh } from '../connection/credential-lifetime'
 import { InvalidOptionError } from '../core/errors'
+import { HANDSHAKE_ROUTE_OPTIONS } from './route-types'
+import { MESSAGE_ROUTE_OPTIONS } from '../messages/types'
 import type { GroupContext, ObjectLoader } from '../core/user-types'
 import { checkBoolean, checkCount, checkInterval, nearMiss } from '../core/validate'
 import { compileRouter, type MessageRouter } from '../messages/compile'
@@ -37,12 +39,7 @@ export interface RouteHandshake {
 }
 
 /** Every route option fastify-chanx reads; setting any of them opts an HTTP route in. */
-export const ROUTE_OPTIONS: ReadonlySet<string> = new Set([
-  'authentication', 'permissions', 'objectLoader', 'authenticatorClass', 'sendAuthenticationMessage', 'rejectUpgrade',
-  'allowedOrigins', 'reauthenticateInterval', 'groups', 'rateLimit',
-  'messages', 'handlers', 'outgoing', 'validateOutgoing', 'sendCompletion', 'concurrency', 'maxPayload', 'maxDepth',
-  'acceptBinary', 'actionKey', 'onAuthenticated', 'onClose', 'events', 'eventHandlers'
-])
+export const ROUTE_OPTIONS: ReadonlySet<string> = new Set([...HANDSHAKE_ROUTE_OPTIONS, ...MESSAGE_ROUTE_OPTIONS])
 
 /** Fastify's own route options (and @fastify/websocket's): never reported as near misses of ours. */
 const FASTIFY_ROUTE_OPTIONS: ReadonlySet<string> = new Set([

@@ -70,3 +70,22 @@ declare module 'fastify' {
   > extends ChanxRouteOptions<FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger>>,
     ChanxMessageRouteOptions {}
 }
+
+/**
+ * Every key of `ChanxRouteOptions`, checked by the compiler against the interface: an option added there and
+ * not here (or here and not there) fails to build, so the near-miss check and the HTTP opt-in never miss one.
+ */
+export const HANDSHAKE_ROUTE_OPTIONS: readonly string[] = Object.keys({
+  authentication: true,
+  permissions: true,
+  objectLoader: true,
+  objectName: true,
+  authenticatorClass: true,
+  sendAuthenticationMessage: true,
+  rejectUpgrade: true,
+  allowedOrigins: true,
+  reauthenticateInterval: true,
+  groups: true,
+  maxQueuedFrames: true,
+  rateLimit: true
+} satisfies Record<keyof ChanxRouteOptions, true>)

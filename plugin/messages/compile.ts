@@ -13,7 +13,7 @@ import { DEFAULT_MAX_PAYLOAD } from '../connection/limits'
 import { compileCoercer, type Coercer } from './coerce'
 import { DEFAULT_MAX_DEPTH } from './safe-json'
 import { compileTypeBoxV1, isTypeBoxV1Schema, type SchemaCheck } from './typebox-v1'
-import type { ChanxMessageRouteOptions, LooseContext, LooseHandlers, MessageSchema, RateLimit, SocketContext } from './types'
+import { MESSAGE_ROUTE_OPTIONS, type ChanxMessageRouteOptions, type LooseContext, type LooseHandlers, type MessageSchema, type RateLimit, type SocketContext } from './types'
 
 export interface CompiledAction {
   readonly name: string
@@ -126,10 +126,8 @@ function checkActionName (name: string, where: string, settings: RouterSettings)
   }
 }
 
-const ROUTER_KEYS = [
-  'messages', 'handlers', 'outgoing', 'validateOutgoing', 'sendCompletion', 'concurrency', 'maxPayload', 'maxDepth',
-  'acceptBinary', 'actionKey', 'onAuthenticated', 'onClose', 'eventHandlers', 'strict'
-] as const
+/** The message options that mean nothing without `messages` (or `events`). */
+const ROUTER_KEYS = MESSAGE_ROUTE_OPTIONS.filter((key) => key !== 'messages' && key !== 'events')
 
 export interface CompiledEvent {
   schema: MessageSchema

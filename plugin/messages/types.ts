@@ -140,6 +140,25 @@ export interface ChanxMessageRouteOptions {
   eventHandlers?: { readonly [name: string]: LooseHandlers['event'] }
 }
 
+/** Every key of `ChanxMessageRouteOptions`, checked by the compiler against the interface (see HANDSHAKE_ROUTE_OPTIONS). */
+export const MESSAGE_ROUTE_OPTIONS = Object.keys({
+  messages: true,
+  handlers: true,
+  outgoing: true,
+  validateOutgoing: true,
+  sendCompletion: true,
+  concurrency: true,
+  maxPayload: true,
+  maxDepth: true,
+  acceptBinary: true,
+  actionKey: true,
+  strict: true,
+  onAuthenticated: true,
+  onClose: true,
+  events: true,
+  eventHandlers: true
+} satisfies Record<keyof ChanxMessageRouteOptions, true>) as readonly (keyof ChanxMessageRouteOptions)[]
+
 /** The params a Fastify URL declares: `'/rooms/:roomId'` gives `{ roomId: string }`. */
 export type RouteParams<Url extends string> = string extends Url
   ? Record<string, string>
