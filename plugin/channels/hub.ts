@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { InvalidOptionError } from '../core/errors'
-import { EnvelopeCodec, MAX_CHANNEL_NAME } from '../core/wire'
+import { EnvelopeCodec, withFlags } from '../core/wire'
+import { checkGroups, checkName, serializeObject } from './arguments'
+import { channelKeys, type ChannelSecret } from './secret'
 import type { ChannelLayer, ChannelLogger } from './layer'
-import { describeThrown, logSafely, silentLogger } from './layer'
+import { logSafely, silentLogger } from './layer'
 import { ChannelLayerClosedError, ChannelLayerTimeoutError, InvalidChannelArgumentError } from './errors'
 import { MemoryLayer } from './memory-layer'
 
@@ -44,30 +45,9 @@ export interface ChannelHubOptions {
   secret?: ChannelSecret
 }
 
-/** A shared secret of at least 32 bytes, or several (the first signs, all verify: key rotation). */
-export type ChannelSecret = string | Buffer | readonly (string | Buffer)[]
-
-const MIN_SECRET_BYTES = 32
-
-/** The keys of a {@link ChannelSecret}, checked: each a string or Buffer of at least 32 bytes. */
-export function channelKeys (value: unknown, where: string): Buffer[] {
-  const list: readonly unknown[] = Array.isArray(value) ? value : [value]
-  if (list.length === 0) throw new InvalidOptionError(`${where} must be a secret of at least ${MIN_SECRET_BYTES} bytes or a non-empty list of them`)
-  return list.map((secret, i) => {
-    const key = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.isBuffer(secret) ? Buffer.from(secret) : null
-    if (key === null || key.length < MIN_SECRET_BYTES) {
-      const at = Array.isArray(value) ? `${where}[${i}]` : where
-      throw new InvalidOptionError(`${at} must be a string or Buffer of at least ${MIN_SECRET_BYTES} bytes`)
-    }
-    return key
-  })
-}
-
 /** At most this many malformed envelopes are logged per window; the rest are counted in the next line. */
 const MALFORMED_LOGS = 10
 const MALFORMED_WINDOW = 10_000
-
-const MAX_NAME = MAX_CHANNEL_NAME
 
 interface PendingCount {
   total: number
@@ -76,44 +56,6 @@ interface PendingCount {
   resolve (n: number): void
   reject (err: Error): void
   timer: NodeJS.Timeout
-}
-
-function checkName (value: unknown, what: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME) {
-    throw new InvalidChannelArgumentError(`${what} must be a non-empty string of at most ${MAX_NAME} characters`)
-  }
-  return value
-}
-
-function checkGroups (groups: string | readonly string[]): readonly string[] {
-  const list = typeof groups === 'string' ? [groups] : groups
-  if (!Array.isArray(list)) throw new InvalidChannelArgumentError('groups must be a group name or an array of them')
-  for (let i = 0; i < list.length; i++) checkName(list[i], `groups[${i}]`)
-  return list
-}
-
-/** The message as JSON text; it must be a plain object so that is_mine and is_current can be added to it. */
-function serializeObject (message: unknown): string {
-  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-    throw new InvalidChannelArgumentError('a broadcast message must be a JSON object')
-  }
-  let body: string
-  try {
-    body = JSON.stringify(message)
-  } catch (err) {
-    throw new InvalidChannelArgumentError(`a broadcast message must serialize to JSON: ${describeThrown(err)}`)
-  }
-  // A toJSON() may turn the object into something else.
-  if (typeof body !== 'string' || body.charCodeAt(0) !== 123) throw new InvalidChannelArgumentError('a broadcast message must serialize to a JSON object')
-  return body
-}
-
-/** `body` (a JSON object's text) with is_mine and is_current appended: they win over any the sender set. */
-function withFlags (body: string, mine: boolean, current: boolean): string {
-  const flags = mine
-    ? (current ? '"is_mine":true,"is_current":true}' : '"is_mine":true,"is_current":false}')
-    : (current ? '"is_mine":false,"is_current":true}' : '"is_mine":false,"is_current":false}')
-  return body.length === 2 ? '{' + flags : body.slice(0, -1) + ',' + flags
 }
 
 /**

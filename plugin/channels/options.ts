@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { InvalidOptionError } from '../core/errors'
-import { ChannelHub, channelKeys, type ChannelSecret } from './hub'
+import { ChannelHub } from './hub'
+import { channelKeys, type ChannelSecret } from './secret'
 import type { ChannelLayer } from './layer'
 import { createRedisLayer, type RedisClientLike, type RedisLayerOptions } from './redis-layer'
 

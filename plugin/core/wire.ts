@@ -249,3 +249,11 @@ export class EnvelopeCodec {
     return 'bad signature'
   }
 }
+
+/** `body` (a JSON object's text) with is_mine and is_current appended: they win over any the sender set. */
+export function withFlags (body: string, mine: boolean, current: boolean): string {
+  const flags = mine
+    ? (current ? '"is_mine":true,"is_current":true}' : '"is_mine":true,"is_current":false}')
+    : (current ? '"is_mine":false,"is_current":true}' : '"is_mine":false,"is_current":false}')
+  return body.length === 2 ? '{' + flags : body.slice(0, -1) + ',' + flags
+}

@@ -1,0 +1,35 @@
+import { MAX_CHANNEL_NAME } from '../core/wire'
+import { InvalidChannelArgumentError } from './errors'
+import { describeThrown } from './layer'
+
+/** What the hub accepts from callers (group names, user keys, messages): checked before anything is sent. */
+
+export function checkName (value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_CHANNEL_NAME) {
+    throw new InvalidChannelArgumentError(`${what} must be a non-empty string of at most ${MAX_CHANNEL_NAME} characters`)
+  }
+  return value
+}
+
+export function checkGroups (groups: string | readonly string[]): readonly string[] {
+  const list = typeof groups === 'string' ? [groups] : groups
+  if (!Array.isArray(list)) throw new InvalidChannelArgumentError('groups must be a group name or an array of them')
+  for (let i = 0; i < list.length; i++) checkName(list[i], `groups[${i}]`)
+  return list
+}
+
+/** The message as JSON text; it must be a plain object so that is_mine and is_current can be added to it. */
+export function serializeObject (message: unknown): string {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+    throw new InvalidChannelArgumentError('a broadcast message must be a JSON object')
+  }
+  let body: string
+  try {
+    body = JSON.stringify(message)
+  } catch (err) {
+    throw new InvalidChannelArgumentError(`a broadcast message must serialize to JSON: ${describeThrown(err)}`)
+  }
+  // A toJSON() may turn the object into something else.
+  if (typeof body !== 'string' || body.charCodeAt(0) !== 123) throw new InvalidChannelArgumentError('a broadcast message must serialize to a JSON object')
+  return body
+}
