@@ -109,7 +109,7 @@ test('events options are checked at registration, naming the route and the event
     [{ events: [Type.Null()] }, 'events must be an object of TypeBox schemas keyed by event name'],
     [{ events: { e: Type.Null() }, eventHandlers: 'x' }, 'eventHandlers must be an object of functions keyed by event name'],
     [{ events: { e: Type.Null() }, eventHandlers: { e: () => {}, f: () => {} } }, 'event handler "f" has no schema (events.f)'],
-    [{ events: { e: { type: 'null' } }, eventHandlers: { e: () => {} } }, 'events.e must be a TypeBox schema'],
+    [{ events: { e: { type: 'null' } }, eventHandlers: { e: () => {} } }, 'events.e must be a TypeBox schema (from @sinclair/typebox 0.34 or typebox 1.x)'],
     // An HTTP route is checked once it uses the plugin (here through permissions).
     [{ permissions: [AllowAny], events: { e: Type.Null() }, eventHandlers: { e: () => {} } }, 'events are only for WebSocket routes (websocket: true)', false],
     [{ messages: {}, handlers: [] }, 'handlers must be an object of functions keyed by action'],
