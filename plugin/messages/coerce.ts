@@ -82,15 +82,20 @@ function objectCoercer (schema: TSchema): Coercer | null {
     if (!isPlainObject(value)) return value
     let result: Record<string, unknown> = value
     for (const [key, coerce] of entries) {
-      if (!Object.prototype.hasOwnProperty.call(value, key)) continue
-      const before = value[key]
-      const after = coerce(before)
-      if (after === before) continue
-      if (result === value) result = { ...value }
-      result[key] = after
+      if (Object.prototype.hasOwnProperty.call(value, key)) result = withCoerced(value, result, key, coerce)
     }
     return result
   }
+}
+
+/** Copy on write: `result` is `value` until an entry converts, then a shallow copy holding the converted entries. */
+function withCoerced (value: Record<string, unknown>, result: Record<string, unknown>, key: string, coerce: Coercer): Record<string, unknown> {
+  const before = value[key]
+  const after = coerce(before)
+  if (after === before) return result
+  const copy = result === value ? { ...value } : result
+  copy[key] = after
+  return copy
 }
 
 function recordCoercer (schema: TSchema): Coercer | null {
@@ -101,13 +106,7 @@ function recordCoercer (schema: TSchema): Coercer | null {
   return (value) => {
     if (!isPlainObject(value)) return value
     let result: Record<string, unknown> = value
-    for (const key of Object.keys(value)) {
-      const before = value[key]
-      const after = coerce(before)
-      if (after === before) continue
-      if (result === value) result = { ...value }
-      result[key] = after
-    }
+    for (const key of Object.keys(value)) result = withCoerced(value, result, key, coerce)
     return result
   }
 }
