@@ -4,6 +4,7 @@ import websocket from '@fastify/websocket'
 import chanx, { MemoryLayer, type FastifyChanxOptions } from '../plugin'
 import { closeApp, connect } from '../plugin/testing'
 import { RedisServer, freePort, redisSkipReason } from './helpers/redis'
+import { pluginRegistrationError } from './helpers/registration'
 
 /** The plugin's `redis` and `channelLayer` options: every shape it accepts, and every one it refuses. */
 
@@ -20,49 +21,35 @@ async function groupApp (t: { teardown (fn: () => unknown): void }, options: Fas
   return app
 }
 
-async function registrationError (options: unknown): Promise<Error & { code?: string }> {
-  const app = Fastify()
-  await app.register(websocket)
-  app.register(chanx, options as FastifyChanxOptions)
-  try {
-    await app.ready()
-  } catch (err) {
-    await app.close()
-    return err as Error & { code?: string }
-  }
-  await app.close()
-  throw new Error('registration succeeded')
-}
-
 test('channelLayer and redis together fail registration', async (t) => {
-  const err = await registrationError({ channelLayer: new MemoryLayer(), redis: 'redis://127.0.0.1:6379' })
+  const err = await pluginRegistrationError({ channelLayer: new MemoryLayer(), redis: 'redis://127.0.0.1:6379' })
   t.equal(err.code, 'FST_CHANX_INVALID_OPTION')
   t.equal(err.message, 'fastify-chanx: options channelLayer and redis exclude each other: pass one')
 })
 
 test('a channelLayer that does not implement ChannelLayer fails registration', async (t) => {
   for (const channelLayer of ['memory', {}, { publish () {} }]) {
-    const err = await registrationError({ channelLayer })
+    const err = await pluginRegistrationError({ channelLayer })
     t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(channelLayer))
     t.equal(err.message, 'fastify-chanx: option channelLayer must implement ChannelLayer (subscribe, unsubscribe, publish, setListener, close)')
   }
 })
 
 test('channelLayer: null fails registration with the ChannelLayer message', async (t) => {
-  const err = await registrationError({ channelLayer: null })
+  const err = await pluginRegistrationError({ channelLayer: null })
   t.equal(err.code, 'FST_CHANX_INVALID_OPTION')
   t.equal(err.message, 'fastify-chanx: option channelLayer must implement ChannelLayer (subscribe, unsubscribe, publish, setListener, close)')
 })
 
 test('redis as an empty string fails registration and says what to give', async (t) => {
-  const err = await registrationError({ redis: '' })
+  const err = await pluginRegistrationError({ redis: '' })
   t.equal(err.code, 'FST_CHANX_INVALID_OPTION')
   t.equal(err.message, 'fastify-chanx: option redis is an empty string: give a URL such as redis://127.0.0.1:6379, or leave it unset')
 })
 
 test('redis of any other shape fails registration and lists the accepted ones', async (t) => {
   for (const redis of [6379, {}, { url: 6379 }, null, true]) {
-    const err = await registrationError({ redis })
+    const err = await pluginRegistrationError({ redis })
     t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(redis))
     t.equal(err.message, 'fastify-chanx: option redis must be a URL, an ioredis client, or { url, prefix, connectTimeout, subscribeTimeout, publishTimeout }')
   }
@@ -79,7 +66,7 @@ test('a channelLayer of your own carries the plugin\'s broadcasts', async (t) =>
 
 test('redis { url, connectTimeout } that nobody answers fails registration with FST_CHANX_CHANNEL_LAYER_UNREACHABLE', { skip }, async (t) => {
   const port = await freePort()
-  const err = await registrationError({ redis: { url: `redis://127.0.0.1:${port}`, connectTimeout: 300 } })
+  const err = await pluginRegistrationError({ redis: { url: `redis://127.0.0.1:${port}`, connectTimeout: 300 } })
   t.equal(err.code, 'FST_CHANX_CHANNEL_LAYER_UNREACHABLE')
 })
 

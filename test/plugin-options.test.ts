@@ -1,28 +1,15 @@
 import { test } from 'tap'
 import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
-import chanx, { type FastifyChanxOptions } from '../plugin'
+import chanx from '../plugin'
+import { pluginRegistrationError } from './helpers/registration'
 
 /** Plugin options that fail registration: each error is FST_CHANX_INVALID_OPTION and names the option and its shape. */
-
-async function registrationError (options: unknown): Promise<Error & { code?: string }> {
-  const app = Fastify()
-  await app.register(websocket)
-  app.register(chanx, options as FastifyChanxOptions)
-  try {
-    await app.ready()
-  } catch (err) {
-    await app.close()
-    return err as Error & { code?: string }
-  }
-  await app.close()
-  throw new Error('registration succeeded')
-}
 
 test('connection limits must be whole numbers, 0 or more', async (t) => {
   for (const option of ['maxBufferedBytes', 'maxConnectionsPerUser', 'maxConnectionsPerIp']) {
     for (const value of [-1, 1.5, '10', null]) {
-      const err = await registrationError({ [option]: value })
+      const err = await pluginRegistrationError({ [option]: value })
       t.equal(err.code, 'FST_CHANX_INVALID_OPTION', `${option}: ${JSON.stringify(value)}`)
       t.equal(err.message, `fastify-chanx: option ${option} must be a whole number, 0 or more (0 turns it off)`)
     }
@@ -31,14 +18,14 @@ test('connection limits must be whole numbers, 0 or more', async (t) => {
 
 test('redactQueryParams must be an array of non-empty names', async (t) => {
   for (const value of ['token', [''], ['ok', 3], {}]) {
-    const err = await registrationError({ redactQueryParams: value })
+    const err = await pluginRegistrationError({ redactQueryParams: value })
     t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(value))
     t.equal(err.message, 'fastify-chanx: option redactQueryParams must be an array of query parameter names')
   }
 })
 
 test('userKey must be a function', async (t) => {
-  const err = await registrationError({ userKey: 'id' })
+  const err = await pluginRegistrationError({ userKey: 'id' })
   t.equal(err.code, 'FST_CHANX_INVALID_OPTION')
   t.equal(err.message, 'fastify-chanx: option userKey must be a function (user) => string | null')
 })
@@ -55,7 +42,7 @@ test('accepted limits and names register, and 0 is allowed', async (t) => {
 test('allowedOrigins must be an array of origin strings or a function, on the plugin and on a route', async (t) => {
   const shape = 'must be an array of origins (e.g. "https://app.example.com", or "*") or a function (origin, request) => boolean'
   for (const value of ['https://app.example.com', [42], {}]) {
-    const err = await registrationError({ allowedOrigins: value })
+    const err = await pluginRegistrationError({ allowedOrigins: value })
     t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(value))
     t.equal(err.message, `fastify-chanx: option allowedOrigins ${shape}`)
   }
