@@ -182,7 +182,10 @@ export type LoadedObject<Loader> = Loader extends (...args: never[]) => infer Re
 
 export type ObjectLoaderFor<Url extends string> = (request: FastifyRequest<{ Params: RouteParams<Url> }>) => unknown
 
-type OwnKeys = keyof ChanxMessageRouteOptions | 'objectLoader' | 'permissions' | 'websocket' | 'url' | 'method' | 'handler' | 'wsHandler' | 'groups'
+/** Message options whose type does not depend on the route's schemas: `SocketRouteDefinition` takes them as declared. */
+type PlainMessageOptions = 'validateOutgoing' | 'sendCompletion' | 'concurrency' | 'maxPayload' | 'maxDepth' | 'acceptBinary' | 'strict'
+
+type OwnKeys = Exclude<keyof ChanxMessageRouteOptions, PlainMessageOptions> | 'objectLoader' | 'permissions' | 'websocket' | 'url' | 'method' | 'handler' | 'wsHandler' | 'groups'
 
 /**
  * The user a route's handlers see: `NonNullable<ChanxUser>` when its `permissions` list `IsAuthenticated`
@@ -223,13 +226,6 @@ export interface SocketRouteDefinition<
   }
   outgoing?: Outgoing
   actionKey?: Key
-  validateOutgoing?: boolean
-  sendCompletion?: boolean
-  concurrency?: number
-  maxPayload?: number
-  maxDepth?: number
-  acceptBinary?: boolean
-  strict?: boolean
   onAuthenticated?: (ctx: RouteContext<Url, Loader, Permissions, Outgoing, Key>) => Awaitable<void>
   onClose?: (ctx: RouteContext<Url, Loader, Permissions, Outgoing, Key>, code: number) => Awaitable<void>
   groups?: (ctx: GroupContext<UserAfter<Permissions>, LoadedObject<Loader>, RouteParams<Url>>) => readonly string[] | Promise<readonly string[]>
