@@ -148,7 +148,8 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     const token = this.token
     if (token != null && token !== '') {
       if (options.tokenIn === 'protocol') {
-        protocols = ['bearer.' + token, ...(protocols === undefined ? [] : typeof protocols === 'string' ? [protocols] : protocols)]
+        // The server never echoes the credential: another value must be offered for it to select.
+        protocols = ['bearer.' + token, ...(protocols === undefined ? ['chanx'] : typeof protocols === 'string' ? [protocols] : protocols)]
       } else {
         url += (url.includes('?') ? '&' : '?') + (options.tokenParam ?? 'token') + '=' + encodeURIComponent(token)
       }
