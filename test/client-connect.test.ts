@@ -61,7 +61,7 @@ test('connect rejects with 429 / 4429 when the user already holds every slot', a
   await first.connect()
   const second = createClient<Route>(server.url(), { getToken: () => server.sign('alice') })
   t.teardown(() => second.close())
-  await t.rejects(second.connect(), { status: 429, statusText: 'Too Many Requests', detail: 'Too many connections', closeCode: 4429 })
+  await t.rejects(second.connect(), { name: 'ChanxRefusal', status: 429, statusText: 'Too Many Requests', detail: 'Too many connections', closeCode: 4429 })
 })
 
 test('connect rejects with 503 / 4503 when the handshake times out', async (t) => {
@@ -69,7 +69,7 @@ test('connect rejects with 503 / 4503 when the handshake times out', async (t) =
   t.teardown(() => server.close())
   const client = createClient<Route>(server.url('slow'), { getToken: () => server.sign('alice') })
   t.teardown(() => client.close())
-  await t.rejects(client.connect(), { status: 503, statusText: 'Service Unavailable', detail: 'Handshake timed out', closeCode: 4503 })
+  await t.rejects(client.connect(), { name: 'ChanxRefusal', status: 503, statusText: 'Service Unavailable', detail: 'Handshake timed out', closeCode: 4503 })
 })
 
 test('a 4401 on connect asks getToken once for a fresh token, and stops if that one fails too', async (t) => {
@@ -82,7 +82,7 @@ test('a 4401 on connect asks getToken once for a fresh token, and stops if that 
   t.same(reasons, ['connect', 'expired'], 'the refused token was replaced once')
   const failing = createClient<Route>(server.url(), { getToken: (reason) => { reasons.push(reason); return 'not-a-jwt' } })
   t.teardown(() => failing.close())
-  await t.rejects(failing.connect(), { status: 401, detail: 'Invalid token', closeCode: 4401 })
+  await t.rejects(failing.connect(), { name: 'ChanxRefusal', status: 401, detail: 'Invalid token', closeCode: 4401 })
   t.same(reasons.slice(2), ['connect', 'expired'], 'one refresh, then it stopped')
 })
 

@@ -125,7 +125,8 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
   }
 
   private write (text: string): void {
-    if (this.state === 'open' && this.ws !== null) {
+    // A socket that is closing (its close event not yet here) would lose the frame: queue it instead.
+    if (this.state === 'open' && this.ws !== null && this.ws.readyState === OPEN) {
       this.ws.send(text)
       return
     }
