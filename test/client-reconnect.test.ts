@@ -1,4 +1,4 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import { ChanxClientError, createClient, type ChanxClient } from '../plugin/client'
 import { clientRoute, startServer, type ClientServer } from './helpers/client-server'
 
@@ -19,7 +19,7 @@ function nextOutcome (client: ChanxClient<Route>): Promise<string[]> {
   })
 }
 
-async function openClient (t: Tap.Test, server: ClientServer, getToken?: (reason: string) => string) {
+async function openClient (t: Test, server: ClientServer, getToken?: (reason: string) => string) {
   const client = createClient<Route>(server.url(), { getToken: getToken ?? (() => server.sign('alice')), backoff: FAST })
   t.teardown(() => client.close())
   await client.connect()

@@ -2,12 +2,14 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
-import chanx, { IsAuthenticated, defineSocketRoute, jwtAuthentication, type FastifyChanxOptions } from '../../plugin'
+import chanx, { IsAuthenticated, type Permission, defineSocketRoute, jwtAuthentication, type FastifyChanxOptions } from '../../plugin'
 import { closeApp } from '../../plugin/testing'
 
 export const SECRET = 'a-client-test-secret-of-32-chars!!'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const IsNotSecret: Permission<{ id: string }> = { hasObjectPermission: (_request, room) => room.id !== 'secret' }
 
 /** The route the client tests talk to; its type is what `createClient<typeof clientRoute>` reads. */
 export const clientRoute = defineSocketRoute({
@@ -20,7 +22,7 @@ export const clientRoute = defineSocketRoute({
     if (roomId === 'slow') await sleep(300)
     return { id: roomId }
   },
-  permissions: [IsAuthenticated, { hasObjectPermission: (_request, room: { id: string }) => room.id !== 'secret' }],
+  permissions: [IsAuthenticated, IsNotSecret],
   messages: {
     echo: Type.Object({ text: Type.String(), delay: Type.Optional(Type.Integer()) }),
     closeMe: Type.Object({ code: Type.Integer(), reason: Type.String() }),
