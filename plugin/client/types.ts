@@ -20,7 +20,9 @@ export interface ClientRoute {
 }
 
 type Loose = { incoming: { action: string, payload: unknown }, outgoing: { action: string, payload: unknown }, actionKey: 'action' }
-type TypesOf<Route> = Route extends { readonly __chanx?: infer T } ? NonNullable<T> extends RouteMessageTypes ? NonNullable<T> : Loose : Loose
+type TypesOf<Route> = Route extends { readonly __chanx?: infer T }
+  ? NonNullable<T> extends RouteMessageTypes ? unknown extends NonNullable<T>['incoming'] ? Loose : NonNullable<T> : Loose
+  : Loose
 
 export type KeyOf<Route> = TypesOf<Route>['actionKey']
 

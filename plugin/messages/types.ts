@@ -277,7 +277,7 @@ export interface RouteDefinition<
  * `createClient<typeof route>` (fastify-chanx/client) types what the client sends and receives. `__chanx`
  * is a phantom: it never exists at run time.
  */
-export type SocketRouteOptions<Incoming = ChanxMessage, Outgoing = ChanxMessage, Key extends string = 'action'> =
+export type SocketRouteOptions<Incoming = unknown, Outgoing = unknown, Key extends string = string> =
   Omit<RouteOptions, 'handler' | 'websocket'> & {
     websocket: true
     handler: WebsocketHandler
