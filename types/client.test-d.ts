@@ -8,7 +8,7 @@ import { createClient, type ChanxRefusal, type Decision, type CloseInfo } from '
 type Equal<A, B> = (<X>() => X extends A ? 1 : 2) extends (<X>() => X extends B ? 1 : 2) ? true : false
 function expectType<V extends true> (): V | void {}
 
-const chatRoute = defineSocketRoute({
+export const chatRoute = defineSocketRoute({
   url: '/ws/rooms/:roomId',
   messages: {
     chat: Type.Object({ text: Type.String() }),
@@ -68,7 +68,7 @@ async function replies () {
 void replies
 
 // A typebox 1.x route and a custom action key.
-const v1Route = defineSocketRoute({
+export const v1Route = defineSocketRoute({
   url: '/ws/v1',
   actionKey: 'type',
   messages: { move: T1.Object({ x: T1.Integer() }) },
