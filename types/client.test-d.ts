@@ -2,6 +2,7 @@
 // an app), so each `expectType<Equal<...>>` and `@ts-expect-error` below fails when that inference breaks.
 import { Type } from '@sinclair/typebox'
 import { Type as T1 } from 'typebox'
+import { WebSocket as WsWebSocket } from 'ws'
 import { defineSocketRoute } from 'fastify-chanx'
 import { createClient, type ChanxRefusal, type Decision, type CloseInfo } from 'fastify-chanx/client'
 
@@ -89,3 +90,6 @@ loose.on('message:whatever', (message) => expectType<Equal<typeof message.payloa
 // A policy is a function of the close.
 const policy = (close: CloseInfo): Decision => close.code === 4429 ? { action: 'stop' } : { action: 'reconnect', delay: 100 }
 createClient<typeof chatRoute>('ws://localhost/ws/rooms/lobby', { policy })
+
+// ws's WebSocket is a WebSocket implementation the client takes.
+createClient<typeof chatRoute>('ws://localhost/ws/rooms/lobby', { WebSocket: WsWebSocket })

@@ -99,13 +99,16 @@ export interface WebSocketConstructor {
   new (url: string, protocols?: string | string[]): WebSocketLike
 }
 
+/** A handler property, compared bivariantly (as methods are): the browser's and `ws`'s richer event types fit. */
+type Handler<Event> = { bivarianceHack (event: Event): void }['bivarianceHack'] | null
+
 /** The part of the WHATWG WebSocket the client uses. */
 export interface WebSocketLike {
   readonly readyState: number
-  onopen: ((event: unknown) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: { code: number, reason: string }) => void) | null
-  onerror: ((event: unknown) => void) | null
+  onopen: Handler<unknown>
+  onmessage: Handler<{ data: unknown }>
+  onclose: Handler<{ code: number, reason: string }>
+  onerror: Handler<unknown>
   send (data: string): void
   close (code?: number, reason?: string): void
 }
