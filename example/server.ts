@@ -9,6 +9,7 @@ import session from '@fastify/session'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
+import { buildSync } from 'esbuild'
 import chanx, {
   IsAuthenticated,
   defineSocketRoute,
@@ -40,6 +41,24 @@ const JWT_SECRET = process.env.JWT_SECRET ?? 'example-jwt-secret-at-least-32-cha
 const SESSION_MAX_AGE_MS = 60 * 60 * 1000
 
 const page = readFileSync(join(__dirname, 'public', 'index.html'), 'utf8')
+
+/**
+ * The page talks through fastify-chanx/client, bundled for the browser once, on first use (esbuild comes with
+ * tsx, which runs the example). A real app bundles `fastify-chanx/client` with the rest of its front end.
+ */
+let clientBundle: string | undefined
+function browserClient (): string {
+  clientBundle ??= buildSync({
+    entryPoints: [join(__dirname, '..', 'plugin', 'client', 'index.ts')],
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'browser',
+    write: false,
+    logLevel: 'silent'
+  }).outputFiles[0]!.text
+  return clientBundle
+}
 
 /** A message as the page and the sockets see it: the schema documents `wire`'s result in the AsyncAPI document. */
 const WireMessage = Type.Object({ id: Type.Integer(), username: Type.String(), text: Type.String(), createdAt: Type.String() })
@@ -89,6 +108,7 @@ export async function buildApp (options: ExampleOptions = {}) {
   })
 
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
+  app.get('/client.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(browserClient()))
 
   app.post<{ Body: { username?: string, password?: string } }>('/login', async (request, reply) => {
     const { username, password } = request.body ?? {}

@@ -66,6 +66,7 @@ export class MessageRouter {
     readonly binary: string
     readonly handlerFailed: string
     readonly rateLimited: string
+    readonly invalidId: string
     readonly tagNotFound: string
     readonly errorPrefix: string
     readonly tagInvalidPrefix: string
@@ -99,6 +100,7 @@ export class MessageRouter {
       binary: errorPrefix + JSON.stringify({ detail: DETAIL_BINARY }) + '}',
       handlerFailed: errorPrefix + JSON.stringify({ detail: DETAIL_HANDLER_FAILED }) + '}',
       rateLimited: errorPrefix + JSON.stringify({ detail: DETAIL_RATE_LIMITED }) + '}',
+      invalidId: errorPrefix + JSON.stringify({ detail: DETAIL_INVALID_ID }) + '}',
       tagNotFound: errorPrefix + JSON.stringify([{
         type: 'union_tag_not_found', loc: [], msg: `Unable to extract tag using discriminator '${init.actionKey}'`
       }]) + '}',
@@ -109,6 +111,12 @@ export class MessageRouter {
     }
   }
 }
+
+/** Longest string `id` a frame may carry for request/reply correlation (docs/protocol.md). */
+export const MAX_ID_LENGTH = 64
+
+/** The error detail for a frame whose `id` is neither a short string nor a number. */
+export const DETAIL_INVALID_ID = `Invalid id: a string of at most ${MAX_ID_LENGTH} characters or a finite number`
 
 /**
  * The server's own messages: an action of that name would be indistinguishable from them on the wire (a

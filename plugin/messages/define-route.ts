@@ -2,6 +2,7 @@ import type { RouteOptions } from 'fastify'
 import type { Permission } from '../auth/permissions'
 import { InvalidOptionError } from '../core/errors'
 import type {
+  MessageOf,
   MessageSchemas,
   NoSchemas,
   ObjectLoaderFor,
@@ -32,9 +33,9 @@ export function defineSocketRoute<
   const Key extends string = 'action',
   Events extends MessageSchemas = NoSchemas,
   const Permissions extends readonly Permission<never>[] = []
-> (definition: SocketRouteDefinition<Url, Messages, Outgoing, Loader, Key, Events, Permissions>): SocketRouteOptions {
+> (definition: SocketRouteDefinition<Url, Messages, Outgoing, Loader, Key, Events, Permissions>): SocketRouteOptions<MessageOf<Messages, Key>, MessageOf<Outgoing, Key>, Key> {
   if (definition === null || typeof definition !== 'object') throw new InvalidOptionError('defineSocketRoute needs an options object')
-  return { ...definition, method: 'GET', websocket: true, handler: chanxSocketHandler } as unknown as SocketRouteOptions
+  return { ...definition, method: 'GET', websocket: true, handler: chanxSocketHandler } as unknown as SocketRouteOptions<MessageOf<Messages, Key>, MessageOf<Outgoing, Key>, Key>
 }
 
 /**

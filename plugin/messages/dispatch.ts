@@ -12,7 +12,7 @@
 import type { FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
 import { TokenBucket } from '../connection/limits'
-import type { CompiledAction, MessageRouter } from './compile'
+import { MAX_ID_LENGTH, type CompiledAction, type MessageRouter } from './compile'
 import { INVALID, safeParse } from './safe-json'
 import type { BroadcastTarget, LooseContext, SocketContext } from './types'
 import { admitPayload, quoteTag } from './validation-errors'
@@ -124,12 +124,17 @@ export class RouterConnection {
     this.traceFrames = owner.request.log.level === 'debug' || owner.request.log.level === 'trace'
     // One pair per connection, not per frame.
     // They run as promise reactions: anything they threw would be an unhandled rejection, which ends Node.
-    this.onSettled = (value) => {
-      try { this.inFlight--; this.reply(value); this.complete(); this.pump() } catch (err) { this.broken(err) }
-    }
-    this.onFailed = (error) => {
-      try { this.inFlight--; this.fail(error); this.complete(); this.pump() } catch (err) { this.broken(err) }
-    }
+    this.onSettled = (value) => this.settled(value, null)
+    this.onFailed = (error) => this.failed(error, null)
+  }
+
+  /** A pending handler resolved: send its reply (tagged with the frame's `id`, if any) and move on. */
+  settled (value: unknown, idJson: string | null): void {
+    try { this.inFlight--; this.reply(value, idJson); this.complete(idJson); this.pump() } catch (err) { this.broken(err) }
+  }
+
+  failed (error: unknown, idJson: string | null): void {
+    try { this.inFlight--; this.fail(error, idJson); this.complete(idJson); this.pump() } catch (err) { this.broken(err) }
   }
 
   get open (): boolean {
@@ -261,17 +266,17 @@ export class RouterConnection {
     }
   }
 
-  reply (value: unknown): void {
-    if (value !== undefined) this.sendMessage(value)
+  reply (value: unknown, idJson: string | null = null): void {
+    if (value !== undefined) this.sendMessage(value, idJson)
   }
 
-  fail (err: unknown): void {
+  fail (err: unknown, idJson: string | null = null): void {
     this.request.log.error({ err }, 'fastify-chanx: a message handler failed')
-    this.sendRaw(this.router.replies.handlerFailed)
+    this.sendRaw(withId(this.router.replies.handlerFailed, idJson))
   }
 
-  complete (): void {
-    if (this.router.sendCompletion) this.sendRaw(this.router.replies.complete)
+  complete (idJson: string | null = null): void {
+    if (this.router.sendCompletion) this.sendRaw(withId(this.router.replies.complete, idJson))
   }
 
   sendRaw (text: string): void {
@@ -279,9 +284,9 @@ export class RouterConnection {
   }
 
   /** Sends a handler's message: checked against `outgoing` when asked, serialized once. */
-  sendMessage (message: unknown): void {
+  sendMessage (message: unknown, idJson: string | null = null): void {
     if (!this.open) return
-    const text = prepare(this.router, message)
+    const text = prepare(this.router, message, idJson)
     if (text === OUTGOING_INVALID) {
       this.request.log.error('fastify-chanx: an outgoing message does not match its outgoing schema; not sent')
     } else if (text === undefined) {
@@ -336,13 +341,32 @@ function outgoingValid (router: MessageRouter, message: unknown): boolean {
 const OUTGOING_INVALID: unique symbol = Symbol('fastify-chanx.outgoing-invalid')
 
 /** The JSON text of a handler's message; `undefined` when it cannot be serialized (a getter threw, a cycle). */
-function prepare (router: MessageRouter, message: unknown): string | undefined | typeof OUTGOING_INVALID {
+function prepare (router: MessageRouter, message: unknown, idJson: string | null): string | undefined | typeof OUTGOING_INVALID {
   try {
     if (router.validateOutgoing && !outgoingValid(router, message)) return OUTGOING_INVALID
-    return JSON.stringify(message)
+    const text = JSON.stringify(message) as string | undefined
+    return idJson === null || text === undefined || text.charCodeAt(0) !== 123 ? text : withId(text, idJson)
   } catch {
     return undefined
   }
+}
+
+/**
+ * The JSON of a frame's correlation `id` (a string of at most `MAX_ID_LENGTH` characters, or a finite
+ * number); `undefined` when the frame has an `id` of another kind.
+ */
+function idJsonOf (id: unknown): string | undefined {
+  if (typeof id === 'string') return id.length <= MAX_ID_LENGTH ? JSON.stringify(id) : undefined
+  return typeof id === 'number' && Number.isFinite(id) ? JSON.stringify(id) : undefined
+}
+
+/**
+ * A JSON object's text with the frame's `id` as its last top-level key (an extension Chanx clients
+ * ignore). Only frames that carry an `id` pay for this: `null` leaves the prebuilt text as it is.
+ */
+function withId (text: string, idJson: string | null): string {
+  if (idJson === null) return text
+  return text.length === 2 ? '{"id":' + idJson + '}' : text.slice(0, -1) + ',"id":' + idJson + '}'
 }
 
 function byteLength (data: RawFrame): number {
@@ -361,11 +385,11 @@ function toText (data: RawFrame): string {
 }
 
 /** Calls a handler; a synchronous throw becomes `THREW` so the caller needs no try/catch of its own. */
-function invoke (connection: RouterConnection, handler: CompiledAction['handler'], message: unknown): unknown {
+function invoke (connection: RouterConnection, handler: CompiledAction['handler'], message: unknown, idJson: string | null): unknown {
   try {
     return handler(message, connection.ctx as SocketContext)
   } catch (err) {
-    connection.fail(err)
+    connection.fail(err, idJson)
     return THREW
   }
 }
@@ -388,17 +412,28 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
   const message = value as Record<string, unknown>
   const tag = message[router.actionKey]
   if (connection.traceFrames) traceFrame(connection, tag)
+  // Request/reply correlation (docs/protocol.md): a frame's `id` is echoed on everything it causes.
+  let idJson: string | null = null
+  if (message.id !== undefined) {
+    const json = idJsonOf(message.id)
+    if (json === undefined) {
+      connection.sendRaw(replies.invalidId)
+      connection.complete()
+      return
+    }
+    idJson = json
+  }
   const action = typeof tag === 'string' ? router.actions.get(tag) : undefined
   if (action === undefined) {
-    if (tag === 'ping') connection.sendRaw(replies.pong)
+    if (tag === 'ping') connection.sendRaw(withId(replies.pong, idJson))
     else if (tag === 'authenticate' && router.refreshCredentials !== null) {
       // In-band token refresh: handled in the frame queue, like a handler, so later frames wait for it.
       connection.inFlight++
       router.refreshCredentials(connection.request, connection.socket, message.payload).then(connection.onSettled, connection.onFailed)
       return
-    } else if (tag === undefined) connection.sendRaw(replies.tagNotFound)
-    else connection.sendRaw(tagInvalid(router, tag))
-    connection.complete()
+    } else if (tag === undefined) connection.sendRaw(withId(replies.tagNotFound, idJson))
+    else connection.sendRaw(withId(tagInvalid(router, tag), idJson))
+    connection.complete(idJson)
     return
   }
   const payload = message.payload
@@ -406,23 +441,29 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
     // Only on failure: pydantic's lax conversions, or the error list (validation-errors.ts).
     const errors = admitPayload(action, message)
     if (errors !== null) {
-      connection.sendRaw(replies.errorPrefix + errors + '}')
-      connection.complete()
+      connection.sendRaw(withId(replies.errorPrefix + errors + '}', idJson))
+      connection.complete(idJson)
       return
     }
   }
-  const result = invoke(connection, action.handler, message)
+  const result = invoke(connection, action.handler, message, idJson)
   if (result === THREW) {
-    connection.complete()
+    connection.complete(idJson)
   } else if (isThenable(result)) {
     connection.inFlight++
     // A foreign thenable's `then` may throw: Promise.resolve turns that into a rejection.
     const promise = result instanceof Promise ? result : Promise.resolve(result)
-    promise.then(connection.onSettled, connection.onFailed)
+    if (idJson === null) promise.then(connection.onSettled, connection.onFailed)
+    else settleTagged(connection, promise, idJson)
   } else {
-    connection.reply(result)
-    connection.complete()
+    connection.reply(result, idJson)
+    connection.complete(idJson)
   }
+}
+
+/** A pending handler of a frame with an `id`: its own pair of reactions carries the id (only such frames pay). */
+function settleTagged (connection: RouterConnection, promise: Promise<unknown>, idJson: string): void {
+  promise.then((value) => connection.settled(value, idJson), (error: unknown) => connection.failed(error, idJson))
 }
 
 /** Chanx's per-frame log context (`message_id`, `received_action`), as a debug line in the connection's logger (its reqId included). */

@@ -268,8 +268,17 @@ export interface RouteDefinition<
   handler: (this: FastifyInstance, request: RouteRequest<Url, Obj, Permissions>, reply: FastifyReply) => unknown
 }
 
-/** What `defineSocketRoute` returns: options for `app.route`. */
-export type SocketRouteOptions = Omit<RouteOptions, 'handler' | 'websocket'> & { websocket: true, handler: WebsocketHandler }
+/**
+ * What `defineSocketRoute` returns: options for `app.route`, branded with the route's message types so that
+ * `createClient<typeof route>` (fastify-chanx/client) types what the client sends and receives. `__chanx`
+ * is a phantom: it never exists at run time.
+ */
+export type SocketRouteOptions<Incoming = unknown, Outgoing = unknown, Key extends string = string> =
+  Omit<RouteOptions, 'handler' | 'websocket'> & {
+    websocket: true
+    handler: WebsocketHandler
+    readonly __chanx?: { incoming: Incoming, outgoing: Outgoing, actionKey: Key }
+  }
 
 export interface RateLimit {
   /** Sustained frames per second. */

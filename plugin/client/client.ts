@@ -1,0 +1,346 @@
+/**
+ * The client side of a fastify-chanx socket route, for browsers and Node: the handshake as a promise,
+ * reconnection that follows the close codes (policy.ts), requests correlated by a frame `id`, the in-band
+ * token refresh before a JWT expires, and an optional ping that finds a dead path. No Node-only import.
+ */
+import { ChanxClientError, ChanxRefusal } from './errors'
+import { defaultPolicy } from './policy'
+import type {
+  ActionOf, ClientOptions, ClientRoute, CloseInfo, IncomingAction, KeyOf, MessageWith, PayloadOf, Received,
+  RefusalInfo, TokenReason, WebSocketLike
+} from './types'
+import { defaultWebSocket } from './websocket'
+
+/** The events a client emits; `message:<action>` gets only the messages of that action. */
+export type ClientEvents<Route> = {
+  /** Authenticated (status 200); `reconnected` after the first time. */
+  open: (info: { reconnected: boolean }) => void
+  /** Every message except the authentication message and replies to `request`. */
+  message: (message: Received<Route>) => void
+  /** A socket closed and the policy retries after `delay` ms (0: at once with a fresh token, after a 4401). */
+  reconnecting: (info: { attempt: number, delay: number, code: number, reason: string }) => void
+  /** The server refused the handshake (or a refresh); `closed` follows when the policy stops. */
+  refused: (refusal: ChanxRefusal) => void
+  /** The client stopped: the policy said so, or `close()` was called. `queued` frames are kept for the next `connect()`. */
+  closed: (info: { code: number, reason: string, queued: number }) => void
+  /** An in-band token refresh was accepted. */
+  refreshed: () => void
+} & {
+  [A in ActionOf<Received<Route>, KeyOf<Route>> as `message:${A}`]: (message: MessageWith<Received<Route>, KeyOf<Route>, A>) => void
+}
+
+type Listener = (value: never) => void
+
+interface Pending {
+  resolve: (message: never) => void
+  reject: (error: Error) => void
+  timer: ReturnType<typeof setTimeout>
+}
+
+const OPEN = 1
+/** setTimeout fires at once past this many ms. */
+const MAX_DELAY = 2147483647
+
+export class ChanxClient<Route extends ClientRoute = ClientRoute> {
+  /** `idle` before `connect()`, `connecting` until authenticated, `open`, or `closed` once the policy stopped. */
+  state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle'
+  private ws: WebSocketLike | null = null
+  private readonly listeners = new Map<string, Set<Listener>>()
+  private readonly queue: string[] = []
+  private readonly pending = new Map<number, Pending>()
+  private readonly waiters: Array<{ resolve: () => void, reject: (error: Error) => void }> = []
+  private readonly key: string
+  private nextId = 0
+  private attempt = 0
+  private wasOpen = false
+  private afterRefresh = false
+  private refusal: ChanxRefusal | null = null
+  private token: string | null | undefined = null
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined
+  private pingTimer: ReturnType<typeof setInterval> | undefined
+  private pongTimer: ReturnType<typeof setTimeout> | undefined
+  private lastReceived = 0
+
+  constructor (readonly url: string, readonly options: ClientOptions & { actionKey?: KeyOf<Route> } = {}) {
+    this.key = options.actionKey ?? 'action'
+  }
+
+  /** Opens the socket; resolves once authenticated (status 200), rejects with a `ChanxRefusal` when the policy stops. */
+  connect (): Promise<void> {
+    if (this.state === 'open') return Promise.resolve()
+    const promise = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }))
+    if (this.state !== 'connecting') {
+      this.state = 'connecting'
+      this.attempt = 0
+      this.afterRefresh = false
+      this.dial('connect')
+    }
+    return promise
+  }
+
+  /** Sends a message; queued while disconnected (up to `maxQueued`, then it throws). */
+  send<A extends IncomingAction<Route>> (action: A, payload: PayloadOf<Route, A>): void {
+    this.write(JSON.stringify({ [this.key]: action, payload }))
+  }
+
+  /** Sends a message with an `id` and resolves with the reply to it (rejects on an error reply or after `requestTimeout`). */
+  request<A extends IncomingAction<Route>> (action: A, payload: PayloadOf<Route, A>, options: { timeout?: number } = {}): Promise<Received<Route>> {
+    const id = ++this.nextId
+    const timeout = options.timeout ?? this.options.requestTimeout ?? 10000
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        reject(new ChanxClientError('FST_CHANX_CLIENT_TIMEOUT', `Request "${action}" (id ${id}) got no reply within ${timeout} ms`))
+      }, timeout)
+      this.pending.set(id, { resolve, reject, timer })
+      try {
+        this.write(JSON.stringify({ [this.key]: action, payload, id }))
+      } catch (err) {
+        clearTimeout(timer)
+        this.pending.delete(id)
+        reject(err instanceof Error ? err : new Error(String(err)))
+      }
+    })
+  }
+
+  /** Listens to an event; returns the function that stops listening. */
+  on<E extends keyof ClientEvents<Route> & string> (event: E, listener: ClientEvents<Route>[E]): () => void {
+    let set = this.listeners.get(event)
+    if (set === undefined) this.listeners.set(event, set = new Set())
+    set.add(listener as Listener)
+    return () => { set.delete(listener as Listener) }
+  }
+
+  /** Closes the socket for good (1000); pending requests reject, queued frames are dropped and counted in `closed`. */
+  close (): void {
+    const ws = this.ws
+    this.stop(1000, '', new ChanxClientError('FST_CHANX_CLIENT_CLOSED', 'The client was closed'), true)
+    if (ws !== null && ws.readyState <= OPEN) ws.close(1000)
+  }
+
+  private emit (event: string, value: unknown): void {
+    const set = this.listeners.get(event)
+    if (set !== undefined) for (const listener of set) (listener as (value: unknown) => void)(value)
+  }
+
+  private write (text: string): void {
+    // A socket that is closing (its close event not yet here) would lose the frame: queue it instead.
+    if (this.state === 'open' && this.ws !== null && this.ws.readyState === OPEN) {
+      this.ws.send(text)
+      return
+    }
+    if (this.queue.length >= (this.options.maxQueued ?? 100)) {
+      throw new ChanxClientError('FST_CHANX_CLIENT_QUEUE_FULL', `Disconnected, and ${this.queue.length} frames already wait: not sent`)
+    }
+    this.queue.push(text)
+  }
+
+  private async dial (reason: TokenReason): Promise<void> {
+    const options = this.options
+    let url = this.url
+    let protocols = options.protocols
+    try {
+      this.token = options.getToken === undefined ? null : await options.getToken(reason)
+    } catch {
+      this.token = null
+    }
+    if (this.state !== 'connecting') return
+    const token = this.token
+    if (token != null && token !== '') {
+      if (options.tokenIn === 'protocol') {
+        // The server never echoes the credential: another value must be offered for it to select.
+        protocols = ['bearer.' + token, ...(protocols === undefined ? ['chanx'] : typeof protocols === 'string' ? [protocols] : protocols)]
+      } else {
+        url += (url.includes('?') ? '&' : '?') + (options.tokenParam ?? 'token') + '=' + encodeURIComponent(token)
+      }
+    }
+    let ws: WebSocketLike
+    try {
+      ws = new (options.WebSocket ?? defaultWebSocket())(url, protocols)
+    } catch (err) {
+      this.stop(1006, '', err as Error, false)
+      return
+    }
+    this.ws = ws
+    this.refusal = null
+    ws.onopen = () => { if (options.noAuthenticationMessage === true) this.opened() }
+    ws.onmessage = (event) => { if (this.ws === ws) this.received(event.data) }
+    ws.onclose = (event) => { if (this.ws === ws) this.closed(event.code, event.reason) }
+    ws.onerror = () => {}
+  }
+
+  private received (data: unknown): void {
+    this.lastReceived = Date.now()
+    if (this.pongTimer !== undefined) { clearTimeout(this.pongTimer); this.pongTimer = undefined }
+    let message: Record<string, unknown>
+    try {
+      message = JSON.parse(typeof data === 'string' ? data : String(data))
+    } catch {
+      return
+    }
+    if (message === null || typeof message !== 'object') return
+    const action = message[this.key]
+    if (action === 'authentication') {
+      this.authentication(message.payload as { status_code?: unknown, status_text?: unknown, data?: { detail?: unknown } } | null)
+      return
+    }
+    const id = message.id
+    if (typeof id === 'number') {
+      const pending = this.pending.get(id)
+      if (pending !== undefined) {
+        this.pending.delete(id)
+        clearTimeout(pending.timer)
+        if (action === 'error') pending.reject(new ChanxClientError('FST_CHANX_CLIENT_ERROR_REPLY', 'The server answered with an error: ' + JSON.stringify(message.payload), message.payload))
+        else pending.resolve(message as never)
+        return
+      }
+      // A `complete` after the reply: already settled.
+      if (action === 'complete' && id <= this.nextId) return
+    }
+    this.emit('message', message)
+    if (typeof action === 'string') this.emit('message:' + action, message)
+  }
+
+  private authentication (payload: { status_code?: unknown, status_text?: unknown, data?: { detail?: unknown } } | null): void {
+    const status = typeof payload?.status_code === 'number' ? payload.status_code : 0
+    if (status === 200) {
+      if (this.state === 'open') {
+        this.emit('refreshed', undefined)
+        this.scheduleRefresh()
+      } else {
+        this.opened()
+      }
+      return
+    }
+    const detail = payload?.data?.detail
+    this.refusal = new ChanxRefusal(status, String(payload?.status_text ?? ''), typeof detail === 'string' ? detail : '', 4000 + status)
+  }
+
+  private opened (): void {
+    const reconnected = this.wasOpen
+    this.state = 'open'
+    this.wasOpen = true
+    this.attempt = 0
+    this.afterRefresh = false
+    const ws = this.ws!
+    for (let i = 0; i < this.queue.length; i++) ws.send(this.queue[i] as string)
+    this.queue.length = 0
+    this.scheduleRefresh()
+    const ping = this.options.ping
+    if (ping !== undefined && this.pingTimer === undefined) {
+      this.lastReceived = Date.now()
+      this.pingTimer = setInterval(() => this.pingIfIdle(ping.interval, ping.timeout), ping.interval)
+    }
+    const waiters = this.waiters.splice(0)
+    for (const waiter of waiters) waiter.resolve()
+    this.emit('open', { reconnected })
+  }
+
+  private pingIfIdle (interval: number, timeout: number): void {
+    if (this.state !== 'open' || this.pongTimer !== undefined || Date.now() - this.lastReceived < interval) return
+    this.ws!.send(JSON.stringify({ [this.key]: 'ping', payload: null }))
+    this.pongTimer = setTimeout(() => {
+      // No frame since the ping: the path is dead, and a close handshake would never finish either.
+      const ws = this.ws!
+      this.pongTimer = undefined
+      this.ws = null
+      ws.close(4000, 'Ping timeout')
+      this.closed(1006, 'Ping timeout')
+    }, timeout)
+  }
+
+  /** Arms the in-band refresh `refreshBeforeExpiry` ms before the token's `exp`. */
+  private scheduleRefresh (): void {
+    clearTimeout(this.refreshTimer)
+    const before = this.options.refreshBeforeExpiry ?? 30000
+    const exp = expiryOf(this.token)
+    if (this.options.getToken === undefined || before <= 0 || exp === undefined) return
+    const delay = Math.max(0, exp * 1000 - before - Date.now())
+    this.refreshTimer = setTimeout(() => {
+      if (delay > MAX_DELAY) this.scheduleRefresh()
+      else this.refresh()
+    }, Math.min(delay, MAX_DELAY))
+  }
+
+  private async refresh (): Promise<void> {
+    let token: string | null | undefined
+    try {
+      token = await this.options.getToken!('refresh')
+    } catch {
+      return
+    }
+    if (this.state !== 'open' || token == null) return
+    this.token = token
+    this.ws!.send(JSON.stringify({ [this.key]: 'authenticate', payload: { token } }))
+  }
+
+  private closed (code: number, reason: string): void {
+    this.ws = null
+    this.clearTimers()
+    const failure = new ChanxClientError('FST_CHANX_CLIENT_DISCONNECTED', `The connection closed (${code}) before the reply came`)
+    this.rejectPending(failure)
+    if (this.state === 'closed' || this.state === 'idle') return
+    const refusal = this.refusal
+    if (refusal !== null) this.emit('refused', refusal)
+    const info: CloseInfo = {
+      code,
+      reason,
+      refusal: refusal as RefusalInfo | null,
+      attempt: this.attempt,
+      wasOpen: this.wasOpen,
+      afterRefresh: this.afterRefresh,
+      canRefresh: this.options.getToken !== undefined
+    }
+    const decision = this.options.policy === undefined ? defaultPolicy(info, this.options.backoff) : this.options.policy(info)
+    if (decision.action === 'stop') {
+      this.stop(code, reason, refusal ?? new ChanxRefusal(0, '', reason, code), false)
+      return
+    }
+    this.state = 'connecting'
+    const delay = decision.action === 'refresh' ? 0 : decision.delay
+    this.afterRefresh = decision.action === 'refresh'
+    this.emit('reconnecting', { attempt: ++this.attempt, delay, code, reason })
+    this.timer = setTimeout(() => { if (this.state === 'connecting') this.dial(code === 4401 ? 'expired' : 'connect') }, delay)
+  }
+
+  private stop (code: number, reason: string, error: Error, dropQueue: boolean): void {
+    const wasStopped = this.state === 'closed'
+    this.state = 'closed'
+    this.ws = null
+    this.clearTimers()
+    this.rejectPending(error)
+    const waiters = this.waiters.splice(0)
+    for (const waiter of waiters) waiter.reject(error)
+    if (dropQueue) this.queue.length = 0
+    if (!wasStopped) this.emit('closed', { code, reason, queued: this.queue.length })
+  }
+
+  private rejectPending (error: Error): void {
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer)
+      pending.reject(error)
+    }
+    this.pending.clear()
+  }
+
+  private clearTimers (): void {
+    clearTimeout(this.timer)
+    clearTimeout(this.refreshTimer)
+    clearTimeout(this.pongTimer)
+    clearInterval(this.pingTimer)
+    this.pongTimer = this.pingTimer = undefined
+  }
+}
+
+/** A JWT's `exp` (seconds), read without verifying: only to know when to refresh. */
+function expiryOf (token: string | null | undefined): number | undefined {
+  const part = token?.split('.')[1]
+  if (part === undefined) return undefined
+  try {
+    const claims = JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown }
+    return typeof claims.exp === 'number' ? claims.exp : undefined
+  } catch {
+    return undefined
+  }
+}
