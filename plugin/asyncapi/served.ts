@@ -37,11 +37,14 @@ export function servePlayground (fastify: FastifyInstance, options: ResolvedPlay
   const base = options.path === '/' ? '' : options.path
   const html = readFileSync(join(dir, 'index.html'), 'utf8').replace(/%BASE%/g, escapeAttribute(base))
   const script = readFileSync(join(dir, 'playground.js'), 'utf8')
+  // fastify-chanx/client, bundled for the browser (`npm run build:playground-client`): the page connects through it.
+  const client = readFileSync(join(dir, 'client.js'), 'utf8')
   const style = readFileSync(join(dir, 'playground.css'), 'utf8')
   const cache = documentCache(asyncapi)
   const headers = { 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' }
   fastify.get(options.path, async (_request, reply) => reply.headers(headers).type('text/html; charset=utf-8').send(html))
   fastify.get(`${base}/playground.js`, async (_request, reply) => reply.headers(headers).type('text/javascript; charset=utf-8').send(script))
+  fastify.get(`${base}/client.js`, async (_request, reply) => reply.headers(headers).type('text/javascript; charset=utf-8').send(client))
   fastify.get(`${base}/playground.css`, async (_request, reply) => reply.headers(headers).type('text/css; charset=utf-8').send(style))
   fastify.get(`${base}/asyncapi.json`, async (_request, reply) => reply.headers(headers).type('application/json; charset=utf-8').send(cache.json()))
 }

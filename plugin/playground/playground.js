@@ -155,7 +155,7 @@
   }
 
   function selectRoute (id) {
-    if (socket) socket.close(1000)
+    if (socket) socket.close()
     current = routeOf(id)
     const channel = current.channel
     document.querySelectorAll('#routes button').forEach(function (b) { b.classList.toggle('selected', b.dataset.channel === id) })
@@ -238,41 +238,62 @@
     $('status').textContent = text
   }
 
+  /**
+   * Connects through fastify-chanx/client (client.js, loaded before this file): the client reads the
+   * authentication message, and a refusal comes back as its typed refusal. The playground never
+   * reconnects by itself: it shows what happened and waits for the next click.
+   */
   function connect (event) {
     event.preventDefault()
     if (!current) return
     const target = socketUrl()
     if (target.missing) { log('info', 'fill every path param first', true); return }
-    if (socket) socket.close(1000)
+    if (socket) socket.close()
     delete $('status').dataset.closeCode
     $('auth').hidden = true
     log('info', 'connecting to ' + target.url)
     setStatus('connecting', 'connecting')
-    const ws = new WebSocket(target.url)
-    socket = ws
+    const route = current
+    const client = window.ChanxClient.createClient(target.url, {
+      actionKey: route.actionKey,
+      policy: function () { return { action: 'stop' } }
+    })
+    socket = client
+    // Before the first 'open', a close ends connect(): its rejection says why (the refusal), so it reports.
+    let opened = false
     $('disconnect').disabled = false
-    ws.addEventListener('open', function () {
-      if (socket !== ws) return
+    client.on('open', function () {
+      if (socket !== client) return
+      opened = true
+      showAuthentication({ status_code: 200, status_text: 'OK', data: { detail: 'OK' } })
+      log('in', JSON.stringify({ [route.actionKey]: 'authentication', payload: { status_code: 200, status_text: 'OK', data: { detail: 'OK' } } }))
       setStatus('open', 'connected')
       $('send').disabled = false
       log('info', 'connected')
     })
-    ws.addEventListener('message', function (e) {
-      const text = typeof e.data === 'string' ? e.data : '[binary frame]'
-      let parsed = null
-      try { parsed = JSON.parse(text) } catch (err) {}
-      const isError = parsed && parsed[current.actionKey] === 'error'
-      log('in', text, isError)
-      if (parsed && parsed[current.actionKey] === 'authentication' && parsed.payload) showAuthentication(parsed.payload)
+    client.on('message', function (message) {
+      if (socket !== client) return
+      log('in', JSON.stringify(message), message !== null && typeof message === 'object' && message[route.actionKey] === 'error')
     })
-    ws.addEventListener('close', function (e) {
-      if (socket === ws) socket = null
-      $('status').dataset.closeCode = String(e.code)
-      setStatus('closed', 'closed (' + e.code + (e.reason ? ' ' + e.reason : '') + ')')
-      $('send').disabled = true
-      $('disconnect').disabled = true
-      log('info', 'closed with code ' + e.code + (e.reason ? ' (' + e.reason + ')' : ''), e.code !== 1000)
+    client.on('closed', function (info) { if (opened) closed(client, info.code, info.reason) })
+    client.connect().catch(function (refusal) {
+      if (socket !== client) return
+      if (refusal && refusal.status > 0) {
+        showAuthentication({ status_code: refusal.status, status_text: refusal.statusText, data: { detail: refusal.detail } })
+        log('in', 'refused: ' + refusal.status + ' ' + refusal.statusText + ': ' + refusal.detail, true)
+      }
+      closed(client, refusal && refusal.closeCode ? refusal.closeCode : 1006, '')
     })
+  }
+
+  function closed (client, code, reason) {
+    if (socket !== client) return
+    socket = null
+    $('status').dataset.closeCode = String(code)
+    setStatus('closed', 'closed (' + code + (reason ? ' ' + reason : '') + ')')
+    $('send').disabled = true
+    $('disconnect').disabled = true
+    log('info', 'closed with code ' + code + (reason ? ' (' + reason + ')' : ''), code !== 1000)
   }
 
   function showAuthentication (payload) {
@@ -287,24 +308,33 @@
 
   function send (event) {
     event.preventDefault()
-    if (!socket || socket.readyState !== WebSocket.OPEN) return
-    let text = $('message').value
+    if (!socket || $('send').disabled) return
+    let frame
     try {
-      text = JSON.stringify(JSON.parse(text))
+      frame = JSON.parse($('message').value)
     } catch (err) {
       $('send-error').textContent = 'not valid JSON: ' + err.message
       return
     }
+    if (frame === null || typeof frame !== 'object' || Array.isArray(frame)) {
+      $('send-error').textContent = 'a frame is a JSON object: { "' + current.actionKey + '": ..., "payload": ... }'
+      return
+    }
     $('send-error').textContent = ''
-    socket.send(text)
-    log('out', text)
+    socket.send(frame[current.actionKey], frame.payload)
+    log('out', JSON.stringify({ [current.actionKey]: frame[current.actionKey], payload: frame.payload }))
   }
 
   // ---------------------------------------------------------------------------------------------------
 
   $('connect-form').addEventListener('submit', connect)
   $('send-form').addEventListener('submit', send)
-  $('disconnect').addEventListener('click', function () { if (socket) socket.close(1000) })
+  $('disconnect').addEventListener('click', function () {
+    const client = socket
+    if (!client) return
+    client.close()
+    closed(client, 1000, '')
+  })
   $('action').addEventListener('change', fillSkeleton)
   $('skeleton').addEventListener('click', fillSkeleton)
   $('query').addEventListener('input', updateUrl)
