@@ -111,19 +111,23 @@ function recordCoercer (schema: TSchema): Coercer | null {
   }
 }
 
+/** `withCoerced` for arrays: `result` is `value` until an item converts, then a copy holding the converted items. */
+function withCoercedItem (value: unknown[], result: unknown[], i: number, coerce: Coercer): unknown[] {
+  const before: unknown = value[i]
+  const after = coerce(before)
+  if (after === before) return result
+  const copy = result === value ? value.slice() : result
+  copy[i] = after
+  return copy
+}
+
 function arrayCoercer (schema: TSchema): Coercer | null {
   const coerce = build(schema.items as TSchema)
   if (coerce === null) return null
   return (value) => {
     if (!Array.isArray(value)) return value
     let result: unknown[] = value
-    for (let i = 0; i < value.length; i++) {
-      const before: unknown = value[i]
-      const after = coerce(before)
-      if (after === before) continue
-      if (result === value) result = value.slice()
-      result[i] = after
-    }
+    for (let i = 0; i < value.length; i++) result = withCoercedItem(value, result, i, coerce)
     return result
   }
 }
@@ -136,12 +140,7 @@ function tupleCoercer (schema: TSchema): Coercer | null {
     let result: unknown[] = value
     for (let i = 0; i < value.length && i < items.length; i++) {
       const coerce = items[i]
-      if (coerce === null || coerce === undefined) continue
-      const before: unknown = value[i]
-      const after = coerce(before)
-      if (after === before) continue
-      if (result === value) result = value.slice()
-      result[i] = after
+      if (coerce !== null && coerce !== undefined) result = withCoercedItem(value, result, i, coerce)
     }
     return result
   }
