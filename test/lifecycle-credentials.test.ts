@@ -10,6 +10,18 @@ const SECRET = 'a-lifecycle-secret-of-at-least-32-chars'
 const OK = { action: 'authentication', payload: { status_code: 200, status_text: 'OK', data: { detail: 'OK' } } }
 const seconds = (n: number): number => Math.floor(Date.now() / 1000) + n
 
+/** An app whose socket route takes a JWT from `?token=` and lets in any authenticated user. */
+async function jwtSocketApp (t: { teardown (fn: () => unknown): void }) {
+  const app = Fastify()
+  await app.register(jwt, { secret: SECRET })
+  await app.register(websocket)
+  await app.register(chanx, { authentication: [jwtAuthentication({ query: 'token' })], permissions: [IsAuthenticated] })
+  app.get('/ws', { websocket: true }, () => {})
+  await app.ready()
+  t.teardown(() => closeApp(app))
+  return app
+}
+
 test('a re-authentication that yields another user closes the socket with 4401', async (t) => {
   let who = 'alice'
   const current: Authenticator = { authenticate: () => ({ id: who }) }
@@ -57,13 +69,7 @@ test('after an in-band refresh, reauthenticateInterval verifies the refreshed to
 })
 
 test('JWT sockets arm no timer of their own for their expiry', async (t) => {
-  const app = Fastify()
-  await app.register(jwt, { secret: SECRET })
-  await app.register(websocket)
-  await app.register(chanx, { authentication: [jwtAuthentication({ query: 'token' })], permissions: [IsAuthenticated] })
-  app.get('/ws', { websocket: true }, () => {})
-  await app.ready()
-  t.teardown(() => closeApp(app))
+  const app = await jwtSocketApp(t)
 
   const original = globalThis.setTimeout
   let longTimers = 0
@@ -85,13 +91,7 @@ test('JWT sockets arm no timer of their own for their expiry', async (t) => {
 })
 
 test('a 30-day token keeps its socket open across sweeps', async (t) => {
-  const app = Fastify()
-  await app.register(jwt, { secret: SECRET })
-  await app.register(websocket)
-  await app.register(chanx, { authentication: [jwtAuthentication({ query: 'token' })], permissions: [IsAuthenticated] })
-  app.get('/ws', { websocket: true }, () => {})
-  await app.ready()
-  t.teardown(() => closeApp(app))
+  const app = await jwtSocketApp(t)
   const client = await connect(app, '/ws', { query: { token: app.jwt.sign({ sub: 'alice', exp: seconds(30 * 24 * 3600) }) }, timeout: 1500 })
   await client.authentication()
   await t.rejects(client.closed(), /did not close/)
