@@ -130,11 +130,26 @@ async function startServer (variant: string, env: Record<string, string> = {}): 
 }
 
 /** The measurement window: opens after the warm-up; the server's CPU is read at both edges. */
-function openWindow (server: Server): { window: Window, cpu: Promise<number> } {
+/**
+ * The measurement window: opens after the warm-up; the server's CPU is read at both edges. A server that
+ * answers a reading later than a quarter of the window (its event loop blocked, or the machine busy) did
+ * not measure this window: the run's CPU is NaN (left out of the medians) and a note says so.
+ */
+const MAX_EDGE_LAG = 0.25
+function openWindow (server: Server, label: string): { window: Window, cpu: Promise<number> } {
   const start = now() + WARMUP
   const window = { start, end: start + WINDOW }
-  const at = (t: number): Promise<Cpu> => sleep(t - now()).then(() => server.request<Cpu>({ cmd: 'cpu' }, 'cpu'))
-  const cpu = Promise.all([at(window.start), at(window.end)]).then(([a, b]) => (b.user + b.system) - (a.user + a.system))
+  const at = (t: number): Promise<Cpu & { lag: number }> => sleep(t - now())
+    .then(() => server.request<Cpu>({ cmd: 'cpu' }, 'cpu'))
+    .then((cpu) => ({ ...cpu, lag: now() - t }))
+  const cpu = Promise.all([at(window.start), at(window.end)]).then(([a, b]) => {
+    const lag = Math.max(a.lag, b.lag)
+    if (lag > MAX_EDGE_LAG * WINDOW) {
+      note(`${label}: run left out, the server answered a CPU reading ${Math.round(lag)} ms after the window's edge`)
+      return NaN
+    }
+    return (b.user + b.system) - (a.user + a.system)
+  })
   return { window, cpu }
 }
 
@@ -232,6 +247,12 @@ function printLine (l: Line): void {
 function compare (rounds: Rounds, scenario: string, plugin: string, baseline: string, unit: string, target?: number, pick: (r: Run) => number = (r) => r.value): Line {
   const p = rounds.get(plugin) ?? []
   const b = rounds.get(baseline) ?? []
+  if (p.length === 0 || b.length === 0) {
+    const line: Line = { scenario, plugin: NaN, baseline: NaN, figure: NaN, kind: 'ratio', unit, target, skipped: `${p.length === 0 ? plugin : baseline} did not run (BENCH_MESSAGE_LOADS or a failed start)` }
+    lines.push(line)
+    printLine(line)
+    return line
+  }
   const ratios = p.map((run, i) => b[i] !== undefined ? pick(run) / pick(b[i]) : NaN)
   const line: Line = { scenario, plugin: median(p.map(pick)), baseline: median(b.map(pick)), figure: median(ratios), kind: 'ratio', unit, target }
   lines.push(line)
@@ -357,7 +378,7 @@ async function handshakes (): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     for (const v of shuffle(variants)) {
       const server = await startServer(v.server)
-      const { window, cpu } = openWindow(server)
+      const { window, cpu } = openWindow(server, `handshake ${v.name} round ${round + 1}`)
       const load = await handshakeLoad({ port: server.port, path: v.path, cookie: v.cookie, expect: v.expect, reply: v.reply, rate: HANDSHAKE_RATE, window, maxInFlight: 2000 })
       record(rounds, 'handshake', v.name, summarize(await cpu, load, HANDSHAKE_RATE))
       await server.exit()
@@ -407,7 +428,7 @@ async function messages (): Promise<void> {
         ? await openClients(`ws://127.0.0.1:${server.port}${SOCKET_IO_PATH}`, CONNECTIONS, { connect: '40' })
         : await openClients(`ws://127.0.0.1:${server.port}/echo`, CONNECTIONS)
       const wrap = io ? socketIo : chanx
-      const { window, cpu } = openWindow(server)
+      const { window, cpu } = openWindow(server, `messages ${v.key} round ${round + 1}`)
       const load = await messageLoad({ clients, valid: wrap(v.valid), invalid: wrap(v.invalid), invalidEvery: 10, rate: v.rate, window, prefix: io ? (i) => `42${i}` : undefined })
       record(rounds, 'messages', v.key, summarize(await cpu, load, v.rate))
       await closeClients(clients)
@@ -541,7 +562,7 @@ async function broadcasts (): Promise<void> {
           const server = await startServer(v.server, redis !== null ? { BENCH_REDIS_URL: redis.url } : {})
           const clients = await openClients(`ws://127.0.0.1:${server.port}${v.path}`, size, { batch: 500, ...('connect' in v ? { connect: v.connect } : {}) })
           await sleep(200)
-          const { window, cpu } = openWindow(server)
+          const { window, cpu } = openWindow(server, `broadcast-${size} ${v.name} round ${round + 1}`)
           const load = receiveBroadcasts(clients, window, Math.max(1, Math.floor(size / 100)))
           server.send({ cmd: 'broadcast', rate })
           await sleep(window.end - now() + 50)
