@@ -3,7 +3,7 @@
  * `taskset -c 0`). The variant is `BENCH_VARIANT`; the process talks to the harness over the IPC channel:
  *
  *   -> { type: 'ready', port }                     once listening on 127.0.0.1
- *   <- { cmd: 'cpu' }       -> { type: 'cpu', user, system }   process.cpuUsage(), microseconds
+ *   <- { cmd: 'cpu' }       -> { type: 'cpu', user, system, at }   process.cpuUsage() (µs), and when (ms)
  *   <- { cmd: 'mem' }       -> { type: 'mem', rss, heapUsed, external, alive, sampled }  after forced GC
  *   <- { cmd: 'broadcast', rate }  starts broadcasting to group 'g' at `rate` per second (scheduled times)
  *   <- { cmd: 'exit' }
@@ -486,7 +486,7 @@ async function main (): Promise<void> {
   process.on('message', (msg: { cmd: string, rate?: number }) => {
     if (msg.cmd === 'cpu') {
       const { user, system } = process.cpuUsage()
-      process.send!({ type: 'cpu', user, system })
+      process.send!({ type: 'cpu', user, system, at: performance.now() })
     } else if (msg.cmd === 'mem') {
       settle().then(() => {
         const m = process.memoryUsage()
