@@ -54,9 +54,39 @@ async function schedule (rate: number, until: number, fire: (scheduled: number) 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ=='
 const CLOSE_FRAME = Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]) // masked (zero key), code 1000
 
-export async function handshakeLoad (opts: { port: number, path: string, cookie: string, expect: string, rate: number, window: Window, maxInFlight: number }): Promise<LoadResult> {
+/** A masked text frame with a zero masking key (the payload goes out as is), under 126 bytes. */
+function textFrame (text: string): Buffer {
+  const payload = Buffer.from(text)
+  if (payload.length > 125) throw new Error('textFrame: payload over 125 bytes')
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload])
+}
+
+/** The text of the unmasked server frame at `offset`, and where the next one starts; null while incomplete. */
+function readFrame (buffer: Buffer, offset: number): { text: string, next: number } | null {
+  if (buffer.length < offset + 2) return null
+  let length = buffer[offset + 1]! & 0x7f
+  let start = offset + 2
+  if (length === 126) {
+    if (buffer.length < offset + 4) return null
+    length = buffer.readUInt16BE(offset + 2)
+    start = offset + 4
+  } else if (length === 127) {
+    if (buffer.length < offset + 10) return null
+    length = Number(buffer.readBigUInt64BE(offset + 2))
+    start = offset + 10
+  }
+  if (buffer.length < start + length) return null
+  return { text: buffer.toString('utf8', start, start + length), next: start + length }
+}
+
+/**
+ * `reply`: a text frame sent when the first frame arrives, the second frame then being the one checked
+ * (Socket.IO: engine.io's OPEN, the client's CONNECT packet, the server's CONNECT or CONNECT_ERROR).
+ */
+export async function handshakeLoad (opts: { port: number, path: string, cookie: string, expect: string, reply?: string, rate: number, window: Window, maxInFlight: number }): Promise<LoadResult> {
   const request = Buffer.from(`GET ${opts.path} HTTP/1.1\r\nHost: 127.0.0.1:${opts.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\nCookie: ${opts.cookie}\r\n\r\n`)
+  const reply = opts.reply !== undefined ? textFrame(opts.reply) : null
   const result: LoadResult = { completed: 0, failed: 0, latencies: [] }
   let inFlight = 0
   let n = 0
@@ -78,6 +108,9 @@ export async function handshakeLoad (opts: { port: number, path: string, cookie:
     socket.setNoDelay(true)
     let buffer: Buffer | null = null
     let done = false
+    /** Where the next unread frame starts (after the response head), or -1 before the head is complete. */
+    let offset = -1
+    let frames = 0
     const finish = (ok: boolean): void => {
       if (done) return
       done = true
@@ -88,20 +121,20 @@ export async function handshakeLoad (opts: { port: number, path: string, cookie:
     socket.on('data', (chunk) => {
       if (done) return
       buffer = buffer === null ? chunk : Buffer.concat([buffer, chunk])
-      const head = buffer.indexOf('\r\n\r\n')
-      if (head < 0) return
-      if (buffer[9] !== 0x31 || buffer[10] !== 0x30 || buffer[11] !== 0x31) { finish(false); return } // "101"
-      const frame = head + 4
-      if (buffer.length < frame + 2) return
-      let length = buffer[frame + 1]! & 0x7f
-      let offset = frame + 2
-      if (length === 126) {
-        if (buffer.length < frame + 4) return
-        length = buffer.readUInt16BE(frame + 2)
-        offset = frame + 4
+      if (offset < 0) {
+        const head = buffer.indexOf('\r\n\r\n')
+        if (head < 0) return
+        if (buffer[9] !== 0x31 || buffer[10] !== 0x30 || buffer[11] !== 0x31) { finish(false); return } // "101"
+        offset = head + 4
       }
-      if (buffer.length < offset + length) return
-      finish(buffer.toString('utf8', offset, offset + length).includes(opts.expect))
+      let frame = readFrame(buffer, offset)
+      if (frame !== null && ++frames === 1 && reply !== null) {
+        socket.write(reply)
+        offset = frame.next
+        frame = readFrame(buffer, offset)
+        if (frame !== null) frames++
+      }
+      if (frame !== null) finish(frame.text.includes(opts.expect))
     })
     socket.on('error', () => finish(false))
     socket.on('close', () => finish(false))
@@ -118,7 +151,12 @@ export async function handshakeLoad (opts: { port: number, path: string, cookie:
 // Message round trips over `ws` client connections, round-robin; every frame gets exactly one reply, in
 // order per connection, so each reply is matched to its frame by a per-connection FIFO of scheduled times.
 
-export async function openClients (url: string, count: number, opts: { cookie?: string, waitFor?: string, batch?: number } = {}): Promise<WebSocket[]> {
+/**
+ * `connect`: a frame to send when the first message arrives (Socket.IO's CONNECT packet after engine.io's
+ * OPEN); the client is open when the next message arrives and includes `waitFor` (default `40{`, Socket.IO's
+ * CONNECT answer). Without it, open on 'open', or on a first message that includes `waitFor`.
+ */
+export async function openClients (url: string, count: number, opts: { cookie?: string, waitFor?: string, batch?: number, connect?: string } = {}): Promise<WebSocket[]> {
   const clients: WebSocket[] = []
   const batch = opts.batch ?? 250
   for (let i = 0; i < count; i += batch) {
@@ -132,15 +170,18 @@ export async function openClients (url: string, count: number, opts: { cookie?: 
       clients.push(ws)
       pending.push(new Promise((resolve, reject) => {
         ws.once('error', reject)
-        if (opts.waitFor === undefined) ws.once('open', () => resolve())
-        else {
-          const expected = opts.waitFor
+        const expect = (expected: string): void => {
           ws.once('message', (data) => {
             const text = (data as Buffer).toString()
             if (text.includes(expected)) resolve()
-            else reject(new Error(`unexpected first message ${text}`))
+            else reject(new Error(`unexpected message ${text}`))
           })
         }
+        if (opts.connect !== undefined) {
+          const packet = opts.connect
+          ws.once('message', () => { ws.send(packet); expect(opts.waitFor ?? '40{') })
+        } else if (opts.waitFor === undefined) ws.once('open', () => resolve())
+        else expect(opts.waitFor)
       }))
     }
     try {
@@ -158,7 +199,8 @@ export async function closeClients (clients: WebSocket[]): Promise<void> {
   await sleep(200)
 }
 
-export async function messageLoad (opts: { clients: WebSocket[], valid: string, invalid: string, invalidEvery: number, rate: number, window: Window }): Promise<LoadResult & { sent: number }> {
+/** `prefix(i)` goes before the i-th frame's text (Socket.IO: `42<ack id>` before the event array). */
+export async function messageLoad (opts: { clients: WebSocket[], valid: string, invalid: string, invalidEvery: number, rate: number, window: Window, prefix?: (i: number) => string }): Promise<LoadResult & { sent: number }> {
   const result = { completed: 0, failed: 0, latencies: [] as number[], sent: 0 }
   const queues = opts.clients.map(() => ({ times: [] as number[], head: 0 }))
   opts.clients.forEach((ws, c) => {
@@ -182,7 +224,8 @@ export async function messageLoad (opts: { clients: WebSocket[], valid: string, 
       return false
     }
     q.times.push(scheduled)
-    opts.clients[c]!.send(i % opts.invalidEvery === opts.invalidEvery - 1 ? opts.invalid : opts.valid)
+    const text = i % opts.invalidEvery === opts.invalidEvery - 1 ? opts.invalid : opts.valid
+    opts.clients[c]!.send(opts.prefix !== undefined ? opts.prefix(i) + text : text)
     if (scheduled >= opts.window.start && scheduled < opts.window.end) result.sent++
     i++
     return true

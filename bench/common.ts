@@ -1,3 +1,41 @@
-/** What the harness and the server variants share: the JWT secret and cookie name. */
+/** What the harness and the server variants share: the JWT secret and cookie name, and the baselines' setup. */
+import { createRequire } from 'node:module'
+
 export const SECRET = 'benchmark-secret-of-at-least-32-characters!'
 export const COOKIE = 'token'
+
+/**
+ * Socket.IO 4 server options: the websocket transport only, no compression, and a ping interval far longer
+ * than any run (the plugin servers run with `heartbeatInterval: 0`; Socket.IO cannot turn pings off).
+ */
+export const SOCKET_IO_OPTIONS = {
+  transports: ['websocket' as const],
+  serveClient: false,
+  perMessageDeflate: false as const,
+  httpCompression: false as const,
+  pingInterval: 600_000,
+  pingTimeout: 60_000
+}
+/** The engine.io URL path of a websocket-only Socket.IO client (protocol 4). */
+export const SOCKET_IO_PATH = '/socket.io/?EIO=4&transport=websocket'
+/** The Socket.IO CONNECT packet the clients send after engine.io's OPEN: the room rides in `auth`. */
+export const SOCKET_IO_CONNECT = '40{"room":"lobby"}'
+
+export type Uws = typeof import('@trufflesuite/uws-js-unofficial')
+
+/**
+ * uWebSockets.js from the npm repackage `@trufflesuite/uws-js-unofficial` (a dev dependency whose registry
+ * tarball carries the prebuilt binaries). Its entry point silently falls back to a `ws`-based JavaScript
+ * implementation when the binary does not load, so the binary for this platform and Node ABI is loaded
+ * directly: either the native module or the reason it is not there.
+ */
+export function loadUws (): { uws: Uws, skip?: undefined } | { uws?: undefined, skip: string } {
+  const name = `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`
+  try {
+    const uws = createRequire(__filename)(`@trufflesuite/uws-js-unofficial/binaries/${name}`) as Uws
+    if (typeof uws.App !== 'function') return { skip: `${name} loaded but has no App()` }
+    return { uws }
+  } catch (err) {
+    return { skip: `uWebSockets.js (@trufflesuite/uws-js-unofficial) does not load here: ${(err as Error).message.split('\n')[0]}` }
+  }
+}

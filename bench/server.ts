@@ -3,13 +3,15 @@
  * `taskset -c 0`). The variant is `BENCH_VARIANT`; the process talks to the harness over the IPC channel:
  *
  *   -> { type: 'ready', port }                     once listening on 127.0.0.1
- *   <- { cmd: 'cpu' }       -> { type: 'cpu', user, system }   process.cpuUsage(), microseconds
+ *   <- { cmd: 'cpu' }       -> { type: 'cpu', user, system, at }   process.cpuUsage() (µs), and when (ms)
  *   <- { cmd: 'mem' }       -> { type: 'mem', rss, heapUsed, external, alive, sampled }  after forced GC
  *   <- { cmd: 'broadcast', rate }  starts broadcasting to group 'g' at `rate` per second (scheduled times)
  *   <- { cmd: 'exit' }
  *
  * Logging is off and perMessageDeflate is off everywhere; every plugin server sets `rateLimit: false` and
- * `heartbeatInterval: 0`, so the figures are the pipeline's own cost.
+ * `heartbeatInterval: 0`, so the figures are the pipeline's own cost. The Socket.IO servers accept the
+ * websocket transport only and ping every 10 minutes (never inside a run); the uWebSockets.js servers
+ * disable its idle timeout and automatic pings.
  */
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -21,9 +23,10 @@ import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { createVerifier } from 'fast-jwt'
+import type { Server as SocketIoServer } from 'socket.io'
 import { WebSocketServer, type WebSocket } from 'ws'
 import chanx, { ChannelHub, createRedisLayer, defineSocketRoute, jwtAuthentication, IsAuthenticated, type Permission } from '../plugin'
-import { COOKIE, SECRET } from './common'
+import { COOKIE, SECRET, SOCKET_IO_OPTIONS, loadUws, type Uws } from './common'
 
 interface Room { slug: string, members: Set<string> }
 const ROOMS = new Map<string, Room>([['lobby', { slug: 'lobby', members: new Set(['alice', 'bob']) }]])
@@ -267,6 +270,177 @@ function startBroadcasting (rate: number): void {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Socket.IO 4 baselines: a plain node:http server, websocket transport only. The client sends the CONNECT
+// packet `40{"room":"lobby"}` after engine.io's OPEN; the `io.use` middleware does the handshake's checks
+// (the same cookie and token, fast-jwt as @fastify/jwt uses, the room, the membership), and Socket.IO answers
+// `40{"sid":…}` (accepted) or `44{"message":…}` (refused) on its own.
+
+interface SocketIoRefusal extends Error { data?: unknown }
+function socketIoRefusal (status: number, text: string, detail: string): SocketIoRefusal {
+  const err: SocketIoRefusal = new Error(text)
+  err.data = { status_code: status, status_text: text, data: { detail } }
+  return err
+}
+
+/** socket.io is loaded only by its own variants, so the other servers' processes are as before. */
+async function socketIoServer (): Promise<{ io: SocketIoServer, listen: () => Promise<number> }> {
+  const { Server } = await import('socket.io')
+  const server = createServer()
+  const io = new Server(server, SOCKET_IO_OPTIONS)
+  return { io, listen: () => listenRaw(server) }
+}
+
+async function handshakeSocketIo (): Promise<number> {
+  const verify = createVerifier({ key: SECRET })
+  const { io, listen } = await socketIoServer()
+  io.use((socket, next) => {
+    sample(socket.request)
+    let user: { sub: string }
+    try {
+      const token = cookieValue(socket.request.headers.cookie, COOKIE)
+      if (token === undefined) throw new Error('no token')
+      user = verify(token) as { sub: string }
+    } catch {
+      next(socketIoRefusal(401, 'Unauthorized', 'Invalid token'))
+      return
+    }
+    const auth = socket.handshake.auth as { room?: unknown }
+    const room = typeof auth.room === 'string' ? ROOMS.get(auth.room) : undefined
+    if (room === undefined) { next(socketIoRefusal(404, 'Not Found', 'Not found.')); return }
+    if (!room.members.has(user.sub)) { next(socketIoRefusal(403, 'Forbidden', 'You are not a member of this room.')); return }
+    socket.data.user = user
+    socket.data.room = room
+    next()
+  })
+  return listen()
+}
+
+/** Event + acknowledgement echo with the same compiled TypeBox check and Chanx-shaped error list. */
+async function messagesSocketIo (): Promise<number> {
+  const { io, listen } = await socketIoServer()
+  const check = TypeCompiler.Compile(Echo)
+  io.on('connection', (socket) => {
+    socket.on('echo', (payload: unknown, ack: unknown) => {
+      if (typeof ack !== 'function') return
+      if (!check.Check(payload)) {
+        const errors = [...check.Errors(payload)].slice(0, 20)
+          .map((e) => ({ type: 'value_error', loc: ['echo', ...e.path.split('/').slice(1)], msg: e.message }))
+        ack({ error: errors })
+        return
+      }
+      ack(payload)
+    })
+  })
+  return listen()
+}
+
+/** Every socket joins room 'g'; `io.to('g').emit` (Socket.IO encodes and frames the packet once per broadcast). */
+async function broadcastSocketIo (): Promise<number> {
+  const { io, listen } = await socketIoServer()
+  io.on('connection', (socket) => { void socket.join('g') })
+  broadcastOnce = (message) => { io.to('g').emit(message.action, message.payload) }
+  return listen()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// uWebSockets.js, the reported-only "limit": the same checks by hand in uWS's own server (no Node http).
+
+function requireUws (): Uws {
+  const loaded = loadUws()
+  if (loaded.uws === undefined) throw new Error(loaded.skip)
+  return loaded.uws
+}
+
+const UWS_BEHAVIOR = { idleTimeout: 0, sendPingsAutomatically: false, maxPayloadLength: 64 * 1024, maxBackpressure: 1024 * 1024 }
+
+function listenUws (uws: Uws, app: ReturnType<Uws['App']>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    app.listen('127.0.0.1', 0, (token) => {
+      if (token === false) reject(new Error('uWS could not listen'))
+      else resolve(uws.us_socket_local_port(token))
+    })
+  })
+}
+
+interface UwsHandshake { reply: string, close?: [number, string] }
+
+/** Upgrade only after the checks; a refused client still gets the upgrade, the refusal and the close code. */
+function handshakeUws (): Promise<number> {
+  const uws = requireUws()
+  const verify = createVerifier({ key: SECRET })
+  const app = uws.App()
+  app.ws<UwsHandshake>('/ws/rooms/:roomId', {
+    ...UWS_BEHAVIOR,
+    upgrade: (res, req, context) => {
+      let data: UwsHandshake
+      let user: { sub: string } | undefined
+      try {
+        const token = cookieValue(req.getHeader('cookie') || undefined, COOKIE)
+        if (token === undefined) throw new Error('no token')
+        user = verify(token) as { sub: string }
+      } catch {
+        user = undefined
+      }
+      const room = ROOMS.get(req.getParameter(0))
+      if (user === undefined) data = { reply: REFUSED_401, close: [4401, 'Unauthorized'] }
+      else if (room === undefined) data = { reply: REFUSED_404, close: [4404, 'Not Found'] }
+      else if (!room.members.has(user.sub)) data = { reply: REFUSED_403, close: [4403, 'Forbidden'] }
+      else data = { reply: AUTH_OK }
+      res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context)
+    },
+    open: (ws) => {
+      const data = ws.getUserData()
+      ws.send(data.reply)
+      if (data.close !== undefined) ws.end(data.close[0], data.close[1])
+    }
+  })
+  return listenUws(uws, app)
+}
+
+/** The hand-written pipeline of messagesFastifyWs in uWS's message callback. */
+function messagesUws (): Promise<number> {
+  const uws = requireUws()
+  const app = uws.App()
+  const INVALID_JSON = '{"action":"error","payload":{"detail":"Invalid JSON"}}'
+  const check = TypeCompiler.Compile(Echo)
+  app.ws('/echo', {
+    ...UWS_BEHAVIOR,
+    message: (ws, data, isBinary) => {
+      if (isBinary) { ws.send('{"action":"error","payload":{"detail":"Binary frames are not accepted"}}'); return }
+      let message: { action?: unknown, payload?: unknown }
+      try {
+        message = JSON.parse(Buffer.from(data).toString())
+      } catch {
+        ws.send(INVALID_JSON)
+        return
+      }
+      if (message === null || typeof message !== 'object') { ws.send(INVALID_JSON); return }
+      if (message.action !== 'echo') {
+        ws.send(JSON.stringify({ action: 'error', payload: [{ type: 'union_tag_invalid', loc: [], msg: 'unknown action' }] }))
+        return
+      }
+      if (!check.Check(message.payload)) {
+        const errors = [...check.Errors(message.payload)].slice(0, 20)
+          .map((e) => ({ type: 'value_error', loc: [message.action, ...e.path.split('/').slice(1)], msg: e.message }))
+        ws.send(JSON.stringify({ action: 'error', payload: errors }))
+        return
+      }
+      ws.send(JSON.stringify({ action: 'echo', payload: message.payload }))
+    }
+  })
+  return listenUws(uws, app)
+}
+
+/** uWS's native pub/sub: every socket subscribes to topic 'g'; a broadcast is one `app.publish`. */
+function broadcastUws (): Promise<number> {
+  const uws = requireUws()
+  const app = uws.App()
+  app.ws('/*', { ...UWS_BEHAVIOR, open: (ws) => { ws.subscribe('g') } })
+  broadcastOnce = (message) => { app.publish('g', JSON.stringify(message)) }
+  return listenUws(uws, app)
+}
+
+// ---------------------------------------------------------------------------------------------------------
 
 function listenRaw (server: ReturnType<typeof createServer>): Promise<number> {
   server.on('request', (request) => { sample(request) })
@@ -290,6 +464,12 @@ async function start (variant: string): Promise<number> {
     case 'broadcast-plugin': return listen(await broadcastPlugin(undefined))
     case 'broadcast-plugin-redis': return listen(await broadcastPlugin(process.env.BENCH_REDIS_URL))
     case 'broadcast-ws': return broadcastRawWs()
+    case 'handshake-socketio': return handshakeSocketIo()
+    case 'messages-socketio': return messagesSocketIo()
+    case 'broadcast-socketio': return broadcastSocketIo()
+    case 'handshake-uws': return handshakeUws()
+    case 'messages-uws': return messagesUws()
+    case 'broadcast-uws': return broadcastUws()
     default: throw new Error(`unknown BENCH_VARIANT ${variant}`)
   }
 }
@@ -306,7 +486,7 @@ async function main (): Promise<void> {
   process.on('message', (msg: { cmd: string, rate?: number }) => {
     if (msg.cmd === 'cpu') {
       const { user, system } = process.cpuUsage()
-      process.send!({ type: 'cpu', user, system })
+      process.send!({ type: 'cpu', user, system, at: performance.now() })
     } else if (msg.cmd === 'mem') {
       settle().then(() => {
         const m = process.memoryUsage()
