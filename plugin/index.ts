@@ -148,7 +148,10 @@ export type { ChannelLayer, ChannelListener, ChannelLogger } from './channels/la
 export { ChannelHub, type ChannelMember, type BroadcastOptions } from './channels/hub'
 export type { ChannelSecret } from './channels/secret'
 export { MemoryBroker, MemoryLayer } from './channels/memory-layer'
-export { createRedisLayer, type RedisClientLike, type RedisLayerOptions } from './channels/redis-layer'
+export {
+  createRedisLayer, RedisLayer, type RedisClientLike, type RedisClusterLike, type RedisClusterNode, type RedisClusterTarget,
+  type RedisLayerAccess, type RedisLayerOptions, type RedisLayerTarget
+} from './channels/redis-layer'
 export * from './channels/errors'
 export { setCredentialExpiry } from './connection/credential-lifetime'
 export type { AllowedOrigins } from './handshake/origin'

@@ -51,7 +51,7 @@ test('redis of any other shape fails registration and lists the accepted ones', 
   for (const redis of [6379, {}, { url: 6379 }, null, true]) {
     const err = await pluginRegistrationError({ redis })
     t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(redis))
-    t.equal(err.message, 'fastify-chanx: option redis must be a URL, an ioredis client, or { url, prefix, connectTimeout, subscribeTimeout, publishTimeout }')
+    t.equal(err.message, 'fastify-chanx: option redis must be a URL, an ioredis client or Cluster, { url, prefix, connectTimeout, subscribeTimeout, publishTimeout }, or { cluster: [{ host, port }, …], clusterOptions, prefix, connectTimeout, subscribeTimeout, publishTimeout }')
   }
 })
 
