@@ -3,6 +3,7 @@ import { InvalidOptionError } from '../core/errors'
 import { ChannelHub } from './hub'
 import { channelKeys, type ChannelSecret } from './secret'
 import type { ChannelLayer } from './layer'
+import { Presence, resolvePresenceOption, type PresenceOption } from './presence'
 import { createRedisLayer, type RedisLayerOptions } from './redis-layer'
 import { isClusterClient, isRedisClient, type RedisClientLike, type RedisClusterLike, type RedisClusterTarget } from './redis-connect'
 
@@ -31,6 +32,13 @@ export interface ChannelOptions {
    * not enough to forge broadcasts, user messages or disconnects. Every process needs the same secret.
    */
   channelSecret?: ChannelSecret
+  /**
+   * Keep who is in each group, across every process, for `app.chanx.presence(group)`: `true` or
+   * `{ ttl }` (ms a dead process's entry outlives its last heartbeat; default 30 000). On Redis it costs
+   * one small script per group whose local membership changes (coalesced per tick) and one per live
+   * group per process every ttl/3. Default off.
+   */
+  presence?: PresenceOption
 }
 
 const LAYER_KEYS = ['prefix', 'connectTimeout', 'subscribeTimeout', 'publishTimeout']
@@ -40,6 +48,13 @@ function checkKeys (value: object, form: string, allowed: readonly string[]): vo
   for (const key of Object.keys(value)) {
     if (!allowed.includes(key)) throw new InvalidOptionError(`option redis ${form} has an unknown key "${key}"; allowed: ${allowed.join(', ')}`)
   }
+}
+
+/** The hub the plugin's options ask for, and its presence when asked for; a Redis that cannot be reached fails registration. */
+export async function createChannels (options: ChannelOptions, logger: FastifyBaseLogger): Promise<{ hub: ChannelHub, presence: Presence | null }> {
+  const presence = resolvePresenceOption(options.presence)
+  const hub = await createHub(options, logger)
+  return { hub, presence: presence === null ? null : new Presence(hub, presence, logger) }
 }
 
 /** Builds the hub the plugin's options ask for; a Redis that cannot be reached fails registration. */
