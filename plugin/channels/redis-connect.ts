@@ -31,6 +31,8 @@ export interface RedisClusterLike {
   spublish (channel: string, message: string): Promise<unknown>
   ssubscribe (...channels: string[]): Promise<unknown>
   sunsubscribe (...channels: string[]): Promise<unknown>
+  /** ioredis's: read the slot map again (CLUSTER SLOTS). */
+  refreshSlotsCache? (): void
   connect (): Promise<void>
   disconnect (reconnect?: boolean): void
   quit (): Promise<unknown>
@@ -68,12 +70,16 @@ const PUBLISHER = { lazyConnect: true, enableOfflineQueue: false, autoResendUnfu
 const SUBSCRIBER = { lazyConnect: true, autoResubscribe: false, maxRetriesPerRequest: null, retryStrategy }
 
 // On a cluster, the publisher fails a command whose node connection closed instead of resending it
-// (retryDelayOnFailover 0): it may have run already, and a resend would deliver twice. MOVED, ASK,
-// TRYAGAIN and CLUSTERDOWN answers say the command did not run, so ioredis may still redirect those.
+// (retryDelayOnFailover 0): it may have run already, and a resend would deliver twice. CLUSTERDOWN (a
+// failover in progress) fails at once too (retryDelayOnClusterDown 0) rather than being retried past
+// publishTimeout. MOVED and ASK say the command did not run, so ioredis still follows those. The offline
+// queue stays on, because ioredis also uses it for a node connection that is still opening (without it,
+// the first commands to each node would fail); the layer never publishes while the cluster is not ready.
 const CLUSTER_PUBLISHER = {
   lazyConnect: true,
-  enableOfflineQueue: false,
+  enableOfflineQueue: true,
   retryDelayOnFailover: 0,
+  retryDelayOnClusterDown: 0,
   clusterRetryStrategy: retryStrategy
 }
 // The subscriber keeps one connection per primary (ioredis's sharded subscribers) and SSUBSCRIBEs each

@@ -211,10 +211,19 @@ export class RedisLayer implements ChannelLayer {
   publish (channel: string, envelope: string): Promise<number> {
     if (this.closed) return Promise.reject(new ChannelLayerClosedError())
     const name = redisName(this.prefix, channel)
+    const { publisher } = this.connections
+    // A cluster's offline queue would send it after recovery, late: at-most-once means failing now.
+    if (this.connections.cluster && publisher.status !== 'ready') {
+      return Promise.reject(new ChannelLayerPublishError(`"${channel}"`, `the Redis Cluster is ${publisher.status}`))
+    }
     const sent = this.connections.cluster
       ? this.connections.publisher.spublish(name, envelope) as Promise<number>
       : this.connections.publisher.publish(name, envelope)
     const reply = sent.catch((err: Error) => {
+      // A node that died before this publisher ever learnt of the failover: ioredis gives up on it
+      // (the publish may have run, so it is not resent) and waits for a MOVED to learn the new slot
+      // map. Read it now, so the next publish goes to the promoted replica.
+      if (this.connections.cluster) this.connections.publisher.refreshSlotsCache?.()
       throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err })
     })
     // Settled by Redis's answer or by the timeout, whichever comes first: ioredis never settles a
