@@ -30,8 +30,8 @@ test('Redis Cluster with sharded pub/sub', { skip, timeout: 55_000 }, async (t) 
   t.teardown(() => cluster.stop())
   const hubs: ChannelHub[] = []
   t.teardown(() => Promise.all(hubs.map((hub) => hub.close())))
-  const hub = async (publishTimeout = 3000): Promise<ChannelHub> => {
-    const layer = await createRedisLayer({ cluster: cluster.nodes }, { publishTimeout, subscribeTimeout: 3000 })
+  const hub = async (publishTimeout = 3000, subscribeTimeout = 3000): Promise<ChannelHub> => {
+    const layer = await createRedisLayer({ cluster: cluster.nodes }, { publishTimeout, subscribeTimeout })
     const made = new ChannelHub({ layer })
     hubs.push(made)
     return made
@@ -134,7 +134,7 @@ test('Redis Cluster with sharded pub/sub', { skip, timeout: 55_000 }, async (t) 
 
   await t.test('a killed primary is replaced by its replica and delivery resumes', async (t) => {
     const publishTimeout = 1000
-    const [one, two] = await Promise.all([hub(publishTimeout), hub(publishTimeout)])
+    const [one, two] = await Promise.all([hub(publishTimeout, 15_000), hub(publishTimeout, 15_000)])
     const here = new FakeMember(null)
     const there = new FakeMember(null)
     await one.join(here, 'failover')
@@ -143,7 +143,15 @@ test('Redis Cluster with sharded pub/sub', { skip, timeout: 55_000 }, async (t) 
     await eventually(() => there.received.length === 1)
 
     const owner = await cluster.primaryOf('chanx:{g:failover}')
+    // Another group on the same shard, that nobody has joined yet.
+    let late = ''
+    for (let i = 0; i < 40 && late === ''; i++) if (await cluster.primaryOf(`chanx:{g:late-${i}}`) === owner) late = `late-${i}`
+    t.not(late, '', 'found a group on the failing shard')
     const failing = cluster.failPrimary(owner)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // A join during the failover waits (SSUBSCRIBE retried) until the promoted replica takes it.
+    const lateMember = new FakeMember(null)
+    const joining = two.join(lateMember, late)
     // During the failover a publish fails, within publishTimeout; it is never left pending.
     await eventually(async () => {
       const started = Date.now()
@@ -167,6 +175,13 @@ test('Redis Cluster with sharded pub/sub', { skip, timeout: 55_000 }, async (t) 
     // The other hub's publisher learns the new slot map on its first failed publish there (here, perhaps
     // its answer to this count): a count may fail once, then both processes are counted again.
     await eventually(async () => await one.size('failover').catch(() => -1) === 2, 5000)
+    await joining
+    await eventually(async () => {
+      await one.broadcast(late, { late: true }).catch(() => {})
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      return lateMember.received.length > 0
+    }, 5000)
+    t.same(lateMember.messages[0], { late: true, is_mine: false, is_current: false }, 'the member who joined during the failover is reached')
     const fresh = new FakeMember(null)
     await two.join(fresh, 'failover')
     await one.broadcast('failover', { n: 2 })
