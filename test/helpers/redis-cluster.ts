@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { freePort } from './redis'
 
@@ -26,6 +27,14 @@ export function redisClusterSkipReason (): string | false {
   if (process.env.CI) throw new Error(`CI is set but ${reason}`)
   console.log(`# skipping Redis Cluster tests: ${reason}`)
   return reason
+}
+
+function isFree (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
 }
 
 /** One command on one node through redis-cli; its raw output. */
@@ -73,7 +82,7 @@ export class RedisCluster {
     while (ports.length < 6) {
       const port = await freePort()
       // The cluster bus listens on port + 10000: both must be free and below 65536.
-      if (port < 55000 && !ports.includes(port)) ports.push(port)
+      if (port < 55000 && !ports.includes(port) && await isFree(port + 10000)) ports.push(port)
     }
     const cluster = new RedisCluster(ports)
     try {
