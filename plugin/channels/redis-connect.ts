@@ -26,7 +26,8 @@ export interface RedisClientLike {
 /** What the layer needs of an ioredis 6 `Redis.Cluster` (`new Redis.Cluster(nodes, options)`). */
 export interface RedisClusterLike {
   readonly status: string
-  readonly isCluster: true
+  /** `true` on an ioredis `Cluster` (how the layer tells it from a `Redis`). */
+  readonly isCluster: boolean
   duplicate (startupNodes?: unknown[], override?: Record<string, unknown>): RedisClusterLike
   spublish (channel: string, message: string): Promise<unknown>
   ssubscribe (...channels: string[]): Promise<unknown>
