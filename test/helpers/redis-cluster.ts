@@ -61,7 +61,7 @@ async function until (what: string, ms: number, check: () => Promise<boolean>): 
 interface NodeLine { id: string, port: number, primary: boolean, failed: boolean, primaryId: string | null, slots: Array<[number, number]> }
 
 /**
- * A Redis Cluster of 3 primaries and 3 replicas (redis-server --cluster-enabled, on free loopback ports,
+ * A Redis Cluster of 3 primaries and (by default) 3 replicas (redis-server --cluster-enabled, on free loopback ports,
  * no persistence, node timeout 1 s so a killed primary is replaced in a few seconds). stop() it in teardown.
  */
 export class RedisCluster {
@@ -77,9 +77,11 @@ export class RedisCluster {
     return this.ports.map((port) => ({ host: '127.0.0.1', port }))
   }
 
-  static async start (): Promise<RedisCluster> {
+  /** Start 3 primaries, each with `replicas` replicas (default 1; 0 for a cluster without failover). */
+  static async start (options: { replicas?: 0 | 1 } = {}): Promise<RedisCluster> {
+    const replicas = options.replicas ?? 1
     const ports: number[] = []
-    while (ports.length < 6) {
+    while (ports.length < 3 * (1 + replicas)) {
       const port = await freePort()
       // The cluster bus listens on port + 10000: both must be free and below 65536.
       if (port < 55000 && !ports.includes(port) && await isFree(port + 10000)) ports.push(port)
@@ -87,7 +89,7 @@ export class RedisCluster {
     const cluster = new RedisCluster(ports)
     try {
       await Promise.all(ports.map((port) => cluster.launch(port)))
-      await cli(ports[0], '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes')
+      await cli(ports[0], '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes')
       await until('the cluster did not reach cluster_state:ok', 20_000, async () => {
         for (const port of ports) if (!(await cli(port, 'cluster', 'info')).includes('cluster_state:ok')) return false
         return true
