@@ -41,7 +41,7 @@ export interface ChannelOptions {
   presence?: PresenceOption
 }
 
-const LAYER_KEYS = ['prefix', 'connectTimeout', 'subscribeTimeout', 'publishTimeout']
+const LAYER_KEYS = ['prefix', 'connectTimeout', 'subscribeTimeout', 'publishTimeout', 'logger']
 
 /** A misspelt key would otherwise be a silent default (another prefix, another timeout). */
 function checkKeys (value: object, form: string, allowed: readonly string[]): void {
