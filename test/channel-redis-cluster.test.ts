@@ -5,6 +5,7 @@ import chanx from '../plugin'
 import { closeApp } from '../plugin/testing'
 import { ChannelHub } from '../plugin/channels/hub'
 import { createRedisLayer, type RedisClusterLike, type RedisLayer } from '../plugin/channels/redis-layer'
+import type { ChannelLogger } from '../plugin/channels/layer'
 import { FakeMember } from './helpers/members'
 import { RedisCluster, redisClusterSkipReason } from './helpers/redis-cluster'
 
@@ -30,8 +31,8 @@ test('Redis Cluster with sharded pub/sub', { skip, timeout: 55_000 }, async (t) 
   t.teardown(() => cluster.stop())
   const hubs: ChannelHub[] = []
   t.teardown(() => Promise.all(hubs.map((hub) => hub.close())))
-  const hub = async (publishTimeout = 3000, subscribeTimeout = 3000): Promise<ChannelHub> => {
-    const layer = await createRedisLayer({ cluster: cluster.nodes }, { publishTimeout, subscribeTimeout })
+  const hub = async (publishTimeout = 3000, subscribeTimeout = 3000, logger?: ChannelLogger): Promise<ChannelHub> => {
+    const layer = await createRedisLayer({ cluster: cluster.nodes }, { publishTimeout, subscribeTimeout, logger })
     const made = new ChannelHub({ layer })
     hubs.push(made)
     return made
@@ -134,7 +135,9 @@ test('Redis Cluster with sharded pub/sub', { skip, timeout: 55_000 }, async (t) 
 
   await t.test('a killed primary is replaced by its replica and delivery resumes', async (t) => {
     const publishTimeout = 1000
-    const [one, two] = await Promise.all([hub(publishTimeout, 15_000), hub(publishTimeout, 15_000)])
+    const lines: string[] = []
+    const logger = { warn (_: object, msg?: string) { lines.push(msg ?? '') }, error (_: object, msg?: string) { lines.push(msg ?? '') } }
+    const [one, two] = await Promise.all([hub(publishTimeout, 15_000, logger), hub(publishTimeout, 15_000)])
     const here = new FakeMember(null)
     const there = new FakeMember(null)
     await one.join(here, 'failover')
@@ -187,5 +190,11 @@ test('Redis Cluster with sharded pub/sub', { skip, timeout: 55_000 }, async (t) 
     await one.broadcast('failover', { n: 2 })
     await eventually(() => fresh.received.length === 1)
     t.same(fresh.messages, [{ n: 2, is_mine: false, is_current: false }])
+    // One line when the node is lost, one when the subscribers are back: not one per ioredis retry.
+    await eventually(() => !(one.layer as RedisLayer).reconnecting, 5000)
+    t.same(lines.filter((l) => l.includes('Redis channel layer')), [
+      'fastify-chanx: Redis channel layer connection lost; reconnecting',
+      'fastify-chanx: Redis channel layer reconnected; resubscribing'
+    ])
   })
 })

@@ -171,6 +171,45 @@ export function waitReady (client: { status: string } & Pick<RedisClientLike, 'o
   })
 }
 
+/** At most one CLUSTER SLOTS per this many ms per connection. */
+const SLOT_REFRESH_INTERVAL = 500
+
+/**
+ * Space out a cluster client's slot-map refreshes. During a failover ioredis 6 refreshes once per failed
+ * attempt to reach the dead primary (its sharded subscriber reconnects at once on every refresh, and the
+ * publisher refreshes on every MOVED or failed publish): a loop of hundreds of CLUSTER SLOTS a second per
+ * process until the replica is promoted. Here the refreshes asked for within the interval run together
+ * at its end, with every callback; the first runs at once.
+ */
+function throttleSlotRefresh (client: RedisClusterLike): void {
+  const original = (client as { refreshSlotsCache?: (callback?: (err?: Error) => void) => void }).refreshSlotsCache
+  if (typeof original !== 'function') return
+  let last = 0
+  let timer: NodeJS.Timeout | null = null
+  let callbacks: Array<(err?: Error) => void> = []
+  const run = (): void => {
+    timer = null
+    last = Date.now()
+    const waiting = callbacks
+    callbacks = []
+    original.call(client, (err?: Error) => { for (const callback of waiting) callback(err) })
+  }
+  Object.defineProperty(client, 'refreshSlotsCache', {
+    configurable: true,
+    writable: true,
+    value (callback?: (err?: Error) => void): void {
+      if (typeof callback === 'function') callbacks.push(callback)
+      if (timer !== null) return
+      const wait = last + SLOT_REFRESH_INTERVAL - Date.now()
+      if (wait <= 0) run()
+      else {
+        timer = setTimeout(run, wait)
+        timer.unref()
+      }
+    }
+  })
+}
+
 export type RedisConnections =
   | { cluster: false, publisher: RedisClientLike, subscriber: RedisClientLike }
   | { cluster: true, publisher: RedisClusterLike, subscriber: RedisClusterLike }
@@ -224,6 +263,10 @@ export async function openConnections (target: RedisLayerTarget, connectTimeout:
     throw new InvalidOptionError('redis must be { url: "redis://…" }, { cluster: [{ host, port }, …] }, an ioredis client or Cluster, or an @fastify/redis instance')
   }
 
+  if (connections.cluster) {
+    throttleSlotRefresh(connections.publisher)
+    throttleSlotRefresh(connections.subscriber)
+  }
   // A cluster reports its failures on 'error' while connecting; these keep them from being unhandled
   // until the layer installs its own listeners.
   const swallow = (): void => {}

@@ -76,6 +76,9 @@ function positive (value: unknown, name: string, fallback: number): number {
   return value
 }
 
+/** How long a cluster must go without losing a node before the layer says it is back. */
+const NODE_SETTLE = 1000
+
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref())
 
 /**
@@ -96,6 +99,8 @@ export class RedisLayer implements ChannelLayer {
   private listener: ChannelListener | null = null
   private closed = false
   private down = false
+  private lastNodeLoss = 0
+  private settling: NodeJS.Timeout | null = null
 
   /** Use {@link createRedisLayer}, which waits for both connections. */
   constructor (connections: RedisConnections, options: Required<RedisLayerOptions>) {
@@ -117,9 +122,24 @@ export class RedisLayer implements ChannelLayer {
     publisher.on('error', this.onError.bind(this, 'publisher'))
     if (connections.cluster) {
       subscriber.on('smessage', this.onMessage.bind(this))
-      // ioredis resubscribes a lost primary's channels on the replica that replaces it, then says so.
-      subscriber.on('-node', this.onError.bind(this, 'subscriber', new Error('a cluster node was lost')))
-      subscriber.on('subscribersReady', this.onReconnected.bind(this))
+      // ioredis resubscribes a lost primary's channels on the replica that replaces it, then says so. A
+      // sharded subscriber's loss comes with its node key; the connection pool's (replicas too) without.
+      subscriber.on('-node', (_redis: unknown, node?: string) => {
+        if (node === undefined) return
+        this.lastNodeLoss = Date.now()
+        this.onError('subscriber', new Error(`lost the cluster node ${node}`))
+      })
+      // ioredis says its subscribers are ready after every attempt, the failed ones during a failover
+      // included: the layer counts itself back once a second has passed without another loss.
+      subscriber.on('subscribersReady', () => {
+        if (!this.down || this.settling !== null) return
+        this.settling = setTimeout(() => {
+          this.settling = null
+          // Lost again meanwhile: the reset that loss causes ends in another 'subscribersReady'.
+          if (Date.now() - this.lastNodeLoss >= NODE_SETTLE) this.onReconnected()
+        }, NODE_SETTLE)
+        this.settling.unref()
+      })
     } else {
       subscriber.on('message', this.onMessage.bind(this))
       subscriber.on('ready', this.onReady.bind(this))
@@ -128,7 +148,10 @@ export class RedisLayer implements ChannelLayer {
     }
   }
 
-  /** Redis is unreachable right now (between a connection error and the next 'ready'). */
+  /**
+   * Redis is unreachable right now: between a connection error and the next 'ready' on one node; on a
+   * cluster, between the loss of a primary's subscriber connection and ioredis's next 'subscribersReady'.
+   */
   get reconnecting (): boolean {
     return this.down
   }
@@ -235,6 +258,7 @@ export class RedisLayer implements ChannelLayer {
     if (this.closed) return
     this.closed = true
     this.listener = null
+    if (this.settling !== null) clearTimeout(this.settling)
     this.live.clear()
     const { publisher, subscriber } = this.connections
     subscriber.disconnect()
