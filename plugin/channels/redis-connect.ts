@@ -177,7 +177,7 @@ const SLOT_REFRESH_INTERVAL = 500
 /**
  * Space out a cluster client's slot-map refreshes. During a failover ioredis 6 refreshes once per failed
  * attempt to reach the dead primary (its sharded subscriber reconnects at once on every refresh, and the
- * publisher refreshes on every MOVED or failed publish): a loop of hundreds of CLUSTER SLOTS a second per
+ * publisher refreshes on every MOVED or failed publish): a loop of about a hundred CLUSTER SLOTS a second per
  * process until the replica is promoted. Here the refreshes asked for within the interval run together
  * at its end, with every callback; the first runs at once.
  */
