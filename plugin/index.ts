@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync, preValidationHookHandler, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { MissingWebsocketError } from './core/errors'
-import { createHub } from './channels/options'
+import { createChannels } from './channels/options'
 import { createServerApi } from './channels/server-api'
 import { ConnectionGuard } from './connection/guard'
 import { createHandshakeHook, onSocketConnection } from './handshake/hook'
@@ -43,8 +43,8 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
 
   const wss = fastify.websocketServer
   checkWebsocketServer(wss)
-  const hub = await createHub(options, fastify.log)
-  fastify.decorate('chanx', createServerApi(hub, defaults.userKey, fastify.log, asyncapi))
+  const { hub, presence } = await createChannels(options, fastify.log)
+  fastify.decorate('chanx', createServerApi(hub, defaults.userKey, fastify.log, asyncapi, presence))
   const guard = new ConnectionGuard(defaults.limits)
   const services: ConnectionServices = { guard, hub, userKey: defaults.userKey }
   // Frames are capped at 64 KiB unless configured (OWASP): ws itself enforces it, with 1009, before it
@@ -60,6 +60,7 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   fastify.addHook('onClose', async () => {
     wss.off('connection', onSocketConnection)
     guard.close()
+    await presence?.close()
     await hub.close()
   })
 
@@ -144,11 +145,15 @@ export type {
 } from './messages/types'
 export type { ChanxServerApi } from './channels/server-api'
 export type { ChannelOptions, RedisOption } from './channels/options'
+export type { PresenceInfo, PresenceOption, PresenceOptions } from './channels/presence'
 export type { ChannelLayer, ChannelListener, ChannelLogger } from './channels/layer'
 export { ChannelHub, type ChannelMember, type BroadcastOptions } from './channels/hub'
 export type { ChannelSecret } from './channels/secret'
 export { MemoryBroker, MemoryLayer } from './channels/memory-layer'
-export { createRedisLayer, type RedisClientLike, type RedisLayerOptions } from './channels/redis-layer'
+export {
+  createRedisLayer, RedisLayer, type RedisClientLike, type RedisClusterLike, type RedisClusterNode, type RedisClusterTarget,
+  type RedisLayerAccess, type RedisLayerOptions, type RedisLayerTarget
+} from './channels/redis-layer'
 export * from './channels/errors'
 export { setCredentialExpiry } from './connection/credential-lifetime'
 export type { AllowedOrigins } from './handshake/origin'

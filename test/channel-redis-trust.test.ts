@@ -45,15 +45,15 @@ test('with a channel secret, forged broadcasts, user messages, events and discon
   const raw = await forger(t, redis.url)
 
   const forged: Array<[string, object]> = [
-    ['chanx:g:room', { v: 1, o: 'forger', k: 'b', g: ['room'], s: 'alice', m: '{"action":"chat","payload":"forged"}' }],
-    ['chanx:u:alice', { v: 1, o: 'forger', k: 'u', m: '{"action":"notice","payload":"forged"}' }],
-    ['chanx:u:alice', { v: 1, o: 'forger', k: 'c', c: 4003, r: 'forged' }],
-    ['chanx:g:room', { v: 1, o: 'forger', k: 'e', g: ['room'], n: 'ev', p: 'forged' }]
+    ['chanx:{g:room}', { v: 1, o: 'forger', k: 'b', g: ['room'], s: 'alice', m: '{"action":"chat","payload":"forged"}' }],
+    ['chanx:{u:alice}', { v: 1, o: 'forger', k: 'u', m: '{"action":"notice","payload":"forged"}' }],
+    ['chanx:{u:alice}', { v: 1, o: 'forger', k: 'c', c: 4003, r: 'forged' }],
+    ['chanx:{g:room}', { v: 1, o: 'forger', k: 'e', g: ['room'], n: 'ev', p: 'forged' }]
   ]
   for (const [channel, envelope] of forged) t.equal(await raw.publish(channel, JSON.stringify(envelope)), 1, 'the hub with a member received it')
   // A signature made up by the forger.
   const signedByGuess = JSON.stringify(forged[0][1]).slice(0, -1) + ',"h":"' + '0'.repeat(64) + '"}'
-  await raw.publish('chanx:g:room', signedByGuess)
+  await raw.publish('chanx:{g:room}', signedByGuess)
   await until(() => logger.reasons.length >= 5)
   t.same(logger.reasons, ['unsigned', 'unsigned', 'unsigned', 'unsigned', 'bad signature'])
 
@@ -73,9 +73,9 @@ test('without a secret, an invalid JSON message published on Redis is never deli
   const m = new FakeMember('bob')
   await hub.join(m, 'room')
   const raw = await forger(t, redis.url)
-  await raw.publish('chanx:g:room', JSON.stringify({ v: 1, o: 'forger', k: 'b', g: ['room'], s: null, m: '{"action":"chat",oops}' }))
-  await raw.publish('chanx:u:bob', JSON.stringify({ v: 1, o: 'forger', k: 'u', m: '{"a":}' }))
-  await raw.publish('chanx:g:room', JSON.stringify({ v: 1, o: 'forger', k: 'b', g: ['room'], s: null, m: '{"action":"ok"}' }))
+  await raw.publish('chanx:{g:room}', JSON.stringify({ v: 1, o: 'forger', k: 'b', g: ['room'], s: null, m: '{"action":"chat",oops}' }))
+  await raw.publish('chanx:{u:bob}', JSON.stringify({ v: 1, o: 'forger', k: 'u', m: '{"a":}' }))
+  await raw.publish('chanx:{g:room}', JSON.stringify({ v: 1, o: 'forger', k: 'b', g: ['room'], s: null, m: '{"action":"ok"}' }))
   await until(() => m.received.length > 0)
   t.same(m.received, ['{"action":"ok","is_mine":false,"is_current":false}'], 'only the valid one (no secret: a well-formed forgery passes)')
   t.same(logger.reasons, ['broadcast message is not a JSON object', 'user message is not a JSON object'])

@@ -51,7 +51,25 @@ test('redis of any other shape fails registration and lists the accepted ones', 
   for (const redis of [6379, {}, { url: 6379 }, null, true]) {
     const err = await pluginRegistrationError({ redis })
     t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(redis))
-    t.equal(err.message, 'fastify-chanx: option redis must be a URL, an ioredis client, or { url, prefix, connectTimeout, subscribeTimeout, publishTimeout }')
+    t.equal(err.message, 'fastify-chanx: option redis must be a URL, an ioredis client or Cluster, { url, prefix, connectTimeout, subscribeTimeout, publishTimeout }, or { cluster: [{ host, port }, …], clusterOptions, prefix, connectTimeout, subscribeTimeout, publishTimeout }')
+  }
+})
+
+test('redis forms with a bad cluster, prefix or key fail registration and name what is wrong', async (t) => {
+  const cases: Array<[unknown, string]> = [
+    [{ cluster: [] }, 'fastify-chanx: redis.cluster must be a non-empty array of { host, port } or "redis://host:port" nodes'],
+    [{ cluster: [{ host: '127.0.0.1' }] }, 'fastify-chanx: redis.cluster must be a non-empty array of { host, port } or "redis://host:port" nodes'],
+    [{ cluster: [{ host: '127.0.0.1', port: 70000 }] }, 'fastify-chanx: redis.cluster must be a non-empty array of { host, port } or "redis://host:port" nodes'],
+    [{ cluster: ['redis://127.0.0.1:7000'], clusterOptions: 'fast' }, 'fastify-chanx: redis.clusterOptions must be an object'],
+    [{ cluster: ['redis://127.0.0.1:7000'], prefx: 'a:' }, 'fastify-chanx: option redis { cluster } has an unknown key "prefx"; allowed: cluster, clusterOptions, prefix, connectTimeout, subscribeTimeout, publishTimeout, logger'],
+    [{ url: 'redis://127.0.0.1:6379', timeout: 5 }, 'fastify-chanx: option redis { url } has an unknown key "timeout"; allowed: url, prefix, connectTimeout, subscribeTimeout, publishTimeout, logger'],
+    [{ url: 'redis://127.0.0.1:6379', prefix: 'app{1}:' }, 'fastify-chanx: redis.prefix may not contain "{" or "}": the channel after it is the Redis Cluster hash tag'],
+    [{ cluster: ['redis://127.0.0.1:7000'], prefix: '}' }, 'fastify-chanx: redis.prefix may not contain "{" or "}": the channel after it is the Redis Cluster hash tag']
+  ]
+  for (const [redis, message] of cases) {
+    const err = await pluginRegistrationError({ redis })
+    t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(redis))
+    t.equal(err.message, message)
   }
 })
 

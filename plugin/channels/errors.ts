@@ -47,3 +47,10 @@ export const InvalidChannelArgumentError = createError<[string]>(
   500,
   TypeError
 )
+
+/** app.chanx.presence() was called but the plugin was registered without the `presence` option. */
+export const PresenceDisabledError = createError(
+  'FST_CHANX_PRESENCE_DISABLED',
+  'fastify-chanx: presence is off; register the plugin with presence: true (or { ttl }) to use app.chanx.presence()',
+  500
+)

@@ -45,6 +45,8 @@ export interface ChannelHubOptions {
   secret?: ChannelSecret
 }
 
+const EMPTY: ReadonlySet<ChannelMember> = new Set()
+
 /** At most this many malformed envelopes are logged per window; the rest are counted in the next line. */
 const MALFORMED_LOGS = 10
 const MALFORMED_WINDOW = 10_000
@@ -81,6 +83,7 @@ export class ChannelHub {
   private readonly chains = new Map<string, Promise<void>>()
   private readonly counts = new Map<number, PendingCount>()
   private replyChannel: Promise<void> | null = null
+  private membershipListener: ((group: string) => void) | null = null
   private nextQuery = 0
   private closed = false
   private malformedWindow = 0
@@ -150,6 +153,20 @@ export class ChannelHub {
     return this.channels.get('g:' + group)?.size ?? 0
   }
 
+  /** The members of `group` in this process (read only). */
+  localMembers (group: string): ReadonlySet<ChannelMember> {
+    return this.channels.get('g:' + group) ?? EMPTY
+  }
+
+  /** Called with the group's name whenever a member of this process joins or leaves a group (presence). */
+  onMembershipChange (listener: ((group: string) => void) | null): void {
+    this.membershipListener = listener
+  }
+
+  private membershipChanged (channel: string): void {
+    if (this.membershipListener !== null && channel.startsWith('g:')) this.membershipListener(channel.slice(2))
+  }
+
   private async add (member: ChannelMember, channel: string): Promise<void> {
     if (this.closed) throw new ChannelLayerClosedError()
     let mine = this.memberships.get(member)
@@ -165,6 +182,7 @@ export class ChannelHub {
     }
     set.add(member)
     mine.add(channel)
+    this.membershipChanged(channel)
     try {
       await this.subscriptions.get(channel)
     } catch (err) {
@@ -178,7 +196,9 @@ export class ChannelHub {
   private remove (member: ChannelMember, channel: string): Promise<void> {
     const set = this.channels.get(channel)
     this.memberships.get(member)?.delete(channel)
-    if (set === undefined || !set.delete(member) || set.size > 0) return Promise.resolve()
+    if (set === undefined || !set.delete(member)) return Promise.resolve()
+    this.membershipChanged(channel)
+    if (set.size > 0) return Promise.resolve()
     this.channels.delete(channel)
     this.subscriptions.delete(channel)
     return this.enqueue(channel, () => this.layer.unsubscribe(channel)).catch((err: Error) => {

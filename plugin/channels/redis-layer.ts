@@ -3,35 +3,25 @@ import { silentLogger } from './layer'
 import {
   ChannelLayerClosedError,
   ChannelLayerPublishError,
-  ChannelLayerTimeoutError,
-  ChannelLayerUnreachableError,
-  MissingIoredisError
+  ChannelLayerTimeoutError
 } from './errors'
 import { InvalidOptionError } from '../core/errors'
+import { redisName } from './redis-names'
+import {
+  openConnections,
+  type RedisClientLike,
+  type RedisClusterLike,
+  type RedisConnections,
+  type RedisLayerTarget
+} from './redis-connect'
 
-/**
- * What this layer needs of an ioredis 6 client. Declared here rather than imported so that the package's
- * types do not require ioredis, which is an optional peer: only this file loads it, and only when a Redis
- * layer is created. An @fastify/redis instance (`app.redis`) is such a client.
- */
-export interface RedisClientLike {
-  readonly status: string
-  duplicate (override?: Record<string, unknown>): RedisClientLike
-  publish (channel: string, message: string): Promise<number>
-  subscribe (...channels: string[]): Promise<unknown>
-  unsubscribe (...channels: string[]): Promise<unknown>
-  connect (): Promise<void>
-  disconnect (reconnect?: boolean): void
-  quit (): Promise<unknown>
-  on (event: string, listener: (...args: any[]) => void): unknown
-  removeListener (event: string, listener: (...args: any[]) => void): unknown
-}
-
-/** `{ url }` (the layer opens both connections), an ioredis client, or an @fastify/redis instance. */
-export type RedisLayerTarget = { url: string } | RedisClientLike
+export type { RedisClientLike, RedisClusterLike, RedisClusterNode, RedisClusterTarget, RedisLayerTarget } from './redis-connect'
 
 export interface RedisLayerOptions {
-  /** Prepended to every Redis channel name, so several apps can share one Redis (default `'chanx:'`). */
+  /**
+   * Prepended to every Redis name, so several apps can share one Redis (default `'chanx:'`). It may not
+   * contain `{` or `}`: the hub channel after it is the Redis Cluster hash tag.
+   */
   prefix?: string
   /** How long creation may take before it fails with FST_CHANX_CHANNEL_LAYER_UNREACHABLE (default 5000 ms). */
   connectTimeout?: number
@@ -47,42 +37,24 @@ export interface RedisLayerOptions {
   logger?: ChannelLogger
 }
 
-// Reconnect quickly and forever once started: a restarted Redis is back within a second.
-const retryStrategy = (times: number): number => Math.min(times * 100, 1000)
-
-// The publisher never queues: a broadcast made while Redis is down fails at once instead of arriving
-// minutes later (at-most-once, as Django Channels), and an in-flight PUBLISH is never sent twice.
-const PUBLISHER = { lazyConnect: true, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, retryStrategy }
-// The subscriber queues (a SUBSCRIBE made during an outage runs on reconnection, bounded by
-// subscribeTimeout) and resubscribes itself on 'ready' from the layer's own list of live channels, so
-// what it listens to after a restart is exactly what the hub wants at that moment.
-const SUBSCRIBER = { lazyConnect: true, autoResubscribe: false, maxRetriesPerRequest: null, retryStrategy }
-
-function isClient (value: unknown): value is RedisClientLike {
-  return typeof value === 'object' && value !== null &&
-    typeof (value as RedisClientLike).duplicate === 'function' &&
-    typeof (value as RedisClientLike).publish === 'function'
-}
-
-function loadIoredis (): new (url: string, options: object) => RedisClientLike {
-  try {
-    // Required lazily: ioredis is an optional peer and the in-process layer must work without it.
-    const mod = require('ioredis')
-    return mod.Redis ?? mod.default ?? mod
-  } catch {
-    throw new MissingIoredisError()
-  }
-}
-
-/** The URL without its password, for messages and logs. */
-function redact (url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return 'the configured Redis URL'
-  }
+/**
+ * The layer's Redis, for code that stores things beside a hub channel (history, presence): the publisher
+ * connection and the naming rule that puts a channel's keys in its hash slot.
+ */
+export interface RedisLayerAccess {
+  /**
+   * The publisher connection: an ioredis `Redis` on one node, an ioredis `Cluster` on a cluster. It has no
+   * offline queue: a command made while Redis is unreachable fails at once. Do not close it.
+   */
+  readonly client: RedisClientLike | RedisClusterLike
+  /** True on a Redis Cluster. */
+  readonly cluster: boolean
+  /** What carries an envelope: `'spublish'` (sharded pub/sub) on a cluster, `'publish'` on one node. */
+  readonly publishCommand: 'publish' | 'spublish'
+  /** The layer's `prefix` option. */
+  readonly prefix: string
+  /** The Redis channel of hub channel `channel` (no suffix), or the name of one of its keys. */
+  name (channel: string, suffix?: string): string
 }
 
 function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -96,30 +68,6 @@ function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise
   })
 }
 
-/** Resolve once `client` is ready; reject on its first error, its end, or after `ms`. */
-function waitReady (client: RedisClientLike, ms: number): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve()
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error): void => {
-      clearTimeout(timer)
-      client.removeListener('ready', onReady)
-      client.removeListener('error', onError)
-      client.removeListener('end', onEnd)
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const onReady = (): void => done()
-    const onError = (err: Error): void => done(err)
-    const onEnd = (): void => done(new Error('connection ended'))
-    const timer = setTimeout(() => done(new Error(`no answer within ${ms} ms`)), ms)
-    timer.unref()
-    client.on('ready', onReady)
-    client.on('error', onError)
-    client.on('end', onEnd)
-    if (client.status === 'wait') client.connect().catch(() => {})
-  })
-}
-
 function positive (value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
@@ -128,15 +76,20 @@ function positive (value: unknown, name: string, fallback: number): number {
   return value
 }
 
+/** How long a cluster must go without losing a node before the layer says it is back. */
+const NODE_SETTLE = 1000
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref())
+
 /**
- * Pub/sub over Redis: one dedicated subscriber connection and one publisher connection per process, one
- * Redis subscription per live channel per process (the hub refcounts members), never one per socket.
+ * Pub/sub over Redis: one dedicated subscriber and one publisher per process, one Redis subscription per
+ * live channel per process (the hub refcounts members), never one per socket. On a Redis Cluster it uses
+ * sharded pub/sub: each channel lives on the shard that owns its hash slot, and only that shard carries it.
  */
 export class RedisLayer implements ChannelLayer {
   readonly name = 'redis'
-  private readonly publisher: RedisClientLike
-  private readonly subscriber: RedisClientLike
-  private readonly ownsPublisher: boolean
+  readonly redis: RedisLayerAccess
+  private readonly connections: RedisConnections
   private readonly prefix: string
   private readonly subscribeTimeout: number
   private readonly publishTimeout: number
@@ -146,25 +99,59 @@ export class RedisLayer implements ChannelLayer {
   private listener: ChannelListener | null = null
   private closed = false
   private down = false
+  private lastNodeLoss = 0
+  private settling: NodeJS.Timeout | null = null
 
   /** Use {@link createRedisLayer}, which waits for both connections. */
-  constructor (publisher: RedisClientLike, subscriber: RedisClientLike, ownsPublisher: boolean, options: Required<RedisLayerOptions>) {
-    this.publisher = publisher
-    this.subscriber = subscriber
-    this.ownsPublisher = ownsPublisher
+  constructor (connections: RedisConnections, options: Required<RedisLayerOptions>) {
+    this.connections = connections
     this.prefix = options.prefix
     this.subscribeTimeout = options.subscribeTimeout
     this.publishTimeout = options.publishTimeout
     this.logger = options.logger
-    subscriber.on('message', this.onMessage.bind(this))
-    subscriber.on('ready', this.onReady.bind(this))
+    const prefix = this.prefix
+    this.redis = Object.freeze({
+      client: connections.publisher,
+      cluster: connections.cluster,
+      publishCommand: connections.cluster ? 'spublish' : 'publish',
+      prefix,
+      name: (channel: string, suffix?: string) => redisName(prefix, channel, suffix)
+    })
+    const { publisher, subscriber } = connections
     subscriber.on('error', this.onError.bind(this, 'subscriber'))
-    // A server that restarts closes the connection without any error: 'close' is the reliable signal.
-    subscriber.on('close', this.onError.bind(this, 'subscriber', new Error('connection closed')))
-    if (ownsPublisher) publisher.on('error', this.onError.bind(this, 'publisher'))
+    publisher.on('error', this.onError.bind(this, 'publisher'))
+    if (connections.cluster) {
+      subscriber.on('smessage', this.onMessage.bind(this))
+      // ioredis resubscribes a lost primary's channels on the replica that replaces it, then says so. A
+      // sharded subscriber's loss comes with its node key; the connection pool's (replicas too) without.
+      subscriber.on('-node', (_redis: unknown, node?: string) => {
+        if (node === undefined) return
+        this.lastNodeLoss = Date.now()
+        this.onError('subscriber', new Error(`lost the cluster node ${node}`))
+      })
+      // ioredis says its subscribers are ready after every attempt, the failed ones during a failover
+      // included: the layer counts itself back once a second has passed without another loss.
+      subscriber.on('subscribersReady', () => {
+        if (!this.down || this.settling !== null) return
+        this.settling = setTimeout(() => {
+          this.settling = null
+          // Lost again meanwhile: the reset that loss causes ends in another 'subscribersReady'.
+          if (Date.now() - this.lastNodeLoss >= NODE_SETTLE) this.onReconnected()
+        }, NODE_SETTLE)
+        this.settling.unref()
+      })
+    } else {
+      subscriber.on('message', this.onMessage.bind(this))
+      subscriber.on('ready', this.onReady.bind(this))
+      // A server that restarts closes the connection without any error: 'close' is the reliable signal.
+      subscriber.on('close', this.onError.bind(this, 'subscriber', new Error('connection closed')))
+    }
   }
 
-  /** Redis is unreachable right now (between a connection error and the next 'ready'). */
+  /**
+   * Redis is unreachable right now: between a connection error and the next 'ready' on one node; on a
+   * cluster, between the loss of a primary's subscriber connection and ioredis's next 'subscribersReady'.
+   */
   get reconnecting (): boolean {
     return this.down
   }
@@ -173,9 +160,10 @@ export class RedisLayer implements ChannelLayer {
     this.listener = listener
   }
 
-  private onMessage (channel: string, message: string): void {
-    if (this.listener === null || !channel.startsWith(this.prefix)) return
-    this.listener(channel.slice(this.prefix.length), message)
+  private onMessage (name: string, message: string): void {
+    // `${prefix}{${channel}}`: the channel is what lies between the first `{` and the last `}`.
+    if (this.listener === null || !name.startsWith(this.prefix + '{') || !name.endsWith('}')) return
+    this.listener(name.slice(this.prefix.length + 1, -1), message)
   }
 
   private onError (which: string, err: Error): void {
@@ -185,13 +173,18 @@ export class RedisLayer implements ChannelLayer {
     this.down = true
   }
 
+  private onReconnected (): void {
+    if (this.closed || !this.down) return
+    this.logger.warn({ channels: this.live.size }, 'fastify-chanx: Redis channel layer reconnected; resubscribing')
+    this.down = false
+  }
+
   private onReady (): void {
     if (this.closed) return
-    if (this.down) this.logger.warn({ channels: this.live.size }, 'fastify-chanx: Redis channel layer reconnected; resubscribing')
-    this.down = false
+    this.onReconnected()
     if (this.live.size === 0) return
-    const channels = [...this.live].map((c) => this.prefix + c)
-    this.subscriber.subscribe(...channels).catch((err: Error) => {
+    const names = [...this.live].map((c) => redisName(this.prefix, c))
+    ;(this.connections.subscriber as RedisClientLike).subscribe(...names).catch((err: Error) => {
       this.logger.error({ err }, 'fastify-chanx: Redis channel layer could not resubscribe')
     })
   }
@@ -199,19 +192,61 @@ export class RedisLayer implements ChannelLayer {
   async subscribe (channel: string): Promise<void> {
     if (this.closed) throw new ChannelLayerClosedError()
     this.live.add(channel)
-    await withTimeout(this.subscriber.subscribe(this.prefix + channel), this.subscribeTimeout, `subscribing to "${channel}"`)
+    const name = redisName(this.prefix, channel)
+    const subscribing = this.connections.cluster
+      ? this.subscribeSharded(this.connections.subscriber, channel, name, Date.now() + this.subscribeTimeout)
+      : this.connections.subscriber.subscribe(name)
+    await withTimeout(subscribing, this.subscribeTimeout, `subscribing to "${channel}"`)
+  }
+
+  /**
+   * SSUBSCRIBE on the primary owning the slot. While that primary is down (a failover in progress)
+   * ioredis fails the command at once; it is tried again until the deadline, as a SUBSCRIBE on one node
+   * waits in the offline queue for the reconnection.
+   */
+  private async subscribeSharded (subscriber: RedisClusterLike, channel: string, name: string, deadline: number): Promise<void> {
+    for (;;) {
+      try {
+        await subscriber.ssubscribe(name)
+        return
+      } catch (err) {
+        if (this.closed || !this.live.has(channel) || Date.now() + 100 >= deadline) throw err
+        await delay(100)
+      }
+    }
   }
 
   async unsubscribe (channel: string): Promise<void> {
     if (!this.live.delete(channel) || this.closed) return
+    const name = redisName(this.prefix, channel)
+    const unsubscribing = this.connections.cluster
+      ? this.connections.subscriber.sunsubscribe(name)
+      : this.connections.subscriber.unsubscribe(name)
     // A failed UNSUBSCRIBE only leaves envelopes the hub ignores, and a reconnection drops it anyway.
-    await withTimeout(this.subscriber.unsubscribe(this.prefix + channel), this.subscribeTimeout, `unsubscribing from "${channel}"`)
+    await withTimeout(unsubscribing, this.subscribeTimeout, `unsubscribing from "${channel}"`)
       .catch((err: Error) => this.logger.warn({ err, channel }, 'fastify-chanx: Redis channel layer could not unsubscribe'))
   }
 
+  /**
+   * PUBLISH, or SPUBLISH on a cluster: its reply counts the subscribers on the shard that owns the
+   * channel, which is every process subscribed to it, so the hub's cluster-wide counts hold there too.
+   */
   publish (channel: string, envelope: string): Promise<number> {
     if (this.closed) return Promise.reject(new ChannelLayerClosedError())
-    const reply = this.publisher.publish(this.prefix + channel, envelope).catch((err: Error) => {
+    const name = redisName(this.prefix, channel)
+    const { publisher } = this.connections
+    // A cluster's offline queue would send it after recovery, late: at-most-once means failing now.
+    if (this.connections.cluster && publisher.status !== 'ready') {
+      return Promise.reject(new ChannelLayerPublishError(`"${channel}"`, `the Redis Cluster is ${publisher.status}`))
+    }
+    const sent = this.connections.cluster
+      ? this.connections.publisher.spublish(name, envelope) as Promise<number>
+      : this.connections.publisher.publish(name, envelope)
+    const reply = sent.catch((err: Error) => {
+      // A node that died before this publisher ever learnt of the failover: ioredis gives up on it
+      // (the publish may have run, so it is not resent) and waits for a MOVED to learn the new slot
+      // map. Read it now, so the next publish goes to the promoted replica.
+      if (this.connections.cluster) this.connections.publisher.refreshSlotsCache?.()
       throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err })
     })
     // Settled by Redis's answer or by the timeout, whichever comes first: ioredis never settles a
@@ -223,23 +258,27 @@ export class RedisLayer implements ChannelLayer {
     if (this.closed) return
     this.closed = true
     this.listener = null
+    if (this.settling !== null) clearTimeout(this.settling)
     this.live.clear()
-    this.subscriber.disconnect()
-    if (this.ownsPublisher) {
-      await withTimeout(this.publisher.quit(), 1000, 'closing the Redis publisher').catch(() => {})
-      this.publisher.disconnect()
-    }
+    const { publisher, subscriber } = this.connections
+    subscriber.disconnect()
+    await withTimeout(publisher.quit(), 1000, 'closing the Redis publisher').catch(() => {})
+    publisher.disconnect()
   }
 }
 
 /**
- * Create the Redis channel layer. Rejects with FST_CHANX_CHANNEL_LAYER_UNREACHABLE when Redis does not
- * answer within `connectTimeout` (a refused connection fails at once), having closed what it opened.
+ * Create the Redis channel layer, on one redis-server or on a Redis Cluster. Rejects with
+ * FST_CHANX_CHANNEL_LAYER_UNREACHABLE when Redis does not answer within `connectTimeout` (a refused
+ * connection fails at once), having closed what it opened.
  */
 export async function createRedisLayer (target: RedisLayerTarget, options: RedisLayerOptions = {}): Promise<RedisLayer> {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('redis layer options must be an object')
   const prefix = options.prefix ?? 'chanx:'
   if (typeof prefix !== 'string') throw new InvalidOptionError('redis.prefix must be a string')
+  if (prefix.includes('{') || prefix.includes('}')) {
+    throw new InvalidOptionError('redis.prefix may not contain "{" or "}": the channel after it is the Redis Cluster hash tag')
+  }
   const resolved: Required<RedisLayerOptions> = {
     prefix,
     connectTimeout: positive(options.connectTimeout, 'redis.connectTimeout', 5000),
@@ -247,36 +286,5 @@ export async function createRedisLayer (target: RedisLayerTarget, options: Redis
     publishTimeout: positive(options.publishTimeout, 'redis.publishTimeout', 3000),
     logger: options.logger ?? silentLogger
   }
-
-  let publisher: RedisClientLike
-  let subscriber: RedisClientLike
-  let ownsPublisher: boolean
-  let where: string
-  if (isClient(target)) {
-    // Two duplicates, the caller's client left as it is (and never closed here): a subscriber, since a
-    // connection in subscriber mode can run nothing else, and a publisher without the offline queue the
-    // caller's client likely has, which would replay a broadcast made during an outage after recovery.
-    publisher = target.duplicate({ ...PUBLISHER, connectTimeout: resolved.connectTimeout })
-    subscriber = target.duplicate({ ...SUBSCRIBER, connectTimeout: resolved.connectTimeout })
-    ownsPublisher = true
-    where = 'the given ioredis client\'s server'
-  } else if (typeof target === 'object' && target !== null && typeof (target as { url?: unknown }).url === 'string') {
-    const Redis = loadIoredis()
-    const url = (target as { url: string }).url
-    publisher = new Redis(url, { ...PUBLISHER, connectTimeout: resolved.connectTimeout })
-    subscriber = new Redis(url, { ...SUBSCRIBER, connectTimeout: resolved.connectTimeout })
-    ownsPublisher = true
-    where = redact(url)
-  } else {
-    throw new InvalidOptionError('redis must be { url: "redis://…" }, an ioredis client, or an @fastify/redis instance')
-  }
-
-  try {
-    await Promise.all([waitReady(publisher, resolved.connectTimeout), waitReady(subscriber, resolved.connectTimeout)])
-  } catch (err) {
-    subscriber.disconnect()
-    if (ownsPublisher) publisher.disconnect()
-    throw new ChannelLayerUnreachableError(where, (err as Error).message, { cause: err })
-  }
-  return new RedisLayer(publisher, subscriber, ownsPublisher, resolved)
+  return new RedisLayer(await openConnections(target, resolved.connectTimeout), resolved)
 }

@@ -4,6 +4,8 @@ import { InvalidOptionError } from '../core/errors'
 import type { UserKeyFunction } from '../core/identity'
 import type { ChannelHub } from './hub'
 import { guarded, settle } from './settle'
+import type { Presence, PresenceInfo } from './presence'
+import { PresenceDisabledError } from './errors'
 
 /** The server-wide API (`app.chanx`) that reaches groups and users from a REST route or a job. */
 
@@ -17,6 +19,11 @@ export interface ChanxServerApi {
   disconnectUser(user: unknown, code?: number, reason?: string): Promise<void>
   /** Members of a group across every process. */
   groupSize(group: string): Promise<number>
+  /**
+   * The connections and users (by user key) of a group across every process. Needs the plugin option
+   * `presence`; without it, rejects with FST_CHANX_PRESENCE_DISABLED.
+   */
+  presence(group: string): Promise<PresenceInfo>
   /** Runs the routes' event handler `name` inside every member connection of the groups. */
   sendEvent(groups: string | readonly string[], name: string, payload?: unknown): Promise<void>
   /** The hub behind it all. */
@@ -29,7 +36,8 @@ export function createServerApi (
   hub: ChannelHub,
   userKey: UserKeyFunction,
   log: FastifyBaseLogger,
-  asyncapi: () => AsyncApiDocument
+  asyncapi: () => AsyncApiDocument,
+  presence: Presence | null = null
 ): ChanxServerApi {
   const keyOf = (user: unknown): string => {
     const key = typeof user === 'string' ? user : userKey(user)
@@ -42,6 +50,7 @@ export function createServerApi (
     sendToUser: (user, message) => settle(() => hub.sendToUser(keyOf(user), message), log),
     disconnectUser: (user, code = 1000, reason = '') => settle(() => hub.disconnectUser(keyOf(user), code, reason), log),
     groupSize: (group) => guarded(hub.size(group), log),
+    presence: (group) => guarded(presence === null ? Promise.reject(new PresenceDisabledError()) : presence.get(group), log),
     sendEvent: (groups, name, payload) => settle(() => hub.sendEvent(groups, name, payload), log),
     asyncapi
   }

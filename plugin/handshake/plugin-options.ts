@@ -117,6 +117,7 @@ const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
   channelLayer: true,
   redis: true,
   channelSecret: true,
+  presence: true,
   rateLimit: true,
   strict: true,
   asyncapi: true,

@@ -1,0 +1,215 @@
+import { InvalidOptionError } from '../core/errors'
+import type { ChannelHub } from './hub'
+import type { ChannelLayer, ChannelLogger } from './layer'
+import { logSafely } from './layer'
+import { checkName } from './arguments'
+import { ChannelLayerClosedError, ChannelLayerTimeoutError } from './errors'
+import type { RedisLayerAccess } from './redis-layer'
+
+/**
+ * Presence: who is in a group across every process. Each process keeps its own members of a group in
+ * one field (named by its hub's origin) of a Redis hash beside the group's channel,
+ * `<prefix>{g:<group>}:presence`, as `<expiry ms>|{"c":<connections>,"u":[<user keys>]}`. It rewrites
+ * the field when its members change and every ttl/3 (the heartbeat); a reader ignores and deletes fields
+ * past their expiry, so a process that dies without cleaning up stops counting within `ttl`. Expiries
+ * are taken from Redis's clock (TIME in the scripts), so the processes' clocks need not agree.
+ */
+
+/** A group's presence across every process. */
+export interface PresenceInfo {
+  /** Open connections in the group. */
+  connections: number
+  /** The distinct user keys among them (anonymous connections are counted, not listed), sorted. */
+  users: string[]
+}
+
+export interface PresenceOptions {
+  /**
+   * How long a process's entry outlives its last heartbeat, in ms (default 30 000, at least 1000). A
+   * process that dies without cleaning up is counted for at most this long; the heartbeat runs every ttl/3.
+   */
+  ttl?: number
+}
+
+/** The plugin option: `true` (default ttl) or `{ ttl }`; unset or `false`: off. */
+export type PresenceOption = boolean | PresenceOptions
+
+export const DEFAULT_PRESENCE_TTL = 30_000
+/** How long one presence read or write may take before it fails (or, for a write, is retried by the heartbeat). */
+const COMMAND_TIMEOUT = 3000
+
+/** The resolved option: null when presence is off. */
+export function resolvePresenceOption (value: unknown): { ttl: number } | null {
+  if (value === undefined || value === false) return null
+  if (value === true) return { ttl: DEFAULT_PRESENCE_TTL }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionError('option presence must be true, false or { ttl }')
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== 'ttl') throw new InvalidOptionError(`option presence has an unknown key "${key}"; allowed: ttl`)
+  }
+  const ttl = (value as PresenceOptions).ttl ?? DEFAULT_PRESENCE_TTL
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1000) {
+    throw new InvalidOptionError('option presence.ttl must be an integer number of milliseconds, at least 1000')
+  }
+  return { ttl }
+}
+
+// KEYS[1] the hash; ARGV field, payload ('' deletes the field), ttl. The key itself expires a ttl after
+// its last write, so a group nobody writes to any more leaves nothing behind.
+const WRITE = `
+if ARGV[2] == '' then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', now + ttl) .. '|' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1`
+
+// KEYS[1] the hash. Returns [field, payload, …] of the live fields and deletes the expired ones.
+const READ = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local value = all[i + 1]
+  local sep = string.find(value, '|', 1, true)
+  local expires = sep and tonumber(string.sub(value, 1, sep - 1))
+  if expires and expires > now then
+    out[#out + 1] = all[i]
+    out[#out + 1] = string.sub(value, sep + 1)
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return out`
+
+interface ScriptClient {
+  eval (script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
+}
+
+function bounded<T> (promise: Promise<T>, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new ChannelLayerTimeoutError(what, COMMAND_TIMEOUT)), COMMAND_TIMEOUT)
+    timer.unref()
+    promise.then((v) => { clearTimeout(timer); resolve(v) }, (e) => { clearTimeout(timer); reject(e) })
+  })
+}
+
+/** The layer's Redis, when it is a Redis layer. */
+export function redisOf (layer: ChannelLayer): RedisLayerAccess | null {
+  const access = (layer as { redis?: RedisLayerAccess }).redis
+  return access !== undefined && typeof access === 'object' && typeof access.name === 'function' ? access : null
+}
+
+/**
+ * One process's presence: it mirrors the hub's local membership into Redis (when the layer is Redis)
+ * and answers presence(group). On any other layer it answers for this process only.
+ */
+export class Presence {
+  private readonly hub: ChannelHub
+  private readonly redis: RedisLayerAccess | null
+  private readonly ttl: number
+  private readonly logger: ChannelLogger
+  /** Groups whose entry must be rewritten at the next flush. */
+  private readonly dirty = new Set<string>()
+  /** Groups that have (or may have, after a failed delete) an entry of this process in Redis. */
+  private readonly written = new Set<string>()
+  private readonly heartbeat: NodeJS.Timeout | null = null
+  private scheduled = false
+  private closed = false
+
+  constructor (hub: ChannelHub, options: { ttl: number }, logger: ChannelLogger) {
+    this.hub = hub
+    this.redis = redisOf(hub.layer)
+    this.ttl = options.ttl
+    this.logger = logger
+    if (this.redis !== null) {
+      hub.onMembershipChange((group) => this.changed(group))
+      this.heartbeat = setInterval(() => this.beat(), Math.floor(this.ttl / 3))
+      this.heartbeat.unref()
+    }
+  }
+
+  /** The group's connections and users in every process (this one counted from its live state). */
+  async get (group: string): Promise<PresenceInfo> {
+    checkName(group, 'group')
+    if (this.closed) throw new ChannelLayerClosedError()
+    let connections = 0
+    const users = new Set<string>()
+    for (const member of this.hub.localMembers(group)) {
+      connections++
+      if (member.userKey !== null) users.add(member.userKey)
+    }
+    if (this.redis !== null) {
+      const client = this.redis.client as unknown as ScriptClient
+      const reply = await bounded(client.eval(READ, 1, this.key(group)), `reading the presence of "${group}"`) as string[]
+      for (let i = 0; i < reply.length; i += 2) {
+        if (reply[i] === this.hub.origin) continue
+        try {
+          const entry = JSON.parse(reply[i + 1]) as { c: number, u: string[] }
+          connections += entry.c
+          for (const user of entry.u) users.add(user)
+        } catch {} // written by someone else than a hub: ignored, as a malformed envelope is
+      }
+    }
+    return { connections, users: [...users].sort() }
+  }
+
+  private key (group: string): string {
+    return this.redis!.name('g:' + group, 'presence')
+  }
+
+  private changed (group: string): void {
+    if (this.closed) return
+    this.dirty.add(group)
+    if (this.scheduled) return
+    this.scheduled = true
+    // A burst of joins and leaves (a page of sockets opening at once) is written once per group.
+    setImmediate(() => {
+      this.scheduled = false
+      const groups = [...this.dirty]
+      this.dirty.clear()
+      for (const g of groups) void this.write(g)
+    })
+  }
+
+  private beat (): void {
+    if (this.closed) return
+    for (const group of new Set([...this.written, ...this.dirty])) void this.write(group)
+  }
+
+  /** This process's entry for `group`, as its members are now; a failure is retried by the heartbeat. */
+  private async write (group: string): Promise<void> {
+    let connections = 0
+    const users = new Set<string>()
+    for (const member of this.hub.localMembers(group)) {
+      connections++
+      if (member.userKey !== null) users.add(member.userKey)
+    }
+    const payload = connections === 0 ? '' : JSON.stringify({ c: connections, u: [...users] })
+    if (payload !== '') this.written.add(group)
+    try {
+      const client = this.redis!.client as unknown as ScriptClient
+      await bounded(client.eval(WRITE, 1, this.key(group), this.hub.origin, payload, this.ttl), `writing the presence of "${group}"`)
+      if (payload === '' && this.hub.localMembers(group).size === 0) this.written.delete(group)
+    } catch (err) {
+      if (this.closed) return
+      this.dirty.add(group)
+      logSafely(this.logger, 'warn', err, { group }, 'fastify-chanx: could not write presence; the heartbeat retries')
+    }
+  }
+
+  /** Stop the heartbeat and delete this process's entries (best effort: they expire anyway). */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.heartbeat !== null) clearInterval(this.heartbeat)
+    if (this.redis === null) return
+    this.hub.onMembershipChange(null)
+    const client = this.redis.client as unknown as ScriptClient
+    await Promise.all([...new Set([...this.written, ...this.dirty])].map((group) =>
+      bounded(client.eval(WRITE, 1, this.key(group), this.hub.origin, '', this.ttl), 'removing presence').catch(() => {})))
+  }
+}
