@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { SharedFrame } from '../core/frame'
 import { EnvelopeCodec, withFlags } from '../core/wire'
 import { checkGroups, checkName, serializeObject } from './arguments'
 import { channelKeys, type ChannelSecret } from './secret'
@@ -15,8 +16,11 @@ export interface ChannelMember {
   readonly userKey: string | null
   /** Send one text frame. Must not block; a throw is logged and the other members still get theirs. */
   send (data: string): void
-  /** Send one broadcast copy (default: `send`); a socket member follows it with `group_complete` where asked. */
-  sendCopy? (data: string): void
+  /**
+   * Send one broadcast copy (default: `send`); a socket member follows it with `group_complete` where asked.
+   * `frame` carries the same text, framed once for every member of the broadcast that can write it as it is.
+   */
+  sendCopy? (data: string, frame: SharedFrame): void
   /** Close the connection (disconnectUser). */
   close (code: number, reason: string): void
   /** Receive a channel event (sendEvent). */
@@ -312,10 +316,18 @@ export class ChannelHub {
     return Promise.all(pending).then(() => {})
   }
 
-  private send (member: ChannelMember, data: string, copy = false): void {
+  private send (member: ChannelMember, data: string): void {
     try {
-      if (copy && member.sendCopy !== undefined) member.sendCopy(data)
-      else member.send(data)
+      member.send(data)
+    } catch (err) {
+      logSafely(this.logger, 'warn', err, { member: member.id }, 'fastify-chanx: a member failed to send')
+    }
+  }
+
+  private sendCopy (member: ChannelMember, frame: SharedFrame): void {
+    try {
+      if (member.sendCopy !== undefined) member.sendCopy(frame.text, frame)
+      else member.send(frame.text)
     } catch (err) {
       logSafely(this.logger, 'warn', err, { member: member.id }, 'fastify-chanx: a member failed to send')
     }
@@ -328,9 +340,9 @@ export class ChannelHub {
    */
   private deliverLocal (list: readonly string[], body: string, sender: ChannelMember | null, senderKey: string | null,
     excludeSelf: boolean): void {
-    let self: string | null = null
-    let mine: string | null = null
-    let other: string | null = null
+    let self: SharedFrame | null = null
+    let mine: SharedFrame | null = null
+    let other: SharedFrame | null = null
     const seen = list.length > 1 ? new Set<ChannelMember>() : null
     for (let g = 0; g < list.length; g++) {
       const set = this.channels.get('g:' + list[g])
@@ -340,16 +352,16 @@ export class ChannelHub {
           if (seen.has(member)) continue
           seen.add(member)
         }
-        let data: string
+        let frame: SharedFrame
         if (member === sender) {
           if (excludeSelf) continue
-          data = self ??= withFlags(body, senderKey !== null, true)
+          frame = self ??= new SharedFrame(withFlags(body, senderKey !== null, true))
         } else if (senderKey !== null && member.userKey === senderKey) {
-          data = mine ??= withFlags(body, true, false)
+          frame = mine ??= new SharedFrame(withFlags(body, true, false))
         } else {
-          data = other ??= withFlags(body, false, false)
+          frame = other ??= new SharedFrame(withFlags(body, false, false))
         }
-        this.send(member, data, true)
+        this.sendCopy(member, frame)
       }
     }
   }
@@ -465,15 +477,15 @@ export class ChannelHub {
   private receiveBroadcast (channel: string, list: readonly string[], senderKey: string | null, body: string): boolean {
     const hearers = this.firstHearers(channel, list)
     if (hearers === null) return false
-    let mine: string | null = null
-    let other: string | null = null
+    let mine: SharedFrame | null = null
+    let other: SharedFrame | null = null
     for (let i = 0; i < hearers.length; i++) {
       const member = hearers[i]
       // The sending connection lives in the sending process, so nothing here is "current".
-      const data = senderKey !== null && member.userKey === senderKey
-        ? (mine ??= withFlags(body, true, false))
-        : (other ??= withFlags(body, false, false))
-      this.send(member, data, true)
+      const frame = senderKey !== null && member.userKey === senderKey
+        ? (mine ??= new SharedFrame(withFlags(body, true, false)))
+        : (other ??= new SharedFrame(withFlags(body, false, false)))
+      this.sendCopy(member, frame)
     }
     return true
   }

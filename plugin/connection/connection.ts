@@ -5,9 +5,10 @@ import { WebSocket } from 'ws'
 import type { ChanxAuthenticator } from '../auth/authenticator'
 import type { ChannelHub, ChannelMember } from '../channels/hub'
 import { guarded, settle } from '../channels/settle'
+import { SharedFrame } from '../core/frame'
 import type { UserKeyFunction } from '../core/identity'
 import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
-import { upgradeStream } from '../core/ws-internals'
+import { upgradeStream, writeFramed } from '../core/ws-internals'
 import type { MessageRouter } from '../messages/compile'
 import { RouterConnection, type ConnectionOwner, type RawFrame } from '../messages/dispatch'
 import {
@@ -58,6 +59,18 @@ export interface ConnectionServices {
 export const CLOSE_GRACE = 2000
 
 let nextId = 0
+
+/** Each router's `group_complete`, framed once for all its sockets. */
+const completions = new WeakMap<MessageRouter, SharedFrame>()
+
+function completionOf (router: MessageRouter): SharedFrame {
+  let frame = completions.get(router)
+  if (frame === undefined) {
+    frame = new SharedFrame(router.replies.groupComplete)
+    completions.set(router, frame)
+  }
+  return frame
+}
 
 function noop (): void {}
 
@@ -217,10 +230,29 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   }
 
   /** ChannelMember: one broadcast copy, followed by Chanx's `group_complete` on routes with `sendCompletion`. */
-  sendCopy (data: string): void {
-    this.write(data)
+  sendCopy (data: string, frame?: SharedFrame): void {
+    if (frame === undefined) this.write(data)
+    else this.writeShared(frame)
     const router = this.route.router
-    if (router !== null && router.sendCompletion) this.write(router.replies.groupComplete)
+    if (router !== null && router.sendCompletion) this.writeShared(completionOf(router))
+  }
+
+  /**
+   * `write` for a text that goes to many sockets: the same bytes, framed once, where ws would write them
+   * unchanged (see core/ws-internals.ts), else `frame.text` through ws like any write. The same checks.
+   */
+  writeShared (frame: SharedFrame): void {
+    const socket = this.socket
+    if (socket === null || socket.readyState !== WebSocket.OPEN) {
+      this.write(frame.text)
+      return
+    }
+    const limit = this.services.guard.limits.maxBufferedBytes
+    if (limit > 0 && socket.bufferedAmount > limit) {
+      this.slowReader(socket)
+      return
+    }
+    if (!writeFramed(socket, frame.framed)) socket.send(frame.text)
   }
 
   /**
