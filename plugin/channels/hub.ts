@@ -77,8 +77,13 @@ export class ChannelHub {
   private readonly ownQueryPrefix: string
   /** layer channel -> local members */
   private readonly channels = new Map<string, Set<ChannelMember>>()
-  /** member -> layer channels it is in */
-  private readonly memberships = new Map<ChannelMember, Set<string>>()
+  /**
+   * member -> layer channels it is in, in joining order: an array kept on the member itself under this
+   * hub's own symbol (no Map entry and Set per connection); a member that cannot take a property (frozen)
+   * is kept in `sealedMembers` instead.
+   */
+  private readonly kChannels: symbol = Symbol('fastify-chanx.hub-channels')
+  private readonly sealedMembers = new Map<ChannelMember, string[]>()
   /** layer channel -> the subscription its members await */
   private readonly subscriptions = new Map<string, Promise<void>>()
   /** layer channel -> tail of its subscribe/unsubscribe chain, so the layer sees them in order */
@@ -109,7 +114,7 @@ export class ChannelHub {
    */
   async attach (member: ChannelMember): Promise<void> {
     if (member.userKey === null) {
-      if (!this.memberships.has(member)) this.memberships.set(member, new Set())
+      if (this.channelsOf(member) === undefined) this.setChannelsOf(member, [])
       return
     }
     await this.add(member, 'u:' + checkName(member.userKey, 'userKey'))
@@ -134,9 +139,9 @@ export class ChannelHub {
 
   /** Leave every group and the user's channel: what a closing connection calls. */
   async leaveAll (member: ChannelMember): Promise<void> {
-    const mine = this.memberships.get(member)
+    const mine = this.channelsOf(member)
     if (mine === undefined) return
-    this.memberships.delete(member)
+    this.setChannelsOf(member, undefined)
     const pending: Promise<void>[] = []
     for (const channel of mine) pending.push(this.remove(member, channel))
     await Promise.all(pending)
@@ -145,7 +150,7 @@ export class ChannelHub {
   /** The groups `member` is in, in joining order. */
   groupsOf (member: ChannelMember): string[] {
     const out: string[] = []
-    for (const channel of this.memberships.get(member) ?? []) if (channel.startsWith('g:')) out.push(channel.slice(2))
+    for (const channel of this.channelsOf(member) ?? []) if (channel.startsWith('g:')) out.push(channel.slice(2))
     return out
   }
 
@@ -156,11 +161,9 @@ export class ChannelHub {
 
   private async add (member: ChannelMember, channel: string): Promise<void> {
     if (this.closed) throw new ChannelLayerClosedError()
-    let mine = this.memberships.get(member)
-    if (mine === undefined) {
-      mine = new Set()
-      this.memberships.set(member, mine)
-    }
+    const mine = this.channelsOf(member)
+    if (mine === undefined) this.setChannelsOf(member, [channel])
+    else if (!mine.includes(channel)) mine.push(channel)
     let set = this.channels.get(channel)
     if (set === undefined) {
       set = new Set()
@@ -168,7 +171,6 @@ export class ChannelHub {
       this.subscriptions.set(channel, this.enqueue(channel, () => this.layer.subscribe(channel)))
     }
     set.add(member)
-    mine.add(channel)
     try {
       await this.subscriptions.get(channel)
     } catch (err) {
@@ -181,13 +183,28 @@ export class ChannelHub {
 
   private remove (member: ChannelMember, channel: string): Promise<void> {
     const set = this.channels.get(channel)
-    this.memberships.get(member)?.delete(channel)
+    const mine = this.channelsOf(member)
+    if (mine !== undefined) {
+      const at = mine.indexOf(channel)
+      if (at >= 0) mine.splice(at, 1)
+    }
     if (set === undefined || !set.delete(member) || set.size > 0) return Promise.resolve()
     this.channels.delete(channel)
     this.subscriptions.delete(channel)
     return this.enqueue(channel, () => this.layer.unsubscribe(channel)).catch((err: Error) => {
       this.logger.warn({ err, channel }, 'fastify-chanx: could not unsubscribe from a channel')
     })
+  }
+
+  private channelsOf (member: ChannelMember): string[] | undefined {
+    const own = (member as ChannelMember & { [key: symbol]: string[] | undefined })[this.kChannels]
+    return own !== undefined || this.sealedMembers.size === 0 ? own : this.sealedMembers.get(member)
+  }
+
+  private setChannelsOf (member: ChannelMember, channels: string[] | undefined): void {
+    if (Object.isExtensible(member)) (member as ChannelMember & { [key: symbol]: string[] | undefined })[this.kChannels] = channels
+    else if (channels === undefined) this.sealedMembers.delete(member)
+    else this.sealedMembers.set(member, channels)
   }
 
   private enqueue (channel: string, op: () => Promise<void>): Promise<void> {
@@ -540,8 +557,9 @@ export class ChannelHub {
       this.counts.delete(id)
       pending.reject(new ChannelLayerClosedError())
     }
+    for (const set of this.channels.values()) for (const member of set) this.setChannelsOf(member, undefined)
     this.channels.clear()
-    this.memberships.clear()
+    this.sealedMembers.clear()
     this.subscriptions.clear()
     await this.layer.close()
   }
