@@ -18,7 +18,7 @@ import { WebSocket, type WebSocketServer } from 'ws'
  *   would write the frame at once and unchanged: no permessage-deflate, nothing queued in ws's sender, not
  *   inside a fragmented message. `writeFramed` checks exactly that, per socket, on ws's private fields
  *   (`_extensions`, `_sender`, `_socket`), and answers `false` (the caller sends normally) when they are
- *   not there or not idle.
+ *   not there or not idle. A reply and its `complete` are written under one cork of that stream.
  */
 let socketSymbol: symbol | undefined
 let headSymbol: symbol | undefined
@@ -102,6 +102,18 @@ export function writeFramed (socket: WebSocket, frame: Buffer): boolean {
     sender._firstFragment !== true || stream._writableState?.corked !== 0) return false
   stream.write(frame)
   return true
+}
+
+/**
+ * Holds the socket's writes until `uncorkSocket`, so that frames sent in between (a reply and its
+ * `complete`) leave in one system call; ws corks each frame the same way. Nothing when ws has no stream.
+ */
+export function corkSocket (socket: WebSocket): void {
+  (socket as unknown as SocketShape)._socket?.cork()
+}
+
+export function uncorkSocket (socket: WebSocket): void {
+  (socket as unknown as SocketShape)._socket?.uncork()
 }
 
 function checkFraming (): boolean {
