@@ -12,6 +12,7 @@ export class SharedFrame {
 
   /** The whole WebSocket frame: header and UTF-8 payload. */
   get framed (): Buffer {
-    return this.bytes ??= frameText(Buffer.from(this.text))
+    this.bytes ??= frameText(Buffer.from(this.text))
+    return this.bytes
   }
 }
