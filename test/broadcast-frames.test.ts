@@ -17,7 +17,7 @@ function rawClient (port: number): Promise<{ socket: Socket, bytes: () => Buffer
       headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' }
     })
     req.on('upgrade', (_res, socket, head) => {
-      const chunks = [head]
+      const chunks: Buffer[] = [head]
       socket.on('data', (chunk: Buffer) => chunks.push(chunk))
       resolve({ socket, bytes: () => Buffer.concat(chunks) })
     })

@@ -164,9 +164,13 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   async joinAll (groups: readonly string[]): Promise<void> {
     if (this.released) return
     const hub = this.services.hub
-    const joining: Promise<void>[] = [hub.attach(this)]
-    for (let i = 0; i < groups.length; i++) joining.push(hub.join(this, groups[i] as string))
-    await Promise.all(joining)
+    if (groups.length === 0) {
+      await hub.attach(this)
+    } else {
+      const joining: Promise<void>[] = [hub.attach(this)]
+      for (let i = 0; i < groups.length; i++) joining.push(hub.join(this, groups[i] as string))
+      await Promise.all(joining)
+    }
     // Released meanwhile (the transport dropped): what the joins added is left again.
     if (this.released) this.leaveAll()
   }
