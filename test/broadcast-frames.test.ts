@@ -62,14 +62,21 @@ async function buildApp (perMessageDeflate: boolean) {
       }
     }
   }))
+  app.route(defineSocketRoute({
+    url: '/done',
+    groups: () => ['h'],
+    sendCompletion: true,
+    messages: {},
+    handlers: {}
+  }))
   await app.listen({ port: 0, host: '127.0.0.1' })
   return app
 }
 
 interface Received { text: string, binary: boolean }
 
-async function open (port: number, perMessageDeflate: boolean): Promise<{ ws: WebSocket, received: Received[], next: (count: number) => Promise<Received[]> }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { perMessageDeflate })
+async function open (port: number, perMessageDeflate: boolean, path = '/ws'): Promise<{ ws: WebSocket, received: Received[], next: (count: number) => Promise<Received[]> }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { perMessageDeflate })
   const received: Received[] = []
   const waiters: (() => void)[] = []
   ws.on('message', (data, binary) => {
@@ -126,4 +133,26 @@ test('a socket whose ws sender is busy gets the broadcast after what it was send
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(sender.received.length, 2, 'no second copy')
   t.equal(other.received.length, 1, 'no second copy')
+})
+
+test('where routes send completions, each copy and its group_complete arrive in order, once, compressed or not', async (t) => {
+  const app = await buildApp(true)
+  t.teardown(() => app.close())
+  const port = (app.server.address() as AddressInfo).port
+  const compressed = await open(port, true, '/done')
+  const plain = await open(port, false, '/done')
+  t.teardown(() => { compressed.ws.terminate(); plain.ws.terminate() })
+  await app.chanx.broadcast('h', { action: 'one' })
+  await app.chanx.broadcast('h', { action: 'two', payload: { text: 'b'.repeat(5000) } })
+  const expected = [
+    '{"action":"one","is_mine":false,"is_current":false}',
+    '{"action":"group_complete","payload":null}',
+    JSON.stringify({ action: 'two', payload: { text: 'b'.repeat(5000) }, is_mine: false, is_current: false }),
+    '{"action":"group_complete","payload":null}'
+  ]
+  t.same((await compressed.next(4)).map((m) => m.text), expected)
+  t.same((await plain.next(4)).map((m) => m.text), expected)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(compressed.received.length, 4, 'no second copy')
+  t.equal(plain.received.length, 4, 'no second copy')
 })

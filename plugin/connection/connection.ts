@@ -235,10 +235,15 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   /** ChannelMember: one broadcast copy, followed by Chanx's `group_complete` on routes with `sendCompletion`. */
   sendCopy (data: string, frame?: SharedFrame): void {
-    if (frame === undefined) this.write(data)
-    else this.writeShared(frame)
     const router = this.route.router
-    if (router !== null && router.sendCompletion) this.writeShared(completionOf(router))
+    const completion = router !== null && router.sendCompletion ? completionOf(router) : null
+    if (frame === undefined) {
+      this.write(data)
+      if (completion !== null) this.writeShared(completion)
+    } else {
+      // The copy and its `group_complete` in one write: framed once per broadcast, for every socket.
+      this.writeShared(completion === null ? frame : frame.followedBy(completion))
+    }
   }
 
   /**
@@ -249,6 +254,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     const socket = this.socket
     if (socket === null || socket.readyState !== WebSocket.OPEN) {
       this.write(frame.text)
+      if (frame.next !== null) this.write(frame.next.text)
       return
     }
     const limit = this.services.guard.limits.maxBufferedBytes
@@ -256,7 +262,9 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       this.slowReader(socket)
       return
     }
-    if (!writeFramed(socket, frame.framed)) socket.send(frame.text)
+    if (writeFramed(socket, frame.framed)) return
+    socket.send(frame.text)
+    if (frame.next !== null) socket.send(frame.next.text)
   }
 
   /**
