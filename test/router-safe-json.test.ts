@@ -10,6 +10,15 @@ test('depth is counted outside strings, and escaped quotes do not end a string',
   t.equal(exceedsDepth('[]'.repeat(1000), 1), false, 'siblings do not add up')
 })
 
+test('the count of opening brackets decides at once only when it is within the limit', async (t) => {
+  const big = '{"text":"' + 'x'.repeat(4096) + '","n":[1,{"a":[2]}]}'
+  t.equal(exceedsDepth(big, 4), false, 'a 4 KB text with 4 openings: within the limit without a scan')
+  t.equal(exceedsDepth(big, 3), true, 'the same text nests 4 deep: over a limit of 3')
+  t.equal(exceedsDepth('["' + '{['.repeat(40) + '"]', 3), false, 'openings inside a string: many, so scanned, and not counted')
+  t.equal(exceedsDepth('{"a":{"b":{"c":' + '1}}}' + ' '.repeat(10), 3), false, 'exactly at the limit')
+  t.equal(exceedsDepth('{"a":{"b":{"c":{"d":1}}}}' + ' '.repeat(10), 3), true, 'one past the limit')
+})
+
 test('safeParse refuses deep nesting before JSON.parse, and bad JSON', async (t) => {
   t.equal(safeParse('['.repeat(65) + ']'.repeat(65)), INVALID)
   t.same(safeParse('['.repeat(64) + ']'.repeat(64)), JSON.parse('['.repeat(64) + ']'.repeat(64)))

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { SharedFrame } from '../core/frame'
 import { EnvelopeCodec, withFlags } from '../core/wire'
 import { checkGroups, checkName, serializeObject } from './arguments'
 import { channelKeys, type ChannelSecret } from './secret'
@@ -15,8 +16,11 @@ export interface ChannelMember {
   readonly userKey: string | null
   /** Send one text frame. Must not block; a throw is logged and the other members still get theirs. */
   send (data: string): void
-  /** Send one broadcast copy (default: `send`); a socket member follows it with `group_complete` where asked. */
-  sendCopy? (data: string): void
+  /**
+   * Send one broadcast copy (default: `send`); a socket member follows it with `group_complete` where asked.
+   * `frame` carries the same text, framed once for every member of the broadcast that can write it as it is.
+   */
+  sendCopy? (data: string, frame: SharedFrame): void
   /** Close the connection (disconnectUser). */
   close (code: number, reason: string): void
   /** Receive a channel event (sendEvent). */
@@ -75,8 +79,13 @@ export class ChannelHub {
   private readonly ownQueryPrefix: string
   /** layer channel -> local members */
   private readonly channels = new Map<string, Set<ChannelMember>>()
-  /** member -> layer channels it is in */
-  private readonly memberships = new Map<ChannelMember, Set<string>>()
+  /**
+   * member -> layer channels it is in, in joining order: an array kept on the member itself under this
+   * hub's own symbol (no Map entry and Set per connection); a member that cannot take a property (frozen)
+   * is kept in `sealedMembers` instead.
+   */
+  private readonly kChannels: symbol = Symbol('fastify-chanx.hub-channels')
+  private readonly sealedMembers = new Map<ChannelMember, string[]>()
   /** layer channel -> the subscription its members await */
   private readonly subscriptions = new Map<string, Promise<void>>()
   /** layer channel -> tail of its subscribe/unsubscribe chain, so the layer sees them in order */
@@ -108,7 +117,7 @@ export class ChannelHub {
    */
   async attach (member: ChannelMember): Promise<void> {
     if (member.userKey === null) {
-      if (!this.memberships.has(member)) this.memberships.set(member, new Set())
+      if (this.channelsOf(member) === undefined) this.setChannelsOf(member, [])
       return
     }
     await this.add(member, 'u:' + checkName(member.userKey, 'userKey'))
@@ -133,9 +142,9 @@ export class ChannelHub {
 
   /** Leave every group and the user's channel: what a closing connection calls. */
   async leaveAll (member: ChannelMember): Promise<void> {
-    const mine = this.memberships.get(member)
+    const mine = this.channelsOf(member)
     if (mine === undefined) return
-    this.memberships.delete(member)
+    this.setChannelsOf(member, undefined)
     const pending: Promise<void>[] = []
     for (const channel of mine) pending.push(this.remove(member, channel))
     await Promise.all(pending)
@@ -144,7 +153,7 @@ export class ChannelHub {
   /** The groups `member` is in, in joining order. */
   groupsOf (member: ChannelMember): string[] {
     const out: string[] = []
-    for (const channel of this.memberships.get(member) ?? []) if (channel.startsWith('g:')) out.push(channel.slice(2))
+    for (const channel of this.channelsOf(member) ?? []) if (channel.startsWith('g:')) out.push(channel.slice(2))
     return out
   }
 
@@ -169,11 +178,9 @@ export class ChannelHub {
 
   private async add (member: ChannelMember, channel: string): Promise<void> {
     if (this.closed) throw new ChannelLayerClosedError()
-    let mine = this.memberships.get(member)
-    if (mine === undefined) {
-      mine = new Set()
-      this.memberships.set(member, mine)
-    }
+    const mine = this.channelsOf(member)
+    if (mine === undefined) this.setChannelsOf(member, [channel])
+    else if (!mine.includes(channel)) mine.push(channel)
     let set = this.channels.get(channel)
     if (set === undefined) {
       set = new Set()
@@ -181,7 +188,6 @@ export class ChannelHub {
       this.subscriptions.set(channel, this.enqueue(channel, () => this.layer.subscribe(channel)))
     }
     set.add(member)
-    mine.add(channel)
     this.membershipChanged(channel)
     try {
       await this.subscriptions.get(channel)
@@ -195,7 +201,11 @@ export class ChannelHub {
 
   private remove (member: ChannelMember, channel: string): Promise<void> {
     const set = this.channels.get(channel)
-    this.memberships.get(member)?.delete(channel)
+    const mine = this.channelsOf(member)
+    if (mine !== undefined) {
+      const at = mine.indexOf(channel)
+      if (at >= 0) mine.splice(at, 1)
+    }
     if (set === undefined || !set.delete(member)) return Promise.resolve()
     this.membershipChanged(channel)
     if (set.size > 0) return Promise.resolve()
@@ -204,6 +214,17 @@ export class ChannelHub {
     return this.enqueue(channel, () => this.layer.unsubscribe(channel)).catch((err: Error) => {
       this.logger.warn({ err, channel }, 'fastify-chanx: could not unsubscribe from a channel')
     })
+  }
+
+  private channelsOf (member: ChannelMember): string[] | undefined {
+    const own = (member as ChannelMember & { [key: symbol]: string[] | undefined })[this.kChannels]
+    return own !== undefined || this.sealedMembers.size === 0 ? own : this.sealedMembers.get(member)
+  }
+
+  private setChannelsOf (member: ChannelMember, channels: string[] | undefined): void {
+    if (Object.isExtensible(member)) (member as ChannelMember & { [key: symbol]: string[] | undefined })[this.kChannels] = channels
+    else if (channels === undefined) this.sealedMembers.delete(member)
+    else this.sealedMembers.set(member, channels)
   }
 
   private enqueue (channel: string, op: () => Promise<void>): Promise<void> {
@@ -332,10 +353,18 @@ export class ChannelHub {
     return Promise.all(pending).then(() => {})
   }
 
-  private send (member: ChannelMember, data: string, copy = false): void {
+  private send (member: ChannelMember, data: string): void {
     try {
-      if (copy && member.sendCopy !== undefined) member.sendCopy(data)
-      else member.send(data)
+      member.send(data)
+    } catch (err) {
+      logSafely(this.logger, 'warn', err, { member: member.id }, 'fastify-chanx: a member failed to send')
+    }
+  }
+
+  private sendCopy (member: ChannelMember, frame: SharedFrame): void {
+    try {
+      if (member.sendCopy !== undefined) member.sendCopy(frame.text, frame)
+      else member.send(frame.text)
     } catch (err) {
       logSafely(this.logger, 'warn', err, { member: member.id }, 'fastify-chanx: a member failed to send')
     }
@@ -348,9 +377,9 @@ export class ChannelHub {
    */
   private deliverLocal (list: readonly string[], body: string, sender: ChannelMember | null, senderKey: string | null,
     excludeSelf: boolean): void {
-    let self: string | null = null
-    let mine: string | null = null
-    let other: string | null = null
+    let self: SharedFrame | null = null
+    let mine: SharedFrame | null = null
+    let other: SharedFrame | null = null
     const seen = list.length > 1 ? new Set<ChannelMember>() : null
     for (let g = 0; g < list.length; g++) {
       const set = this.channels.get('g:' + list[g])
@@ -360,16 +389,16 @@ export class ChannelHub {
           if (seen.has(member)) continue
           seen.add(member)
         }
-        let data: string
+        let frame: SharedFrame
         if (member === sender) {
           if (excludeSelf) continue
-          data = self ??= withFlags(body, senderKey !== null, true)
+          frame = self ??= new SharedFrame(withFlags(body, senderKey !== null, true))
         } else if (senderKey !== null && member.userKey === senderKey) {
-          data = mine ??= withFlags(body, true, false)
+          frame = mine ??= new SharedFrame(withFlags(body, true, false))
         } else {
-          data = other ??= withFlags(body, false, false)
+          frame = other ??= new SharedFrame(withFlags(body, false, false))
         }
-        this.send(member, data, true)
+        this.sendCopy(member, frame)
       }
     }
   }
@@ -483,17 +512,17 @@ export class ChannelHub {
   }
 
   private receiveBroadcast (channel: string, list: readonly string[], senderKey: string | null, body: string): boolean {
-    const hearers = this.firstHearers(channel, list)
+    // The common case, the channel first in the list: every local member hears it, no copy of the set needed.
+    const hearers = list[0] === channel.slice(2) ? this.channels.get(channel) ?? [] : this.firstHearers(channel, list)
     if (hearers === null) return false
-    let mine: string | null = null
-    let other: string | null = null
-    for (let i = 0; i < hearers.length; i++) {
-      const member = hearers[i]
+    let mine: SharedFrame | null = null
+    let other: SharedFrame | null = null
+    for (const member of hearers) {
       // The sending connection lives in the sending process, so nothing here is "current".
-      const data = senderKey !== null && member.userKey === senderKey
-        ? (mine ??= withFlags(body, true, false))
-        : (other ??= withFlags(body, false, false))
-      this.send(member, data, true)
+      const frame = senderKey !== null && member.userKey === senderKey
+        ? (mine ??= new SharedFrame(withFlags(body, true, false)))
+        : (other ??= new SharedFrame(withFlags(body, false, false)))
+      this.sendCopy(member, frame)
     }
     return true
   }
@@ -548,8 +577,9 @@ export class ChannelHub {
       this.counts.delete(id)
       pending.reject(new ChannelLayerClosedError())
     }
+    for (const set of this.channels.values()) for (const member of set) this.setChannelsOf(member, undefined)
     this.channels.clear()
-    this.memberships.clear()
+    this.sealedMembers.clear()
     this.subscriptions.clear()
     await this.layer.close()
   }

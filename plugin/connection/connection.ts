@@ -5,9 +5,10 @@ import { WebSocket } from 'ws'
 import type { ChanxAuthenticator } from '../auth/authenticator'
 import type { ChannelHub, ChannelMember } from '../channels/hub'
 import { guarded, settle } from '../channels/settle'
+import { SharedFrame } from '../core/frame'
 import type { UserKeyFunction } from '../core/identity'
 import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
-import { upgradeStream } from '../core/ws-internals'
+import { upgradeStream, writeFramed } from '../core/ws-internals'
 import type { MessageRouter } from '../messages/compile'
 import { RouterConnection, type ConnectionOwner, type RawFrame } from '../messages/dispatch'
 import {
@@ -58,6 +59,18 @@ export interface ConnectionServices {
 export const CLOSE_GRACE = 2000
 
 let nextId = 0
+
+/** Each router's `group_complete`, framed once for all its sockets. */
+const completions = new WeakMap<MessageRouter, SharedFrame>()
+
+function completionOf (router: MessageRouter): SharedFrame {
+  let frame = completions.get(router)
+  if (frame === undefined) {
+    frame = new SharedFrame(router.replies.groupComplete)
+    completions.set(router, frame)
+  }
+  return frame
+}
 
 function noop (): void {}
 
@@ -151,9 +164,13 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   async joinAll (groups: readonly string[]): Promise<void> {
     if (this.released) return
     const hub = this.services.hub
-    const joining: Promise<void>[] = [hub.attach(this)]
-    for (let i = 0; i < groups.length; i++) joining.push(hub.join(this, groups[i] as string))
-    await Promise.all(joining)
+    if (groups.length === 0) {
+      await hub.attach(this)
+    } else {
+      const joining: Promise<void>[] = [hub.attach(this)]
+      for (let i = 0; i < groups.length; i++) joining.push(hub.join(this, groups[i] as string))
+      await Promise.all(joining)
+    }
     // Released meanwhile (the transport dropped): what the joins added is left again.
     if (this.released) this.leaveAll()
   }
@@ -217,10 +234,37 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   }
 
   /** ChannelMember: one broadcast copy, followed by Chanx's `group_complete` on routes with `sendCompletion`. */
-  sendCopy (data: string): void {
-    this.write(data)
+  sendCopy (data: string, frame?: SharedFrame): void {
     const router = this.route.router
-    if (router !== null && router.sendCompletion) this.write(router.replies.groupComplete)
+    const completion = router !== null && router.sendCompletion ? completionOf(router) : null
+    if (frame === undefined) {
+      this.write(data)
+      if (completion !== null) this.writeShared(completion)
+    } else {
+      // The copy and its `group_complete` in one write: framed once per broadcast, for every socket.
+      this.writeShared(completion === null ? frame : frame.followedBy(completion))
+    }
+  }
+
+  /**
+   * `write` for a text that goes to many sockets: the same bytes, framed once, where ws would write them
+   * unchanged (see core/ws-internals.ts), else `frame.text` through ws like any write. The same checks.
+   */
+  writeShared (frame: SharedFrame): void {
+    const socket = this.socket
+    if (socket === null || socket.readyState !== WebSocket.OPEN) {
+      this.write(frame.text)
+      if (frame.next !== null) this.write(frame.next.text)
+      return
+    }
+    const limit = this.services.guard.limits.maxBufferedBytes
+    if (limit > 0 && socket.bufferedAmount > limit) {
+      this.slowReader(socket)
+      return
+    }
+    if (writeFramed(socket, frame.framed)) return
+    socket.send(frame.text)
+    if (frame.next !== null) socket.send(frame.next.text)
   }
 
   /**

@@ -115,9 +115,13 @@ function isNameList (value: unknown): value is string[] {
   return true
 }
 
-/** The text of a JSON object, or null: parsed once to prove it, then used as it is. */
-function objectText (value: unknown): string | null {
+/**
+ * The text of a JSON object, or null: parsed once to prove it, then used as it is. `signed`: the envelope's
+ * signature proved that a hub sharing the secret built it from a serialized object, so the parse is skipped.
+ */
+function objectText (value: unknown, signed: boolean): string | null {
   if (typeof value !== 'string' || value.length < 2 || value.charCodeAt(0) !== 123 || value.charCodeAt(value.length - 1) !== 125) return null
+  if (signed) return value
   let parsed: unknown
   try {
     parsed = JSON.parse(value)
@@ -207,14 +211,14 @@ export class EnvelopeCodec {
     switch (env.k) {
       case 'b': {
         if (kind !== 103 || !isNameList(env.g) || !(env.s === null || isName(env.s))) return 'bad broadcast'
-        const body = objectText(env.m)
+        const body = objectText(env.m, this.keys.length > 0)
         if (body === null) return 'broadcast message is not a JSON object'
         env.m = body
         break
       }
       case 'u': {
         if (kind !== 117) return 'bad user message'
-        const body = objectText(env.m)
+        const body = objectText(env.m, this.keys.length > 0)
         if (body === null) return 'user message is not a JSON object'
         env.m = body
         break

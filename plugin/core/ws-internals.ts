@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { WebSocket, WebSocketServer } from 'ws'
+import { WebSocket, type WebSocketServer } from 'ws'
 
 /**
  * Every place fastify-chanx reaches past the public surface of @fastify/websocket (v11) and ws (v8), in
@@ -13,6 +13,12 @@ import type { WebSocket, WebSocketServer } from 'ws'
  *   request under its private symbols (`ws-socket`, `ws-head`). They are found by description once.
  * - ws reads `maxPayload` and `handleProtocols` from `wss.options` on every upgrade; @fastify/websocket
  *   builds the server before fastify-chanx is registered, so both are changed there, after construction.
+ * - A broadcast is framed once (ws's exported `Sender.frame`) and the same bytes written to every member's
+ *   stream, where ws itself would encode and frame the text again per socket. That is only right where ws
+ *   would write the frame at once and unchanged: no permessage-deflate, nothing queued in ws's sender, not
+ *   inside a fragmented message. `writeFramed` checks exactly that, per socket, on ws's private fields
+ *   (`_extensions`, `_sender`, `_socket`), and answers `false` (the caller sends normally) when they are
+ *   not there or not idle. A reply and its `complete` are written under one cork of that stream.
  */
 let socketSymbol: symbol | undefined
 let headSymbol: symbol | undefined
@@ -44,6 +50,79 @@ export function checkWebsocketServer (wss: WebSocketServer): void {
     descriptor === undefined || Object.isFrozen(options) || !Object.isExtensible(options)) {
     throw new Error('fastify-chanx: app.websocketServer does not have the shape of a ws 8 WebSocketServer ' +
       '(a handleUpgrade method and a writable options object); is a supported @fastify/websocket (11.x) installed?')
+  }
+  if (!checkFraming()) {
+    throw new Error('fastify-chanx: the installed ws does not export Sender.frame building an unmasked text frame ' +
+      'as ws 8 does; is a supported ws (8.x) installed?')
+  }
+}
+
+interface SenderShape {
+  _state?: unknown
+  _queue?: { length: number }
+  _firstFragment?: unknown
+}
+
+interface SocketShape {
+  _extensions?: Record<string, unknown>
+  _sender?: SenderShape | null
+  _socket?: (Duplex & { _writableState?: { corked?: number } }) | null
+}
+
+type FrameFunction = (data: Buffer, options: { fin: boolean, opcode: number, mask: boolean, readOnly: boolean, rsv1: boolean }) => Buffer[]
+
+const frameFunction = (WebSocket as unknown as { Sender?: { frame?: FrameFunction } }).Sender?.frame
+
+/** ws's Sender state in which a send goes straight to the stream (DEFAULT in lib/sender.js). */
+const SENDER_IDLE = 0
+const DEFLATE = 'permessage-deflate'
+
+/**
+ * One unmasked, final text frame carrying `payload`, as one buffer: the header ws's `Sender.frame` builds,
+ * then the payload. Exactly the bytes `socket.send(text)` writes for an uncompressed server socket.
+ */
+export function frameText (payload: Buffer): Buffer {
+  const parts = frameFunction!(payload, { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false })
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts, parts[0].length + payload.length)
+}
+
+/**
+ * Writes a frame built by `frameText` straight to the socket's stream, where ws would write it unchanged
+ * and at once; `false` (nothing written) where it would not: compression negotiated, a send queued behind
+ * a compression or a Blob, a fragmented message under way, a corked stream, or a ws whose fields differ.
+ * The caller has checked that the socket is OPEN.
+ */
+export function writeFramed (socket: WebSocket, frame: Buffer): boolean {
+  const shape = socket as unknown as SocketShape
+  const sender = shape._sender
+  const stream = shape._socket
+  const extensions = shape._extensions
+  if (sender == null || stream == null || extensions === undefined || extensions[DEFLATE] !== undefined ||
+    sender._state !== SENDER_IDLE || sender._queue === undefined || sender._queue.length !== 0 ||
+    sender._firstFragment !== true || stream._writableState?.corked !== 0) return false
+  stream.write(frame)
+  return true
+}
+
+/**
+ * Holds the socket's writes until `uncorkSocket`, so that frames sent in between (a reply and its
+ * `complete`) leave in one system call; ws corks each frame the same way. Nothing when ws has no stream.
+ */
+export function corkSocket (socket: WebSocket): void {
+  (socket as unknown as SocketShape)._socket?.cork()
+}
+
+export function uncorkSocket (socket: WebSocket): void {
+  (socket as unknown as SocketShape)._socket?.uncork()
+}
+
+function checkFraming (): boolean {
+  if (typeof frameFunction !== 'function') return false
+  try {
+    const frame = frameText(Buffer.from('{}'))
+    return frame.length === 4 && frame[0] === 0x81 && frame[1] === 2 && frame[2] === 123 && frame[3] === 125
+  } catch {
+    return false
   }
 }
 

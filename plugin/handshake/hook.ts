@@ -13,6 +13,7 @@ import {
   authenticationMessage
 } from '../core/wire'
 import { upgradeSocket } from '../core/ws-internals'
+import { HandshakeDeadlines, TIMED_OUT } from './deadlines'
 
 export const DETAIL_TOO_MANY_CONNECTIONS = 'Too many connections'
 export const DETAIL_HANDSHAKE_TIMED_OUT = 'Handshake timed out'
@@ -50,8 +51,6 @@ function failed (): Outcome {
   return { result, message: messageFor(result), connection: null }
 }
 
-const TIMED_OUT: unique symbol = Symbol('fastify-chanx.timed-out')
-
 function releaseLate (outcome: Outcome): void {
   outcome.connection?.release()
 }
@@ -62,16 +61,6 @@ function isGroupList (groups: unknown): groups is readonly string[] {
   if (!Array.isArray(groups)) return false
   for (let i = 0; i < groups.length; i++) if (typeof groups[i] !== 'string' || groups[i] === '') return false
   return true
-}
-
-/** `pipeline`, or TIMED_OUT after `ms`; the timer is cleared as soon as the pipeline settles. */
-function withTimeout (pipeline: Promise<Outcome>, ms: number): Promise<Outcome | typeof TIMED_OUT> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    // Not unref'd: a pending handshake is work in progress, and the timer lives at most `ms`.
-    timer = setTimeout(resolve, ms, TIMED_OUT)
-  })
-  return Promise.race([pipeline, timeout]).finally(() => clearTimeout(timer))
 }
 
 /**
@@ -87,10 +76,11 @@ export function createHandshakeHook (
   handshakeTimeout: number
 ) {
   const authenticator = route.authenticator
+  const deadlines = handshakeTimeout > 0 ? new HandshakeDeadlines<Outcome>(handshakeTimeout) : null
 
   return async function chanxHandshake (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const pipeline = runPipeline(request, route, services)
-    let outcome: Outcome | typeof TIMED_OUT = handshakeTimeout > 0 ? await withTimeout(pipeline, handshakeTimeout) : await pipeline
+    let outcome: Outcome | typeof TIMED_OUT = deadlines !== null ? await deadlines.race(pipeline) : await pipeline
     if (outcome === TIMED_OUT) {
       request.log.warn({ handshakeTimeout }, 'fastify-chanx: the handshake did not complete within handshakeTimeout')
       // The pipeline may still settle: what it admitted then is given back at once, never opened.

@@ -12,6 +12,7 @@
 import type { FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
 import { TokenBucket } from '../connection/limits'
+import { corkSocket, uncorkSocket } from '../core/ws-internals'
 import { MAX_ID_LENGTH, type CompiledAction, type MessageRouter } from './compile'
 import { INVALID, safeParse } from './safe-json'
 import type { BroadcastTarget, LooseContext, SocketContext } from './types'
@@ -46,19 +47,30 @@ const THREW: unique symbol = Symbol('fastify-chanx.threw')
 /** The context handed to handlers and hooks; one per connection. */
 class Context implements LooseContext {
   readonly params: unknown
-  readonly send: (message: unknown) => void
-  readonly close: (code?: number, reason?: string) => void
+  private boundSend: ((message: unknown) => void) | null = null
+  private boundClose: ((code?: number, reason?: string) => void) | null = null
 
   constructor (
     readonly request: FastifyRequest<{ Params: unknown }>,
     readonly socket: WebSocket,
-    connection: RouterConnection,
+    private readonly connection: RouterConnection,
     private readonly owner: ConnectionOwner
   ) {
     this.params = request.params
-    // Bound once per connection, so `const { send } = ctx` works too.
-    this.send = (message) => connection.sendMessage(message)
-    this.close = (code, reason) => connection.close(code, reason)
+  }
+
+  // Bound on first use and kept, so `const { send } = ctx` works too and `ctx.send === ctx.send`; an idle
+  // socket whose handlers never read them holds no closure.
+  get send (): (message: unknown) => void {
+    const connection = this.connection
+    this.boundSend ??= (message) => connection.sendMessage(message)
+    return this.boundSend
+  }
+
+  get close (): (code?: number, reason?: string) => void {
+    const connection = this.connection
+    this.boundClose ??= (code, reason) => connection.close(code, reason)
+    return this.boundClose
   }
 
   broadcast (message: object, options?: BroadcastTarget): Promise<void> {
@@ -107,8 +119,8 @@ export class RouterConnection {
   dropped = 0
   dropWindowStart = 0
   limitedWindows = 0
-  readonly onSettled: (value: unknown) => void
-  readonly onFailed: (error: unknown) => void
+  private boundSettled: ((value: unknown) => void) | null = null
+  private boundFailed: ((error: unknown) => void) | null = null
   /** Frames dispatched so far; with the request id, the `messageId` of each frame's debug line. */
   frameSeq = 0
   /** Log each frame (Chanx's message_id and received_action) only when the logger would keep a debug line. */
@@ -122,15 +134,23 @@ export class RouterConnection {
     const limit = router.rateLimit
     this.bucket = limit === null ? null : new TokenBucket(limit.messagesPerSecond, limit.burst)
     this.traceFrames = owner.request.log.level === 'debug' || owner.request.log.level === 'trace'
-    // One pair per connection, not per frame.
-    // They run as promise reactions: anything they threw would be an unhandled rejection, which ends Node.
-    this.onSettled = (value) => this.settled(value, null)
-    this.onFailed = (error) => this.failed(error, null)
+  }
+
+  // One pair per connection, not per frame, made when a handler first returns a promise.
+  // They run as promise reactions: anything they threw would be an unhandled rejection, which ends Node.
+  get onSettled (): (value: unknown) => void {
+    this.boundSettled ??= (value) => this.settled(value, null)
+    return this.boundSettled
+  }
+
+  get onFailed (): (error: unknown) => void {
+    this.boundFailed ??= (error) => this.failed(error, null)
+    return this.boundFailed
   }
 
   /** A pending handler resolved: send its reply (tagged with the frame's `id`, if any) and move on. */
   settled (value: unknown, idJson: string | null): void {
-    try { this.inFlight--; this.reply(value, idJson); this.complete(idJson); this.pump() } catch (err) { this.broken(err) }
+    try { this.inFlight--; this.finish(value, idJson); this.pump() } catch (err) { this.broken(err) }
   }
 
   failed (error: unknown, idJson: string | null): void {
@@ -263,6 +283,23 @@ export class RouterConnection {
       frames.length = 0
       this.binary.length = 0
       this.head = 0
+    }
+  }
+
+  /** A handler's reply, then `complete`: one system call for both when both go out (see ws-internals). */
+  finish (value: unknown, idJson: string | null): void {
+    if (value === undefined || !this.router.sendCompletion || !this.open) {
+      this.reply(value, idJson)
+      this.complete(idJson)
+      return
+    }
+    const socket = this.socket
+    corkSocket(socket)
+    try {
+      this.sendMessage(value, idJson)
+      this.complete(idJson)
+    } finally {
+      uncorkSocket(socket)
     }
   }
 
@@ -456,8 +493,7 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
     if (idJson === null) promise.then(connection.onSettled, connection.onFailed)
     else settleTagged(connection, promise, idJson)
   } else {
-    connection.reply(result, idJson)
-    connection.complete(idJson)
+    connection.finish(result, idJson)
   }
 }
 

@@ -3,8 +3,9 @@
  *
  * - Deep nesting: `JSON.parse` copes with thousands of levels, but everything after it that recurses
  *   (compiled validators, `JSON.stringify` in a logger, a handler's own walk) overflows the stack at
- *   about 12 KB of brackets. The depth is checked first, by a scan that only counts brackets outside
- *   strings, so a hostile frame costs one linear pass and no allocation.
+ *   about 12 KB of brackets. The depth is checked first: a text with no more opening brackets than the
+ *   limit passes at once (counted with native `indexOf` jumps); any other is walked by a scan that only
+ *   counts brackets outside strings, so a hostile frame costs linear passes and no allocation.
  * - Prototype keys: `JSON.parse` makes `"__proto__"` an own property, harmless until a handler merges
  *   the object into another. Such keys (and `constructor` objects carrying `prototype`) are removed, as
  *   secure-json-parse does; the walk that removes them runs only when the text could hold one.
@@ -28,8 +29,10 @@ const BACKSLASH = 92 // \
  * Malformed text is not judged here (JSON.parse does that); only its depth.
  */
 export function exceedsDepth (text: string, maxDepth: number): boolean {
-  // A text shorter than the limit cannot hold more brackets than the limit.
-  if (text.length <= maxDepth) return false
+  // A text shorter than the limit cannot hold more brackets than the limit, nor can a text with fewer
+  // opening brackets, wherever they are: counted first by native jumps (indexOf), so a message of a few
+  // kilobytes with a handful of brackets is never walked character by character in JS.
+  if (text.length <= maxDepth || fewOpenings(text, maxDepth)) return false
   let depth = 0
   const length = text.length
   for (let i = 0; i < length; i++) {
@@ -48,6 +51,14 @@ export function exceedsDepth (text: string, maxDepth: number): boolean {
     }
   }
   return false
+}
+
+/** True when `text` holds at most `limit` `{` and `[` together. */
+function fewOpenings (text: string, limit: number): boolean {
+  let count = 0
+  for (let at = text.indexOf('{'); at >= 0; at = text.indexOf('{', at + 1)) if (++count > limit) return false
+  for (let at = text.indexOf('['); at >= 0; at = text.indexOf('[', at + 1)) if (++count > limit) return false
+  return true
 }
 
 // `"__proto__"` can also be spelled with \u escapes, which JSON.parse decodes: any backslash-u in a

@@ -1,0 +1,32 @@
+import { test } from 'tap'
+import { HandshakeDeadlines, TIMED_OUT } from '../plugin/handshake/deadlines'
+
+const never = new Promise<string>(() => {})
+const after = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+test('one timer serves every pending handshake: each times out at its own deadline, settled ones never do', async (t) => {
+  const deadlines = new HandshakeDeadlines<string>(60)
+  const started = Date.now()
+  const first = deadlines.race(never)
+  const quick = deadlines.race(Promise.resolve('ok'))
+  let late!: (value: string) => void
+  const lateOne = deadlines.race(new Promise<string>((resolve) => { late = resolve }))
+  await after(30)
+  const second = deadlines.race(never)
+  t.equal(await quick, 'ok', 'a pipeline that settles in time gives its value')
+  t.equal(await first, TIMED_OUT)
+  const firstAt = Date.now() - started
+  t.ok(firstAt >= 55, `the first timed out after its 60 ms (${firstAt} ms)`)
+  t.equal(await lateOne, TIMED_OUT, 'a pipeline still pending at its deadline times out')
+  late('too late')
+  t.equal(await second, TIMED_OUT)
+  const secondAt = Date.now() - started
+  t.ok(secondAt >= 85, `the one started 30 ms later timed out 60 ms after its own start (${secondAt} ms)`)
+  t.equal(await deadlines.race(Promise.resolve('again')), 'again', 'the timer re-arms for handshakes after an expiry')
+})
+
+test('no timer is left once every pending handshake has settled', async (t) => {
+  const deadlines = new HandshakeDeadlines<string>(60_000)
+  t.equal(await deadlines.race(after(5).then(() => 'ok')), 'ok')
+  t.equal((deadlines as unknown as { timer: unknown }).timer, null, 'a closing app is not held for the timeout')
+})
