@@ -4,7 +4,7 @@
  *
  *     npm run bench:capacity                          # every scenario; writes the capacity section of bench/RESULTS.md
  *     CAPACITY_QUICK=1 npm run bench:capacity         # short windows, small counts, writes nothing
- *     CAPACITY_SCENARIOS=sockets,handshake,fanout,redis,storm   # a subset (the section keeps the other rows)
+ *     CAPACITY_SCENARIOS=sockets,handshake,messages,fanout,redis,storm   # a subset (the section keeps the other rows)
  *     CAPACITY_WRITE=0                                # print only
  *
  * Scenarios:
@@ -13,6 +13,7 @@
  *              forced GC at each step; the fd limit stops the count first here, so the 1 GiB figure is a projection
  *              from the measured per-socket slope
  *   handshake  CPU µs per authenticated handshake at fixed offered rates (bench/clients.ts handshakeLoad)
+ *   messages   CPU µs per validated, routed message round trip (the model's inbound cost)
  *   fanout     1 -> 3 app processes on the plugin's `redis` option sharing one redis-server; a publisher process
  *              broadcasts to a group whose members are spread over the processes; CPU per delivery per process,
  *              publisher CPU per broadcast, Redis CPU (INFO cpu)
@@ -30,14 +31,16 @@ import os from 'node:os'
 import path from 'node:path'
 import { createSigner } from 'fast-jwt'
 import { Redis } from 'ioredis'
-import { closeClients, handshakeLoad, now, openClients, receiveBroadcasts } from './clients'
+import { closeClients, handshakeLoad, messageLoad, now, openClients, receiveBroadcasts } from './clients'
 import { COOKIE, SECRET } from './common'
 import { idleCpu, measurePubsub, redisCpu, startRedis, ENVELOPE, type PubsubResult } from './capacity-redis'
 import { RedisServer } from '../test/helpers/redis'
+import { reconnectTables } from './simulate-reconnect'
+import { scalingTables } from './simulate-scaling'
 
 const ROOT = path.resolve(__dirname, '..')
 const QUICK = process.env.CAPACITY_QUICK === '1'
-const SCENARIOS = new Set((process.env.CAPACITY_SCENARIOS ?? 'sockets,handshake,fanout,redis,storm').split(','))
+const SCENARIOS = new Set((process.env.CAPACITY_SCENARIOS ?? 'sockets,handshake,messages,fanout,redis,storm').split(','))
 const WARMUP = Number(process.env.CAPACITY_WARMUP ?? (QUICK ? 1 : 3)) * 1000
 const WINDOW = Number(process.env.CAPACITY_WINDOW ?? (QUICK ? 2 : 10)) * 1000
 const HARD_FDS = Number(spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim()) || 65536
@@ -51,8 +54,11 @@ const PUBSUB_RATE = Number(process.env.CAPACITY_PUBSUB_RATE ?? 10000)
 const PUBSUB_GROUPS = Number(process.env.CAPACITY_PUBSUB_GROUPS ?? 1000)
 const PUBSUB_SUBSCRIBERS = (process.env.CAPACITY_PUBSUB_SUBSCRIBERS ?? (QUICK ? '3' : '3,10')).split(',').map(Number)
 const STORM_CLIENTS = Number(process.env.CAPACITY_STORM_CLIENTS ?? (QUICK ? 2000 : 10000))
-const STORM_POLICIES = (process.env.CAPACITY_STORM_POLICIES ?? 'fixed,jitter,jitter-5000').split(',')
+/** `<policy>[@<listen backlog>]`: Node's default backlog is 511 (the kernel caps it at net.core.somaxconn). */
+const STORM_POLICIES = (process.env.CAPACITY_STORM_POLICIES ?? 'fixed,jitter,jitter@4096,jitter-5000').split(',')
+const SOMAXCONN = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim())
 
+const LOAD_AT_START = os.loadavg()[0]!
 const sign = createSigner({ key: SECRET, expiresIn: 3600_000 })
 const GOOD_COOKIE = `${COOKIE}=${sign({ sub: 'alice' }) as string}`
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -67,7 +73,7 @@ function row (scenario: string, measure: string, value: number, unit: string, de
   rows.push({ scenario, measure, value, unit, detail })
   console.log(`capacity ${scenario} ${measure}: ${fmt(value)} ${unit}${detail !== '' ? ` (${detail})` : ''}`)
 }
-function note (text: string): void { notes.push(text); console.log(`# note: ${text}`) }
+function note (scenario: string, text: string): void { notes.push(`- (${scenario}) ${text}`); console.log(`# note: ${text}`) }
 function fmt (x: number): string {
   if (!Number.isFinite(x)) return '-'
   const a = Math.abs(x)
@@ -170,7 +176,7 @@ function fit (points: Array<[number, number]>): { slope: number, intercept: numb
 
 async function sockets (): Promise<void> {
   const canRaise = spawnSync('sh', ['-c', `ulimit -Hn ${HARD_FDS + 1}`]).status === 0
-  note(`fd limits: \`ulimit -Hn\` = ${HARD_FDS}, /proc/sys/fs/nr_open = ${NR_OPEN}; raising the hard limit as root ` +
+  note('sockets', `fd limits: \`ulimit -Hn\` = ${HARD_FDS}, /proc/sys/fs/nr_open = ${NR_OPEN}; raising the hard limit as root ` +
     `${canRaise ? 'works' : 'is refused (no CAP_SYS_RESOURCE in this container)'}, so one server process holds at most ~${HARD_FDS - 20} sockets here`)
   const server = await benchServer('handshake-plugin', '--max-old-space-size=1024')
   const closers: Array<() => Promise<void>> = []
@@ -230,13 +236,38 @@ async function handshakes (): Promise<void> {
     const us = (b - a) / load.completed
     const sorted = load.latencies.sort((x, y) => x - y)
     const p99 = sorted[Math.ceil(0.99 * sorted.length) - 1] ?? NaN
-    perRate.push(us)
+    // A row with failures is not clean: the server paid for handshakes the client had given up on.
+    if (load.failed === 0) perRate.push(us)
     row('handshake', `${rate}/s offered`, us, 'CPU µs/handshake', `achieved ${fmt(load.completed / (WINDOW / 1000))}/s, failed ${load.failed}, p99 ${fmt(p99)} ms, ` +
       `server core ${fmt((b - a) / WINDOW / 10)}% busy`)
   }
+  if (perRate.length === 0) { note('handshake', 'every rate had failures (the load generator was starved?): no per-core figure'); return }
   const us = perRate.sort((x, y) => x - y)[Math.floor((perRate.length - 1) / 2)]!
-  row('handshake', 'handshakes per second per core (1e6 / median µs)', 1e6 / us, 'handshakes/s/core')
+  row('handshake', 'handshakes per second per core (1e6 / median µs of the rows without failures)', 1e6 / us, 'handshakes/s/core', `${fmt(us)} CPU µs/handshake`)
   measured.handshakeUs = us
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 2b. A validated, routed message round trip (the model's inbound cost), bench/server.ts `messages-plugin`
+
+async function messages (): Promise<void> {
+  const rate = Number(process.env.CAPACITY_MESSAGE_RATE ?? 10000)
+  const server = await benchServer('messages-plugin')
+  const clients = await openClients(`ws://127.0.0.1:${server.port}/echo`, 100)
+  try {
+    const start = now() + WARMUP
+    const window = { start, end: start + WINDOW }
+    const cpu = Promise.all([sleep(window.start - now()).then(() => cpuOf(server)), sleep(window.end - now()).then(() => cpuOf(server))])
+    const valid = JSON.stringify({ action: 'echo', payload: { text: 'hello, chanx', n: 42 } })
+    const load = await messageLoad({ clients, valid, invalid: valid, invalidEvery: 1e9, rate, window })
+    const [a, b] = await cpu
+    const us = (b - a) / load.completed
+    row('messages', `${rate}/s offered over 100 sockets`, us, 'CPU µs/round trip', `achieved ${fmt(load.completed / (WINDOW / 1000))}/s, failed ${load.failed}`)
+    measured.messageUs = us
+  } finally {
+    await closeClients(clients)
+    await server.exit()
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -282,6 +313,11 @@ async function fanout (): Promise<void> {
           `per process ${appUs.map(fmt).join(' / ')}; ${fmt(rate)} broadcasts/s, ${fmt(delivered / (WINDOW / 1000))} deliveries/s of ${fmt(FANOUT_DELIVERIES)} offered, p50 ${fmt(p50)} ms`)
         row('fanout', `${label}: Redis CPU, net of its idle floor`, redisUs / broadcasts, 'Redis CPU µs/broadcast',
           `${fmt(redisUs / delivered)} µs/delivery; idle floor ${fmt(redisIdle * 1000 / 1e4)}% of a core; publisher process ${fmt(pubUs)} CPU µs/broadcast (its 1 ms timer loop included)`)
+        // App CPU per broadcast in one process against its local members: the model fits a per-broadcast
+        // and a per-delivery cost through these points.
+        measured[`fanoutProcessUsPerBroadcast_${size}_${processes}`] = appTotal / processes / broadcasts
+        measured[`fanoutLocalMembers_${size}_${processes}`] = size / processes
+        measured[`fanoutAchieved_${size}_${processes}`] = delivered / (FANOUT_DELIVERIES * WINDOW / 1000)
         if (processes === 1 && size === FANOUT_GROUPS.at(-1)) measured.deliveryUs = appTotal / delivered
         if (processes === 3 && size === FANOUT_GROUPS.at(-1)) measured.deliveryUs3 = appTotal / delivered
         if (processes === 3 && size === FANOUT_GROUPS[0]) measured.redisBroadcastUs3 = redisUs / broadcasts
@@ -348,6 +384,10 @@ async function redisPubsub (): Promise<void> {
     const hot = await measurePubsub(cluster, 'cluster-sharded', opts(3, 1))
     report(hot, idle)
     measured.redisHotShardPerPublished3 = Math.max(...hot.nodeCpu) / hot.published
+    // The same hot group over classic PUBLISH: every node pays for it, so adding shards cannot relieve it.
+    const hotClassic = await measurePubsub(cluster, 'cluster-classic', opts(3, 1))
+    report(hotClassic, idle)
+    measured.redisHotClassicPerPublished3 = hotClassic.perPublished
   } finally {
     await cluster.stop()
   }
@@ -359,8 +399,10 @@ async function redisPubsub (): Promise<void> {
 interface Storm { times: number[], retries: number, stopped: number, maxAttempt: number }
 
 async function storm (): Promise<void> {
-  for (const policy of STORM_POLICIES) {
-    const server = await capacityServer('storm')
+  for (const entry of STORM_POLICIES) {
+    const [policy, backlogText] = entry.split('@') as [string, string | undefined]
+    const backlog = Number(backlogText ?? 511)
+    const server = await capacityServer('storm', { CAPACITY_BACKLOG: String(backlog) })
     const clients = spawn('node', ['--import', 'tsx', 'bench/capacity-storm-clients.ts', `ws://127.0.0.1:${server.port}/ws`, String(STORM_CLIENTS), policy], {
       cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })
@@ -392,16 +434,18 @@ async function storm (): Promise<void> {
       }
       const pct = (p: number): number => times[Math.min(times.length - 1, Math.ceil(p * times.length) - 1)] ?? NaN
       const name = policy === 'fixed' ? 'no jitter (500 ms × 2^attempt, fixed)' : policy === 'jitter' ? 'full jitter, default (below 500 ms × 2^attempt)' : `full jitter, initialDelay ${policy.slice(7)} ms`
-      row('storm', `${STORM_CLIENTS.toLocaleString('en-US')} clients, ${name}: all back after`, times.length === STORM_CLIENTS ? pct(1) : NaN, 'ms',
+      row('storm', `${STORM_CLIENTS.toLocaleString('en-US')} clients, ${name}, listen backlog ${Math.min(backlog, SOMAXCONN)}: all back after`, times.length === STORM_CLIENTS ? pct(1) : NaN, 'ms',
         `${times.length} reconnected, ${result.stopped} gave up, ${result.retries} failed attempts retried, max attempt ${result.maxAttempt}; ` +
         `p50 ${fmt(pct(0.5))} ms, p99 ${fmt(pct(0.99))} ms; peak ${fmt(peak100)}/s over 100 ms, ${fmt(peak1s)}/s over 1 s; ` +
         `server ${fmt((cpuB - cpuA) / STORM_CLIENTS)} CPU µs per reconnection (drop included), core ${fmt((cpuB - cpuA) / wall / 10)}% busy`)
-      if (policy === 'jitter') {
+      if (entry === 'jitter@4096') measured.stormJitterBacklog4096AllBackMs = pct(1)
+      if (entry === 'jitter-5000') measured.stormJitter5000AllBackMs = pct(1)
+      if (entry === 'jitter') {
         measured.stormClients = STORM_CLIENTS
         measured.stormJitterAllBackMs = pct(1)
         measured.stormReconnectUs = (cpuB - cpuA) / STORM_CLIENTS
       }
-      if (policy === 'fixed') measured.stormFixedAllBackMs = pct(1)
+      if (entry === 'fixed') measured.stormFixedAllBackMs = pct(1)
     } finally {
       clients.send({ cmd: 'close' })
       await new Promise((resolve) => clients.once('exit', resolve))
@@ -428,24 +472,30 @@ function writeSection (): void {
   const to = text.indexOf(END)
   // Rows of scenarios not run this time are kept from the previous section.
   const kept: string[] = []
+  const keptNotes: string[] = []
   if (from >= 0 && to > from) {
     for (const line of text.slice(from, to).split('\n')) {
       const m = /^\| (\w+) \|/.exec(line)
       if (m !== null && !SCENARIOS.has(m[1]!) && m[1] !== 'scenario') kept.push(line)
+      const n = /^- \((\w+)\) /.exec(line)
+      if (n !== null && !SCENARIOS.has(n[1]!)) keptNotes.push(line)
     }
   }
   const cpus = os.cpus()
   const out: string[] = [START, '', '## Capacity (issue 18)', '']
-  out.push(`Generated by \`npm run bench:capacity\` (\`node --import tsx bench/capacity.ts\`, scenarios ${[...SCENARIOS].join(', ')}) on ${new Date().toISOString()}. ` +
+  out.push(`Generated by \`npm run bench:capacity\` (\`node --import tsx bench/capacity.ts\`); last run ${new Date().toISOString()} with \`CAPACITY_SCENARIOS=${[...SCENARIOS].join(',')}\`` +
+    (kept.length > 0 ? ' (rows of other scenarios kept from the previous run). ' : '. ') +
     'The model built on these rows is [docs/scaling.md](../docs/scaling.md); its inputs are in bench/capacity-measured.json.', '')
   out.push(`- Machine: ${cpus.length} cores (${cpus[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}, shared with other jobs`)
   out.push(`- Node.js ${process.version}, ${spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ').slice(0, 3).join(' ')}`)
   out.push('- App servers pinned to core 0, load generators to core 1 (redis-server on core 1, except the `redis` rows: core 0); CPU time per operation from process.cpuUsage() and Redis `INFO cpu`')
-  out.push(`- ${WARMUP / 1000} s warm-up, ${WINDOW / 1000} s window, one run per row`, '')
+  out.push(`- ${WARMUP / 1000} s warm-up, ${WINDOW / 1000} s window, one run per row; 1-minute load average ${LOAD_AT_START.toFixed(1)} at the start, ` +
+    `${os.loadavg()[0]!.toFixed(1)} at the end (other jobs share the cores: wall rates and latencies are context, CPU time per operation is the figure)`, '')
   out.push('| scenario | measure | value | unit | detail |', '|---|---|---:|---|---|')
   out.push(...kept)
   for (const r of rows) out.push(`| ${r.scenario} | ${r.measure} | ${fmt(r.value)} | ${r.unit} | ${r.detail.replace(/\|/g, '/')} |`)
-  if (notes.length > 0) out.push('', ...notes.map((n) => `- ${n}`))
+  if (notes.length + keptNotes.length > 0) out.push('', ...keptNotes, ...notes)
+  out.push(...simulated(inputs as unknown as Record<string, number>))
   out.push('', END)
   const section = out.join('\n')
   const next = from >= 0 && to > from
@@ -454,10 +504,25 @@ function writeSection (): void {
   writeFileSync(file, next)
 }
 
+/** The model's tables from the inputs just written: SIMULATED, not measured. */
+function simulated (inputs: Record<string, number>): string[] {
+  try {
+    const { lines, plans } = scalingTables(inputs)
+    const million = plans.find((p) => p.sockets === 1_000_000)!
+    return ['', '### Simulated from the rows above (not measured)', '',
+      'Capacity model, `node --import tsx bench/simulate-scaling.ts` (workload assumptions in docs/scaling.md):', '', ...lines, '',
+      'Reconnect storm, discrete-event simulation, `node --import tsx bench/simulate-reconnect.ts ' + million.processes + '`:', '',
+      ...reconnectTables(inputs, million.processes)]
+  } catch (err) {
+    return ['', `Simulations not run: ${(err as Error).message}`]
+  }
+}
+
 async function main (): Promise<void> {
   console.log(`# fastify-chanx capacity: ${os.cpus().length} cores, Node ${process.version}, warm-up ${WARMUP} ms, window ${WINDOW} ms${QUICK ? ' (CAPACITY_QUICK)' : ''}`)
   if (SCENARIOS.has('sockets')) await sockets()
   if (SCENARIOS.has('handshake')) await handshakes()
+  if (SCENARIOS.has('messages')) await messages()
   if (SCENARIOS.has('fanout')) await fanout()
   if (SCENARIOS.has('redis')) await redisPubsub()
   if (SCENARIOS.has('storm')) await storm()
