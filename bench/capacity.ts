@@ -398,6 +398,14 @@ async function redisPubsub (): Promise<void> {
 
 interface Storm { times: number[], retries: number, stopped: number, maxAttempt: number }
 
+/** The kernel's count of connections dropped on a full accept queue (TcpExt ListenDrops, machine-wide). */
+function listenDrops (): number {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'))
+  const names = lines[0]!.split(' ')
+  const values = lines[1]!.split(' ')
+  return Number(values[names.indexOf('ListenDrops')])
+}
+
 async function storm (): Promise<void> {
   for (const entry of STORM_POLICIES) {
     const [policy, backlogText] = entry.split('@') as [string, string | undefined]
@@ -417,12 +425,14 @@ async function storm (): Promise<void> {
       await sleep(500)
       const done = message('storm') as Promise<Storm>
       const cpuA = await cpuOf(server)
+      const dropsA = listenDrops()
       const t0 = now()
       clients.send({ cmd: 'storm' })
       await server.request({ cmd: 'drop' }, 'dropped')
       const result = await done
       const wall = now() - t0
       const cpuB = await cpuOf(server)
+      const drops = listenDrops() - dropsA
       const times = result.times.sort((a, b) => a - b)
       const buckets = new Map<number, number>()
       for (const t of times) buckets.set(Math.floor(t / 100), (buckets.get(Math.floor(t / 100)) ?? 0) + 1)
@@ -435,7 +445,7 @@ async function storm (): Promise<void> {
       const pct = (p: number): number => times[Math.min(times.length - 1, Math.ceil(p * times.length) - 1)] ?? NaN
       const name = policy === 'fixed' ? 'no jitter (500 ms × 2^attempt, fixed)' : policy === 'jitter' ? 'full jitter, default (below 500 ms × 2^attempt)' : `full jitter, initialDelay ${policy.slice(7)} ms`
       row('storm', `${STORM_CLIENTS.toLocaleString('en-US')} clients, ${name}, listen backlog ${Math.min(backlog, SOMAXCONN)}: all back after`, times.length === STORM_CLIENTS ? pct(1) : NaN, 'ms',
-        `${times.length} reconnected, ${result.stopped} gave up, ${result.retries} failed attempts retried, max attempt ${result.maxAttempt}; ` +
+        `${times.length} reconnected, ${result.stopped} gave up, ${result.retries} failed attempts retried, max attempt ${result.maxAttempt}, ${drops.toLocaleString('en-US')} SYNs dropped on a full accept queue; ` +
         `p50 ${fmt(pct(0.5))} ms, p99 ${fmt(pct(0.99))} ms; peak ${fmt(peak100)}/s over 100 ms, ${fmt(peak1s)}/s over 1 s; ` +
         `server ${fmt((cpuB - cpuA) / STORM_CLIENTS)} CPU µs per reconnection (drop included), core ${fmt((cpuB - cpuA) / wall / 10)}% busy`)
       if (entry === 'jitter@4096') measured.stormJitterBacklog4096AllBackMs = pct(1)
