@@ -102,6 +102,7 @@ export function inputsFrom (m: Record<string, number>): Inputs {
 }
 
 export interface Plan {
+  placement: Placement
   sockets: number
   processes: number
   socketsPerProcess: number
@@ -125,11 +126,19 @@ export interface Plan {
 /** Processes a room of `size` members on random processes touches, of `processes`. */
 const spread = (size: number, processes: number): number => processes * (1 - (1 - 1 / processes) ** size)
 
+/**
+ * Where a room's members land: `random` (a plain load balancer: a room of 50 touches up to 50 processes,
+ * each of which receives every broadcast of it from Redis) or `pinned` (the balancer routes by room, so a
+ * room's members share one process and Redis carries its broadcasts to that process only).
+ */
+export type Placement = 'random' | 'pinned'
+
 /** App CPU share of one core for a process holding `s` sockets in a fleet of `p` processes and `n` sockets. */
-function processLoad (x: Inputs, s: number, p: number, n: number): number {
+function processLoad (x: Inputs, s: number, p: number, n: number, placement: Placement): number {
   const w = WORKLOAD
   const roomBroadcasts = n * w.inboundPerMinute / 60
-  const roomsReceived = roomBroadcasts * spread(w.roomSize, p) / p // broadcasts of rooms with a local member
+  const touched = placement === 'random' ? spread(w.roomSize, p) : 1
+  const roomsReceived = roomBroadcasts * touched / p // broadcasts of rooms with a local member
   const deliveries = s * w.inboundPerMinute * w.roomSize / 60 + s * w.announcementsPerMinute / 60 + s * w.hotShare * w.hotBroadcastsPerSecond
   const broadcasts = roomsReceived + w.announcementsPerMinute / 60 + w.hotBroadcastsPerSecond
   const us = s * w.inboundPerMinute / 60 * x.messageUs + broadcasts * x.broadcastUs + deliveries * x.deliveryUs +
@@ -137,22 +146,28 @@ function processLoad (x: Inputs, s: number, p: number, n: number): number {
   return us / 1e6
 }
 
-export function plan (x: Inputs, n: number): Plan {
+export function plan (x: Inputs, n: number, placement: Placement = 'random'): Plan {
   const w = WORKLOAD
   const byMemory = Math.floor((w.heapTarget - x.heapBase) / x.heapPerSocket)
-  // The largest per-process count whose load stays under the target (the load depends on p: iterate).
-  let s = byMemory
+  const load = (s: number): number => { const p = Math.ceil(n / s); return processLoad(x, Math.ceil(n / p), p, n, placement) }
+  // The largest per-process count whose CPU stays under the target (binary search: the load grows with s).
+  let s = Math.min(byMemory, n)
   let bound: 'memory' | 'cpu' = 'memory'
-  for (let i = 0; i < 50; i++) {
-    const p = Math.ceil(n / s)
-    if (processLoad(x, Math.ceil(n / p), p, n) <= w.cpuTarget) break
-    s = Math.floor(s * 0.97)
+  if (load(s) > w.cpuTarget) {
     bound = 'cpu'
+    let lo = 1
+    let hi = s
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2)
+      if (load(mid) <= w.cpuTarget) lo = mid
+      else hi = mid
+    }
+    s = lo
   }
   const processes = Math.ceil(n / s)
   const perProcess = Math.ceil(n / processes)
   const roomBroadcasts = n * w.inboundPerMinute / 60
-  const subscribers = spread(w.roomSize, processes)
+  const subscribers = placement === 'random' ? spread(w.roomSize, processes) : 1
   const redisUs = roomBroadcasts * (x.redisA + x.redisB * subscribers) +
     (w.announcementsPerMinute / 60 + w.hotBroadcastsPerSecond) * (x.redisA + x.redisB * processes)
   const redisCores = redisUs / 1e6
@@ -160,13 +175,14 @@ export function plan (x: Inputs, n: number): Plan {
   const hotPerMessage = x.redisA + x.redisB * Math.min(processes, hotMembers)
   const capacity = processes * 1e6 / x.handshakeUs
   return {
+    placement,
     sockets: n,
     processes,
     socketsPerProcess: perProcess,
     bound,
     cores: processes,
     rssGiB: processes * (x.rssBase + perProcess * x.rssPerSocket) / 2 ** 30,
-    appCpuPerProcess: processLoad(x, perProcess, processes, n),
+    appCpuPerProcess: processLoad(x, perProcess, processes, n, placement),
     deliveriesPerSecond: n * (w.inboundPerMinute * w.roomSize / 60 + w.announcementsPerMinute / 60 + w.hotShare * w.hotBroadcastsPerSecond),
     redisMessagesPerSecond: roomBroadcasts + w.announcementsPerMinute / 60 + w.hotBroadcastsPerSecond,
     redisCores,
@@ -186,13 +202,15 @@ const pct = (x: number): string => `${(100 * x).toFixed(x < 0.1 ? 1 : 0)}%`
 
 export function scalingTables (m: Record<string, number>): { lines: string[], plans: Plan[] } {
   const x = inputsFrom(m)
-  const plans = [100_000, 1_000_000, 10_000_000].map((n) => plan(x, n))
+  const sizes = [100_000, 1_000_000, 10_000_000]
+  const plans = [...sizes.map((n) => plan(x, n, 'pinned')), ...sizes.map((n) => plan(x, n, 'random'))]
   const lines = [
     `Inputs (measured): heap ${int(x.heapPerSocket)} B and RSS ${int(x.rssPerSocket)} B per idle socket; ${x.handshakeUs.toFixed(0)} CPU µs per handshake; ` +
       `${x.messageUs.toFixed(1)} µs per validated message round trip; ${x.broadcastUs.toFixed(1)} µs per broadcast a process receives from Redis + ` +
       `${x.deliveryUs.toFixed(2)} µs per local delivery; Redis ${x.redisA.toFixed(1)} + ${x.redisB.toFixed(2)} µs × subscriber processes per published message on one shard; ` +
       `classic PUBLISH on a cluster ${x.classicPerNodeUs.toFixed(1)} µs on every node per message.`, '',
-    '| concurrent sockets | 100k | 1M | 10M |', '|---|---:|---:|---:|',
+    '| concurrent sockets | 100k | 1M | 10M | 100k | 1M | 10M |', '|---|---:|---:|---:|---:|---:|---:|',
+    '| room placement | pinned | pinned | pinned | random | random | random |',
     ...([
       ['app processes (1 core, 1 GiB heap each)', (p) => int(p.processes)],
       ['sockets per process (bound)', (p) => `${int(p.socketsPerProcess)} (${p.bound})`],
