@@ -59,7 +59,6 @@ const STORM_CLIENTS = Number(process.env.CAPACITY_STORM_CLIENTS ?? (QUICK ? 2000
 const STORM_POLICIES = (process.env.CAPACITY_STORM_POLICIES ?? 'fixed,jitter,jitter@4096,jitter-5000').split(',')
 const SOMAXCONN = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim())
 
-const LOAD_AT_START = os.loadavg()[0]!
 const sign = createSigner({ key: SECRET, expiresIn: 3600_000 })
 const GOOD_COOKIE = `${COOKIE}=${sign({ sub: 'alice' }) as string}`
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -312,6 +311,7 @@ async function fanout (): Promise<void> {
         const label = `group ${size}, ${processes} process${processes > 1 ? 'es' : ''}`
         row('fanout', `${label}: app CPU per delivery`, appTotal / delivered, 'CPU µs/delivery',
           `per process ${appUs.map(fmt).join(' / ')}; ${fmt(rate)} broadcasts/s, ${fmt(delivered / (WINDOW / 1000))} deliveries/s of ${fmt(FANOUT_DELIVERIES)} offered, p50 ${fmt(p50)} ms`)
+        row('fanout', `${label}: deliveries per second per core (1e6 / app µs per delivery)`, 1e6 * delivered / appTotal, 'deliveries/s/core')
         row('fanout', `${label}: Redis CPU, net of its idle floor`, redisUs / broadcasts, 'Redis CPU µs/broadcast',
           `${fmt(redisUs / delivered)} µs/delivery; idle floor ${fmt(redisIdle * 1000 / 1e4)}% of a core; publisher process ${fmt(pubUs)} CPU µs/broadcast (its 1 ms timer loop included)`)
         // App CPU per broadcast in one process against its local members: the model fits a per-broadcast
@@ -504,8 +504,10 @@ function writeSection (): void {
   out.push(`- Machine: ${cpus.length} cores (${cpus[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}, shared with other jobs`)
   out.push(`- Node.js ${process.version}, ${spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ').slice(0, 3).join(' ')}`)
   out.push('- App servers pinned to core 0, load generators to core 1 (redis-server on core 1, except the `redis` rows: core 0); CPU time per operation from process.cpuUsage() and Redis `INFO cpu`')
-  out.push(`- ${WARMUP / 1000} s warm-up, ${WINDOW / 1000} s window, one run per row; 1-minute load average ${LOAD_AT_START.toFixed(1)} at the start, ` +
-    `${os.loadavg()[0]!.toFixed(1)} at the end (other jobs share the cores: wall rates and latencies are context, CPU time per operation is the figure)`, '')
+  const loads = ALL_SCENARIOS.filter((name) => typeof inputs[`load_${name}` as keyof typeof inputs] === 'string')
+    .map((name) => `${name} ${inputs[`load_${name}` as keyof typeof inputs] as string}`)
+  out.push(`- ${WARMUP / 1000} s warm-up, ${WINDOW / 1000} s window, one run per row; 1-minute load average of the machine at the start → end of each scenario: ` +
+    `${loads.length > 0 ? loads.join('; ') : 'not recorded'} (other jobs share the cores: wall rates and latencies are context, CPU time per operation is the figure)`, '')
   out.push('| scenario | measure | value | unit | detail |', '|---|---|---:|---|---|')
   out.push(...kept)
   for (const r of rows) out.push(`| ${r.scenario} | ${r.measure} | ${fmt(r.value)} | ${r.unit} | ${r.detail.replace(/\|/g, '/')} |`)
@@ -535,12 +537,13 @@ function simulated (inputs: Record<string, number>): string[] {
 
 async function main (): Promise<void> {
   console.log(`# fastify-chanx capacity: ${os.cpus().length} cores, Node ${process.version}, warm-up ${WARMUP} ms, window ${WINDOW} ms${QUICK ? ' (CAPACITY_QUICK)' : ''}`)
-  if (SCENARIOS.has('sockets')) await sockets()
-  if (SCENARIOS.has('handshake')) await handshakes()
-  if (SCENARIOS.has('messages')) await messages()
-  if (SCENARIOS.has('fanout')) await fanout()
-  if (SCENARIOS.has('redis')) await redisPubsub()
-  if (SCENARIOS.has('storm')) await storm()
+  const runs: Record<string, () => Promise<void>> = { sockets, handshake: handshakes, messages, fanout, redis: redisPubsub, storm }
+  for (const name of ALL_SCENARIOS) {
+    if (!SCENARIOS.has(name)) continue
+    const before = os.loadavg()[0]!
+    await runs[name]!()
+    measured[`load_${name}`] = `${before.toFixed(1)} → ${os.loadavg()[0]!.toFixed(1)} (${new Date().toISOString().slice(0, 16)}Z)`
+  }
   writeSection()
 }
 
