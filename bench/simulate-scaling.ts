@@ -67,17 +67,20 @@ function line (points: Array<[number, number]>): { a: number, b: number } {
 }
 
 export function inputsFrom (m: Record<string, number>): Inputs {
-  // App CPU per received broadcast in one process = broadcastUs + deliveryUs × local members, fitted over the
-  // fanout runs whose deliveries kept up with the offered load.
+  // App CPU per received broadcast in one process = broadcastUs + deliveryUs × m local members, so per delivery
+  // it is deliveryUs + broadcastUs / m: fitted as a line in 1/m over the fanout runs whose deliveries kept up
+  // with the offered load (per delivery, so the runs with thousands of members do not swamp the small ones).
   const points: Array<[number, number]> = []
   for (const key of Object.keys(m)) {
     const k = /^fanoutProcessUsPerBroadcast_(\d+)_(\d+)$/.exec(key)
     if (k === null) continue
     if ((m[`fanoutAchieved_${k[1]}_${k[2]}`] ?? 1) < 0.95) continue
-    points.push([m[`fanoutLocalMembers_${k[1]}_${k[2]}`]!, m[key]!])
+    const members = m[`fanoutLocalMembers_${k[1]}_${k[2]}`]!
+    points.push([1 / members, m[key]! / members])
   }
   if (points.length < 2) throw new Error('bench/capacity-measured.json has fewer than two clean fanout points: run CAPACITY_SCENARIOS=fanout npm run bench:capacity')
-  const fan = line(points)
+  const perDelivery = line(points)
+  const fan = { a: perDelivery.b, b: perDelivery.a }
   // Redis CPU per published message grows with its subscriber processes: the larger of the two measured
   // slopes (single node and sharded cluster, 3 -> max subscribers), since batching makes either noisy; when
   // both come out flat or negative, the per-delivered cost at the most subscribers bounds it.
