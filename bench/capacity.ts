@@ -19,7 +19,9 @@
  *              publisher CPU per broadcast, Redis CPU (INFO cpu)
  *   redis      Redis CPU per published and per delivered message: single node PUBLISH against a 3-primary cluster
  *              with SPUBLISH (sharded) and with classic PUBLISH (bench/capacity-redis.ts)
- *   storm      N clients (plugin/client) dropped at once by the server (close 1012) reconnect, with and without jitter
+ *   storm      N sockets dropped at once by the server (close 1012) reconnect, with and without jitter, and with
+ *              the listen backlog at Node's 511 or 4096 (bench/capacity-storm-clients.ts: raw TCP dialing, the
+ *              client's own defaultPolicy deciding each delay); CAPACITY_STORM_ROUNDS rounds (default 2)
  *
  * Servers run pinned to core 0; this harness re-executes itself pinned to core 1 (its children, redis-server
  * included, inherit that), except that the `redis` scenario pins its redis-servers to core 0, where no app
