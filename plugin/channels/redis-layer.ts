@@ -8,6 +8,7 @@ import {
   MissingIoredisError
 } from './errors'
 import { InvalidOptionError } from '../core/errors'
+import type { RedisHistoryAccess } from './redis-history'
 
 /**
  * What this layer needs of an ioredis 6 client. Declared here rather than imported so that the package's
@@ -217,6 +218,23 @@ export class RedisLayer implements ChannelLayer {
     // Settled by Redis's answer or by the timeout, whichever comes first: ioredis never settles a
     // command that was in flight when the connection broke, and a hung Redis never answers.
     return withTimeout(reply, this.publishTimeout, `publishing to "${channel}"`)
+  }
+
+  /**
+   * What the history over Redis (redis-history.ts, issue 17) needs: the publisher to run its scripts on,
+   * the layer's names, and a round trip on the subscriber connection. `pubsub(channel)` is the name this
+   * layer subscribes to; keys of a channel come from redisName(prefix, channel, suffix), in its hash slot.
+   */
+  historyAccess (): RedisHistoryAccess {
+    return {
+      client: this.publisher,
+      prefix: this.prefix,
+      publishCommand: 'PUBLISH',
+      publishTimeout: this.publishTimeout,
+      pubsub: (channel) => this.prefix + channel,
+      // Answered after every message Redis pushed to this connection before it: a PING is valid in subscriber mode.
+      barrier: () => withTimeout((this.subscriber as unknown as { ping (): Promise<unknown> }).ping(), this.subscribeTimeout, 'a subscriber round trip')
+    }
   }
 
   async close (): Promise<void> {

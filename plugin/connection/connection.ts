@@ -93,6 +93,8 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   awaitingPong = false
   /** The authentication message to send when the socket opens; `null` when messages are off. */
   message: string | null = null
+  /** With history: the connection's recovery token (connection/replay.ts), its identity for the hub. */
+  recoveryToken: string | null = null
   private socket: WebSocket | null = null
   private transport: (Duplex & Carrier) | null = null
   /** Output produced before the socket opened, and its size. */
@@ -221,6 +223,20 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     this.write(data)
     const router = this.route.router
     if (router !== null && router.sendCompletion) this.write(router.replies.groupComplete)
+  }
+
+  /**
+   * Replaces the output waiting for the socket to open by what `edit` makes of it (the replay puts the
+   * missed messages first and drops the live copies it covers). `completion` is the `group_complete`
+   * frame that follows each broadcast copy on this route, or null. Nothing once open or released.
+   */
+  editPending (edit: (pending: readonly string[], completion: string | null) => string[]): void {
+    if (this.socket !== null || this.released) return
+    const router = this.route.router
+    const next = edit(this.pending ?? [], router !== null && router.sendCompletion ? router.replies.groupComplete : null)
+    this.pending = null
+    this.pendingBytes = 0
+    for (let i = 0; i < next.length; i++) this.write(next[i]!)
   }
 
   /**
