@@ -158,3 +158,38 @@ test('a resume that cannot be read is answered invalid_token, and the parameter 
   t.match(log, /chanx_recover=\[REDACTED\]/, 'the upgrade is logged with the parameter redacted')
   t.notMatch(log, /bm90LWpzb24/)
 })
+
+/** The frames of a raw socket, parsed, as they come. */
+function rawSocket (t: Test, url: string) {
+  const ws = new WebSocket(url)
+  t.teardown(() => { ws.close() })
+  const frames: Array<Record<string, any>> = []
+  ws.on('message', (data) => frames.push(JSON.parse(String(data))))
+  return { ws, frames }
+}
+
+test('a resume keeps its token, replays from the position it gives, and a replay past maxBufferedBytes is refused, not sent', async (t) => {
+  const app = await buildRecoveryApp({ maxBufferedBytes: 4000 })
+  const port = await listen(t, app)
+  const url = `ws://127.0.0.1:${port}/ws?token=${app.jwt.sign({ sub: 'alice' })}`
+  const first = rawSocket(t, url)
+  await until(() => first.frames.length === 1, 'the authentication message')
+  const { token, positions } = first.frames[0]!.chanx_recovery
+  first.ws.terminate()
+  for (let n = 0; n < 3; n++) await app.chanx.broadcast('feed', { action: 'tick', payload: { n } })
+  const resume = (g: object) => '&chanx_recover=' + Buffer.from(JSON.stringify({ t: token, g })).toString('base64url')
+
+  const second = rawSocket(t, url + resume({ feed: positions.feed }))
+  await until(() => second.frames.length === 4, 'the replay')
+  t.equal(second.frames[0]!.chanx_recovery.token, token, 'the lineage keeps its token')
+  t.equal(second.frames[0]!.chanx_recovery.recovered, true)
+  t.same(second.frames.slice(1).map((f) => f.payload.n), [0, 1, 2])
+
+  for (let n = 3; n < 60; n++) await app.chanx.broadcast('feed', { action: 'tick', payload: { n, text: 'x'.repeat(100) } })
+  const third = rawSocket(t, url + resume({ feed: positions.feed }))
+  await until(() => third.frames.length === 1, 'the authentication message')
+  t.match(third.frames[0]!.chanx_recovery, { recovered: false, reason: 'window_exceeded', failed: { feed: 'window_exceeded' } })
+  await app.chanx.broadcast('feed', { action: 'tick', payload: { n: 60 } })
+  await until(() => third.frames.length === 2, 'a live message')
+  t.equal(third.frames[1]!.payload.n, 60, 'the socket stays open, live')
+})

@@ -79,6 +79,7 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
   const failed: Array<[string, LossReason]> = []
   if (start.resume === 'invalid') failed.push([USER, 'invalid_token'])
   const covered = new Map<string, number>()
+  const replayed: string[] = []
   let replay: HistoryEntry[] = []
   let positions = ''
   for (let i = 0; i < groups.length; i++) {
@@ -88,6 +89,7 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
     if (outcome.lost !== null) failed.push([group, outcome.lost])
     if (outcome.entries === null) continue
     covered.set(group, outcome.position!.offset)
+    if (outcome.entries.length > 0) replayed.push(group)
     for (const entry of outcome.entries) {
       if (entry.groups === null || firstOf(entry.groups, resumedGroups) === group) replay.push(entry)
     }
@@ -100,6 +102,7 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
     if (outcome.lost !== null) failed.push([USER, outcome.lost])
     if (outcome.entries !== null) {
       covered.set(USER, outcome.position!.offset)
+      if (outcome.entries.length > 0) replayed.push(USER)
       replay = replay.concat(outcome.entries)
     }
   } else if (resume?.user != null) {
@@ -109,13 +112,23 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
   replay.sort(byTime)
 
   const identity = hub.identityOf(connection)
-  connection.editPending((pending, completion) => {
-    const out: string[] = []
+  connection.editPending((pending, completion, limit) => {
+    let out: string[] = []
+    let size = 0
     for (const entry of replay) {
       const frame = frameOf(entry, identity, userKey)
       if (frame === null) continue
       out.push(frame)
+      size += frame.length
       if (completion !== null && entry.groups !== null) out.push(completion)
+    }
+    for (let i = 0; i < pending.length; i++) size += pending[i]!.length
+    if (size > limit) {
+      // The replay would pass maxBufferedBytes and close the socket as a slow reader, on every retry: it is
+      // not sent, and the client is told to refetch instead.
+      out = []
+      covered.clear()
+      for (const stream of replayed) failed.push([stream, 'window_exceeded'])
     }
     for (let i = 0; i < pending.length; i++) {
       const frame = pending[i]!
