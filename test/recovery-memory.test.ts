@@ -1,7 +1,10 @@
 import { test, type Test } from 'tap'
 import WebSocket from 'ws'
 import { createClient, type ChanxClient, type Decision } from '../plugin/client'
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
+import websocket from '@fastify/websocket'
+import { Type } from '@sinclair/typebox'
+import chanx, { defineSocketRoute } from '../plugin'
 import { buildRecoveryApp, listen, publish, TcpProxy } from './helpers/recovery'
 
 /** A client through `proxy` that reconnects after each of `delays` in turn (then after 50 ms), and records every tick. */
@@ -192,4 +195,34 @@ test('a resume keeps its token, replays from the position it gives, and a replay
   await app.chanx.broadcast('feed', { action: 'tick', payload: { n: 60 } })
   await until(() => third.frames.length === 2, 'a live message')
   t.equal(third.frames[1]!.payload.n, 60, 'the socket stays open, live')
+})
+
+test('with sendCompletion each replayed copy is followed by group_complete; a live copy the replay covers is dropped with its own', async (t) => {
+  const app = Fastify()
+  await app.register(websocket)
+  await app.register(chanx, { history: true })
+  let during: (() => Promise<void>) | null = null
+  app.route(defineSocketRoute({
+    url: '/ws',
+    sendCompletion: true,
+    // A broadcast while the resuming socket is already in the group and the replay not yet read.
+    groups: async () => { await during?.(); return ['feed'] },
+    messages: { noop: Type.Null() },
+    handlers: { noop: () => {} }
+  }))
+  const port = await listen(t, app)
+  const first = rawSocket(t, `ws://127.0.0.1:${port}/ws`)
+  await until(() => first.frames.length === 1, 'the authentication message')
+  const { token, positions } = first.frames[0]!.chanx_recovery
+  first.ws.terminate()
+  await app.chanx.broadcast('feed', { action: 'tick', payload: 1 })
+  during = async () => { during = null; setImmediate(() => { void app.chanx.broadcast('feed', { action: 'tick', payload: 2 }) }) }
+  const resume = Buffer.from(JSON.stringify({ t: token, g: positions })).toString('base64url')
+  const second = rawSocket(t, `ws://127.0.0.1:${port}/ws?chanx_recover=${resume}`)
+  await until(() => second.frames.length >= 5, 'the replay')
+  await app.chanx.broadcast('feed', { action: 'tick', payload: 3 })
+  await until(() => second.frames.length >= 7, 'live')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(second.frames.slice(1).map((f) => f.action === 'tick' ? f.payload : f.action),
+    [1, 'group_complete', 2, 'group_complete', 3, 'group_complete'])
 })
