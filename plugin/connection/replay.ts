@@ -58,9 +58,10 @@ function positionJson (position: Position): string {
 }
 
 export async function finishRecovery (start: RecoveryStart, connection: SocketConnection, hub: ChannelHub,
-  groups: readonly string[]): Promise<void> {
+  joined: readonly string[]): Promise<void> {
   const store = hub.history
   if (store === null || connection.released) return
+  const groups = [...new Set(joined)]
   const resume = start.resume !== null && start.resume !== 'invalid' ? start.resume : null
   const allowed = new Set(groups)
   // The groups whose position the client sent and may still see: a broadcast to several groups is
@@ -72,8 +73,9 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
   for (let i = 0; i < groups.length; i++) reads.push(readStream(hub, 'g:' + groups[i], resume?.groups.get(groups[i]!)))
   if (userKey !== null) reads.push(readStream(hub, 'u:' + userKey, resume?.user))
   const outcomes = await Promise.all(reads)
-  // Publications made before the reads must have reached the waiting output before it is spliced.
-  await store.barrier().catch(() => {})
+  // Publications made before the reads must have reached the waiting output before it is spliced (only
+  // the live copies of streams that were read are compared with the replay).
+  if (outcomes.some((outcome) => outcome.entries !== null)) await store.barrier().catch(() => {})
   if (connection.released) return
 
   const failed: Array<[string, LossReason]> = []
