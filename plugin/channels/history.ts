@@ -66,8 +66,11 @@ export interface HistoryStore {
   position (channel: string): Promise<Position>
   /** The entries after `since` in order, or why they cannot all be given. */
   read (channel: string, since: Position): Promise<ReadResult>
-  /** Waits until every publication made before the last `read` has reached this process's hub. */
-  barrier (): Promise<void>
+  /**
+   * Waits until every publication on `channels` made before the last `read` has reached this process's
+   * hub (on a Cluster, a round trip on the connection subscribed to each channel's shard).
+   */
+  barrier (channels: readonly string[]): Promise<void>
   close (): void
 }
 

@@ -24,7 +24,8 @@ export interface RedisHistoryAccess {
   readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
   readonly publishTimeout: number
   pubsub (channel: string): string
-  barrier (): Promise<unknown>
+  /** A round trip on the subscriber connection(s) that receive `channels`. */
+  barrier (channels: readonly string[]): Promise<unknown>
 }
 
 interface ScriptClient {
@@ -153,8 +154,8 @@ export class RedisHistory implements PublishingHistoryStore {
     return [String(e), Number(o), String(loss), entries]
   }
 
-  async barrier (): Promise<void> {
-    await this.access.barrier()
+  async barrier (channels: readonly string[]): Promise<void> {
+    await this.access.barrier(channels)
   }
 
   close (): void {}

@@ -232,7 +232,8 @@ export class RedisLayer implements ChannelLayer {
       publishCommand: 'PUBLISH',
       publishTimeout: this.publishTimeout,
       pubsub: (channel) => this.prefix + channel,
-      // Answered after every message Redis pushed to this connection before it: a PING is valid in subscriber mode.
+      // Answered after every message Redis pushed to this connection before it: a PING is valid in subscriber
+      // mode. One subscriber connection here; on a Cluster, one PING per shard of `channels`.
       barrier: () => withTimeout((this.subscriber as unknown as { ping (): Promise<unknown> }).ping(), this.subscribeTimeout, 'a subscriber round trip')
     }
   }

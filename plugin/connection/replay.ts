@@ -75,7 +75,11 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
   const outcomes = await Promise.all(reads)
   // Publications made before the reads must have reached the waiting output before it is spliced (only
   // the live copies of streams that were read are compared with the replay).
-  if (outcomes.some((outcome) => outcome.entries !== null)) await store.barrier().catch(() => {})
+  const read: string[] = []
+  for (let i = 0; i < outcomes.length; i++) {
+    if (outcomes[i]!.entries !== null) read.push(i < groups.length ? 'g:' + groups[i] : 'u:' + userKey)
+  }
+  if (read.length > 0) await store.barrier(read).catch(() => {})
   if (connection.released) return
 
   const failed: Array<[string, LossReason]> = []
