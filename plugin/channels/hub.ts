@@ -51,6 +51,8 @@ export interface ChannelHubOptions {
   secret?: ChannelSecret
 }
 
+type OwnRecord = Omit<HistoryEntry, 'offset' | 'time'>
+
 /** At most this many malformed envelopes are logged per window; the rest are counted in the next line. */
 const MALFORMED_LOGS = 10
 const MALFORMED_WINDOW = 10_000
@@ -94,6 +96,8 @@ export class ChannelHub {
   private malformedSuppressed = 0
   /** Recoverable history (issue 17), null when off: then nothing below the "history" section runs. */
   history: HistoryStore | null = null
+  /** With a store that publishes: what this hub published and awaits back, by channel + record, so its echo is not parsed again. */
+  private readonly ownRecords = new Map<string, OwnRecord>()
 
   constructor (options: ChannelHubOptions = {}) {
     this.layer = options.layer ?? new MemoryLayer()
@@ -558,7 +562,8 @@ export class ChannelHub {
       for (let i = 0; i < list.length; i++) {
         const channel = 'g:' + list[i]
         const envelope = this.codec.seal(channel, this.codec.broadcast(list, senderKey, body))
-        pending.push((store as PublishingHistoryStore).publish(channel, historyRecord(excluded, identity, envelope)))
+        const own: OwnRecord = { body, groups: list, senderKey, sender: identity, excluded }
+        pending.push(this.publishOwn(store as PublishingHistoryStore, channel, historyRecord(excluded, identity, envelope), own))
       }
       return Promise.all(pending).then(() => {})
     }
@@ -577,7 +582,8 @@ export class ChannelHub {
     const store = this.history!
     if (store.publishes) {
       const envelope = this.codec.seal(channel, this.codec.toUser(body))
-      return (store as PublishingHistoryStore).publish(channel, historyRecord(false, null, envelope)).then(() => {})
+      const own: OwnRecord = { body, groups: null, senderKey: null, sender: null, excluded: false }
+      return this.publishOwn(store as PublishingHistoryStore, channel, historyRecord(false, null, envelope), own).then(() => {})
     }
     const local = store as LocalHistoryStore
     const position = local.next(channel)
@@ -586,6 +592,19 @@ export class ChannelHub {
     const set = this.channels.get(channel)
     if (set !== undefined) for (const member of set) this.send(member, kept)
     return this.layer.publish(channel, this.codec.seal(channel, this.codec.toUser(kept))).then(() => {})
+  }
+
+  /** Publishes `record`, remembering it when this process listens on `channel` (it will hear it back). */
+  private publishOwn (store: PublishingHistoryStore, channel: string, record: string, own: OwnRecord): Promise<number> {
+    if (!this.channels.has(channel)) return store.publish(channel, record)
+    // Bounded: an echo can be lost (an unsubscribe meanwhile, a Redis outage).
+    if (this.ownRecords.size >= 10_000) this.ownRecords.clear()
+    const key = channel + '\n' + record
+    this.ownRecords.set(key, own)
+    return store.publish(channel, record).catch((err: unknown) => {
+      this.ownRecords.delete(key)
+      throw err
+    })
   }
 
   /** A kept record, checked like any envelope, as an entry with its position in the message; null if refused. */
@@ -607,7 +626,20 @@ export class ChannelHub {
   /** A publication of a store that publishes (`~offset~epoch~record`): delivered here, the sender's process included. */
   private receivePositioned (channel: string, text: string): void {
     const positioned = parsePositioned(text)
-    const entry = positioned === null ? null : this.decodeRecord(channel, positioned.offset, positioned.epoch, 0, positioned.record)
+    let entry: HistoryEntry | null = null
+    if (positioned !== null) {
+      const key = channel + '\n' + positioned.record
+      const own = this.ownRecords.get(key)
+      if (own === undefined) {
+        entry = this.decodeRecord(channel, positioned.offset, positioned.epoch, 0, positioned.record)
+      } else {
+        // Our own publication: known already, not parsed again.
+        this.ownRecords.delete(key)
+        const position = { offset: positioned.offset, epoch: positioned.epoch }
+        const body = own.groups === null ? withUserPosition(own.body, position) : withGroupPositions(own.body, [channel.slice(2)], [position])
+        entry = { ...own, offset: position.offset, time: 0, body }
+      }
+    }
     if (entry === null) {
       this.malformed(channel, text, 'bad positioned publication')
       return
