@@ -3,6 +3,8 @@ import fp from 'fastify-plugin'
 import { MissingWebsocketError } from './core/errors'
 import { createChannels } from './channels/options'
 import { createServerApi } from './channels/server-api'
+import { DEFAULT_HISTORY } from './channels/history'
+import { createHistoryStore } from './channels/history-setup'
 import { ConnectionGuard } from './connection/guard'
 import { createHandshakeHook, onSocketConnection } from './handshake/hook'
 import type { ConnectionServices } from './connection/connection'
@@ -44,6 +46,7 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   const wss = fastify.websocketServer
   checkWebsocketServer(wss)
   const { hub, presence } = await createChannels(options, fastify.log)
+  if (defaults.history !== null) hub.useHistory(createHistoryStore(hub.layer, defaults.history))
   fastify.decorate('chanx', createServerApi(hub, defaults.userKey, fastify.log, asyncapi, presence))
   const guard = new ConnectionGuard(defaults.limits)
   const services: ConnectionServices = { guard, hub, userKey: defaults.userKey }
@@ -68,6 +71,7 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
     const route = resolveRoute(routeOptions, defaults)
     markRoute(routeOptions)
     if (route === null) return
+    if (route.history && hub.history === null) hub.useHistory(createHistoryStore(hub.layer, DEFAULT_HISTORY))
     const hook = createHandshakeHook(route, wss, services, defaults.handshakeTimeout) as preValidationHookHandler
     guard.requirePeriod(route.reauthenticateInterval)
     routeOptions.preValidation = prependHook(routeOptions.preValidation, hook)

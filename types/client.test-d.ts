@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox'
 import { Type as T1 } from 'typebox'
 import { WebSocket as WsWebSocket } from 'ws'
 import { defineSocketRoute } from 'fastify-chanx'
-import { createClient, type ChanxRefusal, type Decision, type CloseInfo } from 'fastify-chanx/client'
+import { createClient, type ChanxRefusal, type Decision, type CloseInfo, type RecoveryInfo } from 'fastify-chanx/client'
 
 type Equal<A, B> = (<X>() => X extends A ? 1 : 2) extends (<X>() => X extends B ? 1 : 2) ? true : false
 function expectType<V extends true> (): V | void {}
@@ -58,6 +58,11 @@ client.on('refused', (refusal) => {
   expectType<Equal<typeof refusal, ChanxRefusal>>()
   expectType<Equal<typeof refusal.closeCode, number>>()
 })
+client.on('open', (info) => {
+  expectType<Equal<typeof info.recovery, RecoveryInfo | undefined>>()
+  if (info.recovery !== undefined) expectType<Equal<typeof info.recovery.reason, string | null>>()
+})
+expectType<Equal<typeof client.recovered, boolean | null>>()
 client.on('reconnecting', (info) => expectType<Equal<typeof info, { attempt: number, delay: number, code: number, reason: string }>>())
 
 async function replies () {

@@ -136,6 +136,13 @@ app.get('/bad/3', { websocket: true, sendAuthenticationMessage: 'no' }, (socket)
 app.get('/bad/4', { websocket: true, authenticatorClass: Object }, (socket) => socket.close())
 // @ts-expect-error plugin options are checked too
 void app.register(chanx, { httpRoutes: 'some' })
+app.get('/recoverable', { websocket: true, groups: () => ['lobby'], history: true }, (socket) => socket.close())
+// @ts-expect-error a route's history is a boolean
+app.get('/bad/history', { websocket: true, history: { size: 5 } }, (socket) => socket.close())
+void app.register(chanx, { history: true })
+void app.register(chanx, { history: { size: 500, maxAge: 60_000 } })
+// @ts-expect-error history limits are numbers
+void app.register(chanx, { history: { size: '500' } })
 // @ts-expect-error hasObjectPermission receives the declared object type
 const wrongObject: Permission = { hasObjectPermission: (_request, room: { name: string }) => room.name === '' }
 void wrongObject

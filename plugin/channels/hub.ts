@@ -7,6 +7,10 @@ import type { ChannelLayer, ChannelLogger } from './layer'
 import { logSafely, silentLogger } from './layer'
 import { ChannelLayerClosedError, ChannelLayerTimeoutError, InvalidChannelArgumentError } from './errors'
 import { MemoryLayer } from './memory-layer'
+import {
+  parsePositioned, parseRecord, historyRecord, withGroupPositions, withUserPosition,
+  type HistoryEntry, type HistoryStore, type LocalHistoryStore, type PublishingHistoryStore
+} from './history'
 
 /** One connection as the hub sees it. */
 export interface ChannelMember {
@@ -25,6 +29,8 @@ export interface ChannelMember {
   close (code: number, reason: string): void
   /** Receive a channel event (sendEvent). */
   onEvent? (name: string, payload: unknown): void
+  /** With history: the connection's recovery token, its identity across reconnections (plugin/connection/replay.ts). */
+  readonly recoveryToken?: string | null
 }
 
 export interface BroadcastOptions {
@@ -50,6 +56,7 @@ export interface ChannelHubOptions {
 }
 
 const EMPTY: ReadonlySet<ChannelMember> = new Set()
+type OwnRecord = Omit<HistoryEntry, 'offset' | 'time'>
 
 /** At most this many malformed envelopes are logged per window; the rest are counted in the next line. */
 const MALFORMED_LOGS = 10
@@ -98,6 +105,10 @@ export class ChannelHub {
   private malformedWindow = 0
   private malformedLogged = 0
   private malformedSuppressed = 0
+  /** Recoverable history (issue 17), null when off: then nothing below the "history" section runs. */
+  history: HistoryStore | null = null
+  /** With a store that publishes: what this hub published and awaits back, by channel + record, so its echo is not parsed again. */
+  private readonly ownRecords = new Map<string, OwnRecord>()
 
   constructor (options: ChannelHubOptions = {}) {
     this.layer = options.layer ?? new MemoryLayer()
@@ -250,6 +261,7 @@ export class ChannelHub {
     const body = serializeObject(message)
     const sender = options.sender ?? null
     const senderKey = sender === null ? null : sender.userKey
+    if (this.history !== null) return this.broadcastKept(list, body, sender, senderKey, options.excludeSelf !== false)
     this.deliverLocal(list, body, sender, senderKey, options.excludeSelf !== false)
     if (list.length === 0) return Promise.resolve()
     return this.publishAll(list, this.codec.broadcast(list, senderKey, body))
@@ -259,6 +271,7 @@ export class ChannelHub {
   sendToUser (userKey: string, message: object): Promise<void> {
     const channel = 'u:' + checkName(userKey, 'userKey')
     const body = serializeObject(message)
+    if (this.history !== null) return this.sendToUserKept(channel, body)
     const set = this.channels.get(channel)
     if (set !== undefined) for (const member of set) this.send(member, body)
     return this.layer.publish(channel, this.codec.seal(channel, this.codec.toUser(body))).then(() => {})
@@ -464,6 +477,10 @@ export class ChannelHub {
   // ---------------------------------------------------------------- receiving
 
   private receive (channel: string, text: string): void {
+    if (this.history !== null && text.charCodeAt(0) === 126) {
+      this.receivePositioned(channel, text)
+      return
+    }
     // Our own echo: already delivered locally. Our own size query still counts as one answer (ours,
     // already in the total) because PUBLISH counted this process among its receivers.
     if (text.startsWith(this.codec.prefix)) {
@@ -568,10 +585,144 @@ export class ChannelHub {
       'fastify-chanx: ignored a malformed channel envelope')
   }
 
+  // ---------------------------------------------------------------- history (issue 17, plugin/channels/history.ts)
+
+  /** A member's identity across reconnections: its recovery token, else this process's origin and its id. */
+  identityOf (member: ChannelMember): string {
+    return member.recoveryToken ?? this.origin + ':' + member.id
+  }
+
+  /** Keep broadcasts and user messages from now on (a store per hub; set once, before any broadcast). */
+  useHistory (store: HistoryStore): void {
+    this.history = store
+    if (store.publishes) (store as PublishingHistoryStore).decoder = this.decodeRecord.bind(this)
+  }
+
+  private broadcastKept (list: readonly string[], body: string, sender: ChannelMember | null, senderKey: string | null,
+    excludeSelf: boolean): Promise<void> {
+    if (list.length === 0) return Promise.resolve()
+    const identity = sender === null ? null : this.identityOf(sender)
+    const excluded = sender !== null && excludeSelf
+    const store = this.history!
+    if (store.publishes) {
+      // Positions are Redis's: every process, this one included, delivers when the publication comes back.
+      const pending: Promise<number>[] = []
+      for (let i = 0; i < list.length; i++) {
+        const channel = 'g:' + list[i]
+        const envelope = this.codec.seal(channel, this.codec.broadcast(list, senderKey, body))
+        const own: OwnRecord = { body, groups: list, senderKey, sender: identity, excluded }
+        pending.push(this.publishOwn(store as PublishingHistoryStore, channel, historyRecord(excluded, identity, envelope), own))
+      }
+      return Promise.all(pending).then(() => {})
+    }
+    const local = store as LocalHistoryStore
+    const positions = list.map((group) => local.next('g:' + group))
+    const kept = withGroupPositions(body, list, positions)
+    const time = local.clock()
+    for (let i = 0; i < list.length; i++) {
+      local.keep('g:' + list[i], { offset: positions[i]!.offset, time, body: kept, groups: list, senderKey, sender: identity, excluded })
+    }
+    this.deliverLocal(list, kept, sender, senderKey, excludeSelf)
+    return this.publishAll(list, this.codec.broadcast(list, senderKey, kept))
+  }
+
+  private sendToUserKept (channel: string, body: string): Promise<void> {
+    const store = this.history!
+    if (store.publishes) {
+      const envelope = this.codec.seal(channel, this.codec.toUser(body))
+      const own: OwnRecord = { body, groups: null, senderKey: null, sender: null, excluded: false }
+      return this.publishOwn(store as PublishingHistoryStore, channel, historyRecord(false, null, envelope), own).then(() => {})
+    }
+    const local = store as LocalHistoryStore
+    const position = local.next(channel)
+    const kept = withUserPosition(body, position)
+    local.keep(channel, { offset: position.offset, time: local.clock(), body: kept, groups: null, senderKey: null, sender: null, excluded: false })
+    const set = this.channels.get(channel)
+    if (set !== undefined) for (const member of set) this.send(member, kept)
+    return this.layer.publish(channel, this.codec.seal(channel, this.codec.toUser(kept))).then(() => {})
+  }
+
+  /** Publishes `record`, remembering it when this process listens on `channel` (it will hear it back). */
+  private publishOwn (store: PublishingHistoryStore, channel: string, record: string, own: OwnRecord): Promise<number> {
+    if (!this.channels.has(channel)) return store.publish(channel, record)
+    // Bounded: an echo can be lost (an unsubscribe meanwhile, a Redis outage).
+    if (this.ownRecords.size >= 10_000) this.ownRecords.clear()
+    const key = channel + '\n' + record
+    this.ownRecords.set(key, own)
+    return store.publish(channel, record).catch((err: unknown) => {
+      this.ownRecords.delete(key)
+      throw err
+    })
+  }
+
+  /** A kept record, checked like any envelope, as an entry with its position in the message; null if refused. */
+  private decodeRecord (channel: string, offset: number, epoch: string, time: number, text: string): HistoryEntry | null {
+    const record = parseRecord(text)
+    if (record === null) return null
+    const env = this.codec.open(channel, record.envelope)
+    if (typeof env === 'string') return null
+    if (env.k === 'b') {
+      const group = channel.slice(2)
+      if (!env.g.includes(group)) return null
+      const body = withGroupPositions(env.m, [group], [{ offset, epoch }])
+      return { offset, time, body, groups: env.g, senderKey: env.s, sender: record.sender, excluded: record.excluded }
+    }
+    if (env.k === 'u') return { offset, time, body: withUserPosition(env.m, { offset, epoch }), groups: null, senderKey: null, sender: null, excluded: false }
+    return null
+  }
+
+  /** A publication of a store that publishes (`~offset~epoch~record`): delivered here, the sender's process included. */
+  private receivePositioned (channel: string, text: string): void {
+    const positioned = parsePositioned(text)
+    let entry: HistoryEntry | null = null
+    if (positioned !== null) {
+      const key = channel + '\n' + positioned.record
+      const own = this.ownRecords.get(key)
+      if (own === undefined) {
+        entry = this.decodeRecord(channel, positioned.offset, positioned.epoch, 0, positioned.record)
+      } else {
+        // Our own publication: known already, not parsed again.
+        this.ownRecords.delete(key)
+        const position = { offset: positioned.offset, epoch: positioned.epoch }
+        const body = own.groups === null ? withUserPosition(own.body, position) : withGroupPositions(own.body, [channel.slice(2)], [position])
+        entry = { ...own, offset: position.offset, time: 0, body }
+      }
+    }
+    if (entry === null) {
+      this.malformed(channel, text, 'bad positioned publication')
+      return
+    }
+    if (entry.groups === null) {
+      const set = this.channels.get(channel)
+      if (set !== undefined) for (const member of set) this.send(member, entry.body)
+      return
+    }
+    const hearers = this.firstHearers(channel, entry.groups)
+    if (hearers === null) return
+    let self: SharedFrame | null = null
+    let mine: SharedFrame | null = null
+    let other: SharedFrame | null = null
+    const senderKey = entry.senderKey
+    for (let i = 0; i < hearers.length; i++) {
+      const member = hearers[i]!
+      let frame: SharedFrame
+      if (entry.sender !== null && this.identityOf(member) === entry.sender) {
+        if (entry.excluded) continue
+        frame = self ??= new SharedFrame(withFlags(entry.body, senderKey !== null, true))
+      } else if (senderKey !== null && member.userKey === senderKey) {
+        frame = mine ??= new SharedFrame(withFlags(entry.body, true, false))
+      } else {
+        frame = other ??= new SharedFrame(withFlags(entry.body, false, false))
+      }
+      this.sendCopy(member, frame)
+    }
+  }
+
   /** Stop: pending counts fail, the layer is closed. Members are not closed; the caller owns them. */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.history?.close()
     for (const [id, pending] of this.counts) {
       clearTimeout(pending.timer)
       this.counts.delete(id)

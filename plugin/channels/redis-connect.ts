@@ -284,3 +284,26 @@ export async function openConnections (target: RedisLayerTarget, connectTimeout:
   }
   return connections
 }
+
+interface Pingable { readonly status: string, ping (): Promise<unknown> }
+
+/**
+ * A round trip on every connection that receives the layer's messages: Redis answers a PING after every
+ * message it pushed to that connection before it, so once this resolves, whatever was published before
+ * the call has been received. On a Cluster the sharded subscribers are ioredis's own connections, one
+ * per primary, reached through its ClusterSubscriberGroup; if that shape ever moves, this rejects, and
+ * the caller treats the barrier as not reached (a recovery then reports `unavailable`, never a gap).
+ */
+export function pingSubscribers (connections: RedisConnections): Promise<unknown> {
+  if (!connections.cluster) return (connections.subscriber as unknown as Pingable).ping()
+  const group = (connections.subscriber as unknown as { shardedSubscribers?: { shardedSubscribers?: unknown } })
+    .shardedSubscribers?.shardedSubscribers
+  if (!(group instanceof Map)) return Promise.reject(new Error('ioredis Cluster has no sharded subscribers to reach'))
+  const pings: Promise<unknown>[] = []
+  for (const subscriber of group.values()) {
+    const instance = (subscriber as { getInstance?: () => Pingable | null }).getInstance?.()
+    if (instance == null) return Promise.reject(new Error('a sharded subscriber has no connection'))
+    pings.push(instance.ping())
+  }
+  return Promise.all(pings)
+}

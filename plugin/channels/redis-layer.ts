@@ -9,11 +9,13 @@ import { InvalidOptionError } from '../core/errors'
 import { redisName } from './redis-names'
 import {
   openConnections,
+  pingSubscribers,
   type RedisClientLike,
   type RedisClusterLike,
   type RedisConnections,
   type RedisLayerTarget
 } from './redis-connect'
+import type { RedisHistoryAccess } from './redis-history'
 
 export type { RedisClientLike, RedisClusterLike, RedisClusterNode, RedisClusterTarget, RedisLayerTarget } from './redis-connect'
 
@@ -252,6 +254,23 @@ export class RedisLayer implements ChannelLayer {
     // Settled by Redis's answer or by the timeout, whichever comes first: ioredis never settles a
     // command that was in flight when the connection broke, and a hung Redis never answers.
     return withTimeout(reply, this.publishTimeout, `publishing to "${channel}"`)
+  }
+
+  /**
+   * What the history over Redis (redis-history.ts, issue 17) needs: the publisher to run its scripts on,
+   * the layer's names, and a round trip on the subscriber connection. `pubsub(channel)` is the name this
+   * layer subscribes to; keys of a channel come from redisName(prefix, channel, suffix), in its hash slot.
+   */
+  historyAccess (): RedisHistoryAccess {
+    const connections = this.connections
+    return {
+      client: connections.publisher,
+      prefix: this.prefix,
+      publishCommand: connections.cluster ? 'SPUBLISH' : 'PUBLISH',
+      publishTimeout: this.publishTimeout,
+      pubsub: this.redis.name,
+      barrier: () => withTimeout(pingSubscribers(connections), this.subscribeTimeout, 'a subscriber round trip')
+    }
   }
 
   async close (): Promise<void> {

@@ -7,14 +7,17 @@ import { ChanxClientError, ChanxRefusal } from './errors'
 import { defaultPolicy } from './policy'
 import type {
   ActionOf, ClientOptions, ClientRoute, CloseInfo, IncomingAction, KeyOf, MessageWith, PayloadOf, Received,
-  RefusalInfo, TokenReason, WebSocketLike
+  RecoveryInfo, RefusalInfo, TokenReason, WebSocketLike
 } from './types'
 import { defaultWebSocket } from './websocket'
 
 /** The events a client emits; `message:<action>` gets only the messages of that action. */
 export type ClientEvents<Route> = {
-  /** Authenticated (status 200); `reconnected` after the first time. */
-  open: (info: { reconnected: boolean }) => void
+  /**
+   * Authenticated (status 200); `reconnected` after the first time. On a route with history, `recovery`
+   * says whether every message missed while away was replayed (docs/recovery.md); absent otherwise.
+   */
+  open: (info: { reconnected: boolean, recovery?: RecoveryInfo }) => void
   /** Every message except the authentication message and replies to `request`. */
   message: (message: Received<Route>) => void
   /** A socket closed and the policy retries after `delay` ms (0: at once with a fresh token, after a 4401). */
@@ -61,6 +64,15 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
   private pingTimer: ReturnType<typeof setInterval> | undefined
   private pongTimer: ReturnType<typeof setTimeout> | undefined
   private lastReceived = 0
+  /**
+   * On a route with history: whether the last reconnection recovered every missed message (true), did not
+   * (false: refetch what the app shows; `recovery.reason` says why), or no resume was made yet (null).
+   */
+  recovered: boolean | null = null
+  /** The last authentication's recovery outcome; null before it, or on a route without history. */
+  recovery: RecoveryInfo | null = null
+  /** The recovery token and the last positions, sent back on every reconnection. */
+  private resume: { t: string, g: Record<string, [number, string]>, u?: [number, string] } | null = null
 
   constructor (readonly url: string, readonly options: ClientOptions & { actionKey?: KeyOf<Route> } = {}) {
     this.key = options.actionKey ?? 'action'
@@ -146,6 +158,7 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
       this.token = null
     }
     if (this.state !== 'connecting') return
+    if (this.resume !== null) url += (url.includes('?') ? '&' : '?') + 'chanx_recover=' + base64url(JSON.stringify(this.resume))
     const token = this.token
     if (token != null && token !== '') {
       if (options.tokenIn === 'protocol') {
@@ -182,8 +195,15 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     if (message === null || typeof message !== 'object') return
     const action = message[this.key]
     if (action === 'authentication') {
-      this.authentication(message.payload as { status_code?: unknown, status_text?: unknown, data?: { detail?: unknown } } | null)
+      this.authentication(message.payload as { status_code?: unknown, status_text?: unknown, data?: { detail?: unknown } } | null,
+        message.chanx_recovery as RecoveryMessage | undefined)
       return
+    }
+    const resume = this.resume
+    if (resume !== null) {
+      const positions = message.chanx_pos as Record<string, [number, string]> | undefined
+      if (positions !== undefined) for (const group in positions) if (group in resume.g) resume.g[group] = positions[group]!
+      if (message.chanx_upos !== undefined) resume.u = message.chanx_upos as [number, string]
     }
     const id = message.id
     if (typeof id === 'number') {
@@ -202,8 +222,19 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     if (typeof action === 'string') this.emit('message:' + action, message)
   }
 
-  private authentication (payload: { status_code?: unknown, status_text?: unknown, data?: { detail?: unknown } } | null): void {
+  private authentication (payload: { status_code?: unknown, status_text?: unknown, data?: { detail?: unknown } } | null,
+    recovery?: RecoveryMessage): void {
     const status = typeof payload?.status_code === 'number' ? payload.status_code : 0
+    if (status === 200 && recovery !== undefined) {
+      this.resume = { t: recovery.token, g: { ...recovery.positions }, u: recovery.user_position }
+      this.recovered = recovery.recovered ?? null
+      this.recovery = {
+        recovered: this.recovered,
+        reason: recovery.reason ?? null,
+        failed: recovery.failed ?? {},
+        userFailed: recovery.user_failed ?? null
+      }
+    }
     if (status === 200) {
       if (this.state === 'open') {
         this.emit('refreshed', undefined)
@@ -234,7 +265,7 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     }
     const waiters = this.waiters.splice(0)
     for (const waiter of waiters) waiter.resolve()
-    this.emit('open', { reconnected })
+    this.emit('open', this.recovery === null ? { reconnected } : { reconnected, recovery: this.recovery })
   }
 
   private pingIfIdle (interval: number, timeout: number): void {
@@ -331,6 +362,24 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     clearInterval(this.pingTimer)
     this.pongTimer = this.pingTimer = undefined
   }
+}
+
+/** `chanx_recovery` of the authentication message. */
+interface RecoveryMessage {
+  token: string
+  positions: Record<string, [number, string]>
+  user_position?: [number, string]
+  recovered?: boolean
+  reason?: string
+  failed?: Record<string, string>
+  user_failed?: string
+}
+
+function base64url (text: string): string {
+  let binary = ''
+  const bytes = new TextEncoder().encode(text)
+  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]!)
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
 }
 
 /** A JWT's `exp` (seconds), read without verifying: only to know when to refresh. */

@@ -45,12 +45,28 @@ export type Received<Route> = (TypesOf<Route>['outgoing'] | ServerMessage<KeyOf<
   readonly id?: string | number
   readonly is_mine?: boolean
   readonly is_current?: boolean
+  /** On a route with history: the message's position in each target group (docs/recovery.md). */
+  readonly chanx_pos?: Readonly<Record<string, readonly [number, string]>>
+  /** On a route with history: a `sendToUser` message's position in the user's stream. */
+  readonly chanx_upos?: readonly [number, string]
 }
 
 export type IncomingAction<Route> = ActionOf<TypesOf<Route>['incoming'], KeyOf<Route>>
 
 /** The payload the route's schema expects for `Action`. */
 export type PayloadOf<Route, Action> = MessageWith<TypesOf<Route>['incoming'], KeyOf<Route>, Action> extends { payload: infer P } ? P : never
+
+/** What an authentication on a route with history says of the resume (docs/recovery.md). */
+export interface RecoveryInfo {
+  /** true: every missed message was replayed; false: some may be lost, refetch; null: nothing was resumed (first connection). */
+  readonly recovered: boolean | null
+  /** Why not: `window_exceeded`, `epoch_changed`, `not_allowed`, `invalid_token` or `unavailable`; null when recovered. */
+  readonly reason: string | null
+  /** The reason per group that was not recovered. */
+  readonly failed: Readonly<Record<string, string>>
+  /** The reason the user stream (sendToUser messages) was not recovered, or null. */
+  readonly userFailed: string | null
+}
 
 /** A refused handshake (or a connection that ended before its authentication message). */
 export interface RefusalInfo {

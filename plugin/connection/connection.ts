@@ -106,6 +106,8 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   awaitingPong = false
   /** The authentication message to send when the socket opens; `null` when messages are off. */
   message: string | null = null
+  /** With history: the connection's recovery token (connection/replay.ts), its identity for the hub. */
+  recoveryToken: string | null = null
   private socket: WebSocket | null = null
   private transport: (Duplex & Carrier) | null = null
   /** Output produced before the socket opened, and its size. */
@@ -265,6 +267,23 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     if (writeFramed(socket, frame.framed)) return
     socket.send(frame.text)
     if (frame.next !== null) socket.send(frame.next.text)
+  }
+
+  /**
+   * Replaces the output waiting for the socket to open by what `edit` makes of it (the replay puts the
+   * missed messages first and drops the live copies it covers). `completion` is the `group_complete`
+   * frame that follows each broadcast copy on this route, or null; `limit` the characters the output may
+   * hold before the socket is closed as a slow reader (Infinity: no bound). Nothing once open or released.
+   */
+  editPending (edit: (pending: readonly string[], completion: string | null, limit: number) => string[]): void {
+    if (this.socket !== null || this.released) return
+    const router = this.route.router
+    const limit = this.services.guard.limits.maxBufferedBytes
+    const next = edit(this.pending ?? [], router !== null && router.sendCompletion ? router.replies.groupComplete : null,
+      limit > 0 ? limit : Infinity)
+    this.pending = null
+    this.pendingBytes = 0
+    for (let i = 0; i < next.length; i++) this.write(next[i]!)
   }
 
   /**

@@ -14,6 +14,7 @@ import {
 } from '../core/wire'
 import { upgradeSocket } from '../core/ws-internals'
 import { HandshakeDeadlines, TIMED_OUT } from './deadlines'
+import { finishRecovery, startRecovery } from '../connection/replay'
 
 export const DETAIL_TOO_MANY_CONNECTIONS = 'Too many connections'
 export const DETAIL_HANDSHAKE_TIMED_OUT = 'Handshake timed out'
@@ -163,12 +164,14 @@ async function admitSocket (
   }
   connection.message = message
   connection.watchTransport(request.raw)
+  const recovery = route.history ? startRecovery(connection, request) : null
   try {
     const groups = route.groups === undefined
       ? []
       : await route.groups({ user: result.user as FastifyRequest['user'], obj: result.obj as FastifyRequest['obj'], params: request.params, request })
     if (!isGroupList(groups)) throw new TypeError('groups(ctx) must return an array of group names')
     await connection.joinAll(groups)
+    if (recovery !== null) await finishRecovery(recovery, connection, services.hub, groups)
   } catch (err) {
     connection.release()
     request.log.error({ err }, 'fastify-chanx: joining the socket\'s groups failed')

@@ -9,6 +9,7 @@ import { defaultUserKey, type UserKeyFunction } from '../core/identity'
 import { checkBoolean, checkCount, checkInterval, checkNames, nearMiss } from '../core/validate'
 import type { RateLimit } from '../messages/types'
 import { checkAllowedOrigins, type AllowedOrigins } from './origin'
+import { resolveHistoryOption, type HistoryLimits } from '../channels/history'
 
 /** Plugin options: defaults for every route that sets none (DRF's DEFAULT_* settings). */
 export interface FastifyChanxOptions extends ChannelOptions {
@@ -75,6 +76,11 @@ export interface FastifyChanxOptions extends ChannelOptions {
   asyncapi?: AsyncApiOptions
   /** Serve the playground page (off unless set): `{ path: '/chanx/playground' }`. */
   playground?: PlaygroundOptions
+  /**
+   * Keep recoverable history of every group and user stream (docs/recovery.md): `true` (1,000 messages,
+   * 120 s per stream) or `{ size, maxAge }` (messages, ms). Off unless set; routes may opt out or in.
+   */
+  history?: boolean | { size?: number, maxAge?: number }
 }
 
 export interface ResolvedDefaults {
@@ -93,6 +99,7 @@ export interface ResolvedDefaults {
   userKey: UserKeyFunction
   rateLimit: RateLimit | null
   strict: boolean
+  history: HistoryLimits | null
 }
 
 /** Every plugin option, checked by the compiler against `FastifyChanxOptions`: adding one there without here fails to build. */
@@ -121,7 +128,8 @@ const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
   rateLimit: true,
   strict: true,
   asyncapi: true,
-  playground: true
+  playground: true,
+  history: true
 } satisfies Record<keyof FastifyChanxOptions, true>))
 
 export const DEFAULT_MAX_QUEUED_FRAMES = 100
@@ -219,6 +227,7 @@ export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDef
     },
     userKey: checkUserKey(options.userKey),
     rateLimit: checkRateLimit(options.rateLimit, DEFAULT_RATE_LIMIT, 'option rateLimit'),
-    strict: options.strict === undefined ? false : checkBoolean(options.strict, 'option strict')
+    strict: options.strict === undefined ? false : checkBoolean(options.strict, 'option strict'),
+    history: resolveHistoryOption(options.history, 'option history')
   }
 }

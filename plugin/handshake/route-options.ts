@@ -11,6 +11,7 @@ import { checkBoolean, checkCount, checkInterval, nearMiss } from '../core/valid
 import { compileRouter, type MessageRouter } from '../messages/compile'
 import { createOriginCheck, checkAllowedOrigins, type OriginCheck } from './origin'
 import { checkAuthentication, checkAuthenticatorClass, checkPermissions, checkRateLimit, type ResolvedDefaults } from './plugin-options'
+import { RESUME_PARAM } from './recovery'
 
 /** What the handshake needs of one route, fixed at registration. */
 export interface RouteHandshake {
@@ -36,6 +37,8 @@ export interface RouteHandshake {
    * it runs the pipeline as an HTTP route, and its log lines are redacted like the socket's.
    */
   readonly headTwin: boolean
+  /** Positions, recovery token and replay on resume (docs/recovery.md). */
+  readonly history: boolean
 }
 
 /** Every route option fastify-chanx reads; setting any of them opts an HTTP route in. */
@@ -134,6 +137,11 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
   const sendAuthenticationMessage = route.sendAuthenticationMessage === undefined
     ? defaults.sendAuthenticationMessage
     : checkBoolean(route.sendAuthenticationMessage, `${where} sendAuthenticationMessage`)
+  const history = websocket && (route.history === undefined ? defaults.history !== null : checkBoolean(route.history, `${where} history`))
+  if (history && !sendAuthenticationMessage) {
+    throw new InvalidOptionError(`${where} history needs sendAuthenticationMessage: the authentication message carries the recovery token and positions`)
+  }
+  if (history || (socketRoute && defaults.history !== null)) credentialParams.add(RESUME_PARAM)
   const permissions = route.permissions === undefined ? defaults.permissions : checkPermissions(route.permissions, `${where} permissions`)
   checkObjectPermissions(permissions, route.permissions === undefined, route.objectLoader !== undefined, AuthenticatorType, where)
   const authenticator = new AuthenticatorType({
@@ -160,6 +168,7 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
         strict: defaults.strict
       }),
     headTwin,
+    history,
     maxQueuedFrames: checkCount(route.maxQueuedFrames, defaults.maxQueuedFrames, `${where} maxQueuedFrames`),
     reauthenticateInterval: route.reauthenticateInterval === undefined
       ? defaults.reauthenticateInterval

@@ -46,6 +46,11 @@ export interface ChanxRouteOptions<Request = FastifyRequest> {
   maxQueuedFrames?: number
   /** This route's message rate limit (routes with `messages`); see the plugin option. */
   rateLimit?: RateLimit | false
+  /**
+   * Recoverable history for this route's sockets (docs/recovery.md): positions on broadcasts, a recovery
+   * token, and a replay of missed messages on resume. Default: on when the plugin's `history` is set.
+   */
+  history?: boolean
 }
 
 declare module 'fastify' {
@@ -87,5 +92,6 @@ export const HANDSHAKE_ROUTE_OPTIONS: readonly string[] = Object.keys({
   reauthenticateInterval: true,
   groups: true,
   maxQueuedFrames: true,
-  rateLimit: true
+  rateLimit: true,
+  history: true
 } satisfies Record<keyof ChanxRouteOptions, true>)

@@ -1,0 +1,162 @@
+import { createHash } from 'node:crypto'
+import {
+  newEpoch, parsePositioned, type HistoryEntry, type HistoryLimits, type Position, type PublishingHistoryStore, type ReadResult
+} from './history'
+import { ChannelLayerPublishError, ChannelLayerTimeoutError } from './errors'
+import { redisName } from './redis-names'
+
+/**
+ * History over Redis: per hub channel X, a hash `{X}:meta` (`e` epoch, `o` last offset) and a Stream
+ * `{X}:history` (one entry per message, field `p` = the positioned publication), both named by
+ * redisName so that they share the hash slot of X's pub/sub channel (docs/recovery.md).
+ *
+ * One script keeps and publishes: it takes the next offset, appends the entry, trims the stream by count
+ * (`MAXLEN ~`) and age (`MINID ~`), and publishes the entry, all atomically, so offsets and the order in
+ * which every process receives publications agree. Keys lost (a Redis restart, an idle stream expired
+ * after maxAge) come back under a new epoch: a client holding the old one hears `epoch_changed`.
+ */
+
+/** What the Redis layer lends (RedisLayer.historyAccess). */
+export interface RedisHistoryAccess {
+  readonly client: unknown
+  readonly prefix: string
+  /** `PUBLISH`, or `SPUBLISH` on a Cluster with sharded pub/sub: the scripts take it as an argument. */
+  readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
+  readonly publishTimeout: number
+  pubsub (channel: string): string
+  /** A round trip on the subscriber connection(s) that receive `channels`. */
+  barrier (channels: readonly string[]): Promise<unknown>
+}
+
+interface ScriptClient {
+  evalsha (sha: string, keys: number, ...args: Array<string | number>): Promise<unknown>
+  eval (script: string, keys: number, ...args: Array<string | number>): Promise<unknown>
+}
+
+// A meta hash made here starts a new epoch; a stream left from an older one is dropped with it.
+const ENSURE_EPOCH = `
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  e = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', e, 'o', 0)
+end
+`
+
+const NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// KEYS: meta, stream. ARGV: new epoch, record, size, maxAge, pub/sub channel, publish command.
+const PUBLISH = ENSURE_EPOCH + NOW + `
+local o = redis.call('HINCRBY', KEYS[1], 'o', 1)
+local payload = '~' .. o .. '~' .. e .. '~' .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'p', payload)
+redis.call('XTRIM', KEYS[2], 'MINID', '~', now - tonumber(ARGV[4]))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return redis.call(ARGV[6], ARGV[5], payload)
+`
+
+// KEYS: meta, stream. ARGV: new epoch, since offset ('' for the position only), since epoch, size, maxAge.
+// Returns { epoch, offset, loss, entries }: loss is '' when every entry after the offset is there.
+const READ = ENSURE_EPOCH + NOW + `
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local o = tonumber(redis.call('HGET', KEYS[1], 'o'))
+if ARGV[2] == '' then return { e, o, '', {} } end
+local since = tonumber(ARGV[2])
+if e ~= ARGV[3] or since > o then return { e, o, 'epoch_changed', {} } end
+local missed = o - since
+if missed == 0 then return { e, o, '', {} } end
+if missed > tonumber(ARGV[4]) then return { e, o, 'window_exceeded', {} } end
+local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missed)
+if #entries < missed then return { e, o, 'window_exceeded', {} } end
+local oldest = tonumber(string.match(entries[#entries][1], '^(%d+)'))
+if oldest < now - tonumber(ARGV[5]) then return { e, o, 'window_exceeded', {} } end
+return { e, o, '', entries }
+`
+
+function sha1 (text: string): string {
+  return createHash('sha1').update(text).digest('hex')
+}
+
+const PUBLISH_SHA = sha1(PUBLISH)
+const READ_SHA = sha1(READ)
+
+function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new ChannelLayerTimeoutError(what, ms)), ms)
+    timer.unref()
+    promise.then((value) => { clearTimeout(timer); resolve(value) }, (err) => { clearTimeout(timer); reject(err) })
+  })
+}
+
+type RawEntry = [string, string[]]
+
+export class RedisHistory implements PublishingHistoryStore {
+  readonly publishes = true
+  decoder: PublishingHistoryStore['decoder'] = null
+  private readonly client: ScriptClient
+
+  constructor (private readonly access: RedisHistoryAccess, readonly limits: HistoryLimits) {
+    this.client = access.client as ScriptClient
+  }
+
+  /** EVALSHA, loading the script on NOSCRIPT (the first call, or after Redis restarted). */
+  private async run (script: string, sha: string, args: Array<string | number>): Promise<unknown> {
+    try {
+      return await this.client.evalsha(sha, 2, ...args)
+    } catch (err) {
+      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err
+      return await this.client.eval(script, 2, ...args)
+    }
+  }
+
+  private keys (channel: string): [string, string] {
+    return [redisName(this.access.prefix, channel, 'meta'), redisName(this.access.prefix, channel, 'history')]
+  }
+
+  publish (channel: string, record: string): Promise<number> {
+    const reply = this.run(PUBLISH, PUBLISH_SHA, [...this.keys(channel), newEpoch(), record, this.limits.size, this.limits.maxAge,
+      this.access.pubsub(channel), this.access.publishCommand]).then(
+      (receivers) => Number(receivers),
+      (err: Error) => { throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err }) })
+    return withTimeout(reply, this.access.publishTimeout, `publishing to "${channel}"`)
+  }
+
+  async position (channel: string): Promise<Position> {
+    const [epoch, offset] = await this.readRaw(channel, '', '')
+    return { offset, epoch }
+  }
+
+  async read (channel: string, since: Position): Promise<ReadResult> {
+    const [epoch, offset, loss, raw] = await this.readRaw(channel, String(since.offset), since.epoch)
+    const position = { offset, epoch }
+    if (loss === 'epoch_changed' || loss === 'window_exceeded') return { position, entries: null, lost: loss }
+    const entries: HistoryEntry[] = []
+    for (let i = raw.length - 1; i >= 0; i--) {
+      const [id, fields] = raw[i]!
+      const positioned = parsePositioned(fields[1] ?? '')
+      const entry = positioned === null || this.decoder === null
+        ? null
+        : this.decoder(channel, positioned.offset, positioned.epoch, Number(id.slice(0, id.indexOf('-'))), positioned.record)
+      // An entry that fails the hub's checks (forged, or signed with a retired secret) is a hole: say so.
+      if (entry === null || entry.offset !== since.offset + entries.length + 1) return { position, entries: null, lost: 'window_exceeded' }
+      entries.push(entry)
+    }
+    return { position, entries, lost: null }
+  }
+
+  private async readRaw (channel: string, since: string, epoch: string): Promise<[string, number, string, RawEntry[]]> {
+    const reply = this.run(READ, READ_SHA, [...this.keys(channel), newEpoch(), since, epoch, this.limits.size, this.limits.maxAge])
+    const [e, o, loss, entries] = await withTimeout(reply, this.access.publishTimeout, `reading the history of "${channel}"`) as [string, number, string, RawEntry[]]
+    return [String(e), Number(o), String(loss), entries]
+  }
+
+  async barrier (channels: readonly string[]): Promise<void> {
+    await this.access.barrier(channels)
+  }
+
+  close (): void {}
+}

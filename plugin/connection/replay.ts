@@ -1,0 +1,198 @@
+import type { FastifyRequest } from 'fastify'
+import type { ChannelHub } from '../channels/hub'
+import { framePositions, type HistoryEntry, type LossReason, type Position } from '../channels/history'
+import { withFlags } from '../core/wire'
+import { newRecoveryToken, readResume, tokenFits, type ResumeRequest } from '../handshake/recovery'
+import type { SocketConnection } from './connection'
+
+/**
+ * Recovery of one connection on a route with history (docs/recovery.md), in two steps around the joins
+ * of the handshake:
+ *
+ * 1. `startRecovery`, before the groups are joined: reads the resume parameters and gives the connection
+ *    its recovery token (the one it resumes, or a new one).
+ * 2. `finishRecovery`, once joined, before the socket opens: reads each stream after the client's
+ *    position, then splices the replay into the connection's waiting output ahead of the live copies
+ *    that arrived meanwhile, dropping those the replay covers, and adds `chanx_recovery` to the
+ *    authentication message. Everything happens before the socket opens, so the client reads, in this
+ *    order, the authentication message, the replay, then live messages: none lost, none twice.
+ *
+ * Groups that the handshake's `groups()` no longer returns are not read at all: a user who lost access
+ * gets nothing replayed, and `not_allowed` for that group.
+ */
+
+export interface RecoveryStart {
+  readonly resume: ResumeRequest | 'invalid' | null
+}
+
+export function startRecovery (connection: SocketConnection, request: FastifyRequest): RecoveryStart {
+  const resume = readResume(request.url)
+  const fits = resume !== null && resume !== 'invalid' && tokenFits(resume.token, connection.userKey)
+  connection.recoveryToken = fits ? (resume as ResumeRequest).token : newRecoveryToken(connection.userKey)
+  return { resume: resume === null || fits ? resume : 'invalid' }
+}
+
+/** The key of the user stream in the maps below (no group is named ''). */
+const USER = ''
+
+interface StreamOutcome {
+  position: Position | null
+  entries: readonly HistoryEntry[] | null
+  lost: LossReason | null
+}
+
+async function readStream (hub: ChannelHub, channel: string, since: Position | undefined | null): Promise<StreamOutcome> {
+  const store = hub.history!
+  try {
+    if (since === undefined || since === null) return { position: await store.position(channel), entries: null, lost: null }
+    const result = await store.read(channel, since)
+    return { position: result.position, entries: result.entries, lost: result.lost }
+  } catch {
+    // The store is down (Redis): the client is told, and keeps its position for the next try.
+    return { position: null, entries: null, lost: 'unavailable' }
+  }
+}
+
+function positionJson (position: Position): string {
+  return '[' + position.offset + ',"' + position.epoch + '"]'
+}
+
+export async function finishRecovery (start: RecoveryStart, connection: SocketConnection, hub: ChannelHub,
+  joined: readonly string[]): Promise<void> {
+  const store = hub.history
+  if (store === null || connection.released) return
+  const groups = [...new Set(joined)]
+  const resume = start.resume !== null && start.resume !== 'invalid' ? start.resume : null
+  const allowed = new Set(groups)
+  // The groups whose position the client sent and may still see: a broadcast to several groups is
+  // replayed from the first of its groups among these (where the client had it live), never twice.
+  const resumedGroups = resume === null ? [] : groups.filter((g) => resume.groups.has(g))
+  const userKey = connection.userKey
+
+  const reads: Promise<StreamOutcome>[] = []
+  for (let i = 0; i < groups.length; i++) reads.push(readStream(hub, 'g:' + groups[i], resume?.groups.get(groups[i]!)))
+  if (userKey !== null) reads.push(readStream(hub, 'u:' + userKey, resume?.user))
+  const outcomes = await Promise.all(reads)
+  // Publications made before the reads must have reached the waiting output before it is spliced (only
+  // the live copies of streams that were read are compared with the replay).
+  const read: string[] = []
+  for (let i = 0; i < outcomes.length; i++) {
+    if (outcomes[i]!.entries !== null) read.push(i < groups.length ? 'g:' + groups[i] : 'u:' + userKey)
+  }
+  // Without the barrier, an older live copy could still be on its way and arrive after the replay, twice:
+  // those streams are reported unavailable instead (the client keeps its position and refetches).
+  if (read.length > 0 && !await store.barrier(read).then(() => true, () => false)) {
+    for (let i = 0; i < outcomes.length; i++) {
+      if (outcomes[i]!.entries !== null) outcomes[i] = { position: outcomes[i]!.position, entries: null, lost: 'unavailable' }
+    }
+  }
+  if (connection.released) return
+
+  const failed: Array<[string, LossReason]> = []
+  if (start.resume === 'invalid') failed.push([USER, 'invalid_token'])
+  const covered = new Map<string, number>()
+  const replayed: string[] = []
+  let replay: HistoryEntry[] = []
+  let positions = ''
+  for (let i = 0; i < groups.length; i++) {
+    const group = groups[i]!
+    const outcome = outcomes[i]!
+    if (outcome.position !== null) positions += (positions === '' ? '' : ',') + JSON.stringify(group) + ':' + positionJson(outcome.position)
+    if (outcome.lost !== null) failed.push([group, outcome.lost])
+    if (outcome.entries === null) continue
+    covered.set(group, outcome.position!.offset)
+    if (outcome.entries.length > 0) replayed.push(group)
+    for (const entry of outcome.entries) {
+      if (entry.groups === null || firstOf(entry.groups, resumedGroups) === group) replay.push(entry)
+    }
+  }
+  if (resume !== null) for (const group of resume.groups.keys()) if (!allowed.has(group)) failed.push([group, 'not_allowed'])
+  let userPosition = ''
+  if (userKey !== null) {
+    const outcome = outcomes[groups.length]!
+    if (outcome.position !== null) userPosition = positionJson(outcome.position)
+    if (outcome.lost !== null) failed.push([USER, outcome.lost])
+    if (outcome.entries !== null) {
+      covered.set(USER, outcome.position!.offset)
+      if (outcome.entries.length > 0) replayed.push(USER)
+      replay = replay.concat(outcome.entries)
+    }
+  } else if (resume?.user != null) {
+    failed.push([USER, 'not_allowed'])
+  }
+  // Stable: each stream stays in its order, streams interleave by the time their messages were kept.
+  replay.sort(byTime)
+
+  const identity = hub.identityOf(connection)
+  connection.editPending((pending, completion, limit) => {
+    let out: string[] = []
+    let size = 0
+    for (const entry of replay) {
+      const frame = frameOf(entry, identity, userKey)
+      if (frame === null) continue
+      out.push(frame)
+      size += frame.length
+      if (completion !== null && entry.groups !== null) out.push(completion)
+    }
+    for (let i = 0; i < pending.length; i++) size += pending[i]!.length
+    if (size > limit) {
+      // The replay would pass maxBufferedBytes and close the socket as a slow reader, on every retry: it is
+      // not sent, and the client is told to refetch instead.
+      out = []
+      covered.clear()
+      for (const stream of replayed) failed.push([stream, 'window_exceeded'])
+    }
+    for (let i = 0; i < pending.length; i++) {
+      const frame = pending[i]!
+      if (covered.size > 0 && isCovered(frame, covered)) {
+        if (completion !== null && pending[i + 1] === completion) i++
+        continue
+      }
+      out.push(frame)
+    }
+    return out
+  })
+
+  if (connection.message !== null) {
+    let info = '{"token":"' + connection.recoveryToken + '","positions":{' + positions + '}'
+    if (userPosition !== '') info += ',"user_position":' + userPosition
+    if (start.resume !== null) {
+      info += ',"recovered":' + (failed.length === 0)
+      if (failed.length > 0) {
+        info += ',"reason":"' + failed[0]![1] + '"'
+        const byGroup = failed.filter(([key]) => key !== USER)
+        if (byGroup.length > 0) info += ',"failed":{' + byGroup.map(([g, r]) => JSON.stringify(g) + ':"' + r + '"').join(',') + '}'
+        const user = failed.find(([key, reason]) => key === USER && reason !== 'invalid_token')
+        if (user !== undefined) info += ',"user_failed":"' + user[1] + '"'
+      }
+    }
+    connection.message = connection.message.slice(0, -1) + ',"chanx_recovery":' + info + '}}'
+  }
+}
+
+function firstOf (targets: readonly string[], among: readonly string[]): string | undefined {
+  for (let i = 0; i < targets.length; i++) if (among.includes(targets[i]!)) return targets[i]
+  return undefined
+}
+
+function byTime (a: HistoryEntry, b: HistoryEntry): number {
+  return a.time - b.time
+}
+
+/** The copy of a kept message this connection gets, or null when its lineage sent it with excludeSelf. */
+function frameOf (entry: HistoryEntry, identity: string, userKey: string | null): string | null {
+  if (entry.groups === null) return entry.body
+  if (entry.sender === identity) return entry.excluded ? null : withFlags(entry.body, entry.senderKey !== null, true)
+  return withFlags(entry.body, entry.senderKey !== null && entry.senderKey === userKey, false)
+}
+
+/** A live copy whose position in a replayed stream is at or below what the replay read. */
+function isCovered (frame: string, covered: ReadonlyMap<string, number>): boolean {
+  const positions = framePositions(frame)
+  if (positions === null) return false
+  for (const [stream, offset] of positions) {
+    const upTo = covered.get(stream)
+    if (upTo !== undefined && offset <= upTo) return true
+  }
+  return false
+}

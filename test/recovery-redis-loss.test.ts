@@ -1,0 +1,77 @@
+import { test, type Test } from 'tap'
+import WebSocket from 'ws'
+import type { FastifyInstance } from 'fastify'
+import { createClient, type ChanxClient, type Decision } from '../plugin/client'
+import { buildRecoveryApp, listen, TcpProxy } from './helpers/recovery'
+import { RedisServer, redisSkipReason } from './helpers/redis'
+
+const skip = redisSkipReason()
+
+function openClient (t: Test, app: FastifyInstance, proxy: TcpProxy, sub: string, delays: number[] = []) {
+  const client = createClient(`ws://127.0.0.1:${proxy.port}/ws`, {
+    WebSocket: WebSocket as never,
+    getToken: () => app.jwt.sign({ sub }),
+    policy: (): Decision => ({ action: 'reconnect', delay: delays.shift() ?? 50 })
+  })
+  t.teardown(() => client.close())
+  const messages: Array<Record<string, any>> = []
+  client.on('message', (message) => { messages.push(message as Record<string, any>) })
+  return { client, messages }
+}
+
+function nextOpen (client: ChanxClient): Promise<{ reconnected: boolean, recovery?: unknown }> {
+  return new Promise((resolve) => { const off = client.on('open', (info) => { off(); resolve(info) }) })
+}
+
+function until (check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  return new Promise((resolve, reject) => {
+    const poll = (): void => {
+      if (check()) resolve()
+      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`))
+      else setTimeout(poll, 10)
+    }
+    poll()
+  })
+}
+
+test('over Redis: window exceeded, permission revoked, then a Redis restart changes the epoch', { skip }, async (t) => {
+  const redis = await RedisServer.start()
+  t.teardown(() => redis.stop())
+  const access = new Map([['alice', ['feed', 'side']]])
+  const app = await buildRecoveryApp({ redis: redis.url, history: { size: 5, maxAge: 60_000 } }, access)
+  const proxy = await new TcpProxy(await listen(t, app)).start()
+  t.teardown(() => proxy.close())
+  const { client, messages } = openClient(t, app, proxy, 'alice')
+
+  await client.connect()
+  await app.chanx.broadcast('feed', { action: 'tick', payload: { n: 0 } })
+  await until(() => messages.length === 1, 'the first tick')
+  proxy.cut()
+  await new Promise((resolve) => client.on('reconnecting', resolve))
+  for (let n = 1; n <= 10; n++) await app.chanx.broadcast('feed', { action: 'tick', payload: { n } })
+  await app.chanx.broadcast('side', { action: 'side', payload: { n: 11 } })
+  let info = await nextOpen(client)
+  t.same(info.recovery, { recovered: false, reason: 'window_exceeded', failed: { feed: 'window_exceeded' }, userFailed: null })
+  await until(() => messages.length === 2, 'the side replay')
+  t.same(messages.map((m) => m.payload.n), [0, 11], 'the group within its window is still replayed')
+
+  proxy.cut()
+  await new Promise((resolve) => client.on('reconnecting', resolve))
+  access.set('alice', ['side'])
+  await app.chanx.broadcast('feed', { action: 'secret', payload: null })
+  await app.chanx.broadcast('side', { action: 'side', payload: { n: 12 } })
+  info = await nextOpen(client)
+  t.same(info.recovery, { recovered: false, reason: 'not_allowed', failed: { feed: 'not_allowed' }, userFailed: null })
+  await until(() => messages.length === 3, 'the side replay')
+  t.same(messages.map((m) => m.action), ['tick', 'side', 'side'], 'nothing of the revoked group')
+
+  proxy.cut()
+  await new Promise((resolve) => client.on('reconnecting', resolve))
+  await redis.restart()
+  info = await nextOpen(client)
+  t.match(info.recovery, { recovered: false, reason: 'epoch_changed', failed: { side: 'epoch_changed' } })
+  await app.chanx.sendToUser('alice', { action: 'direct', payload: null })
+  await until(() => messages.length === 4, 'live after the restart')
+  t.match(messages[3], { action: 'direct', chanx_upos: [1, String] })
+})

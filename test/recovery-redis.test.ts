@@ -1,0 +1,73 @@
+import { test, type Test } from 'tap'
+import WebSocket from 'ws'
+import type { FastifyInstance } from 'fastify'
+import { createClient, type ChanxClient, type Decision } from '../plugin/client'
+import { buildRecoveryApp, listen, publish, TcpProxy } from './helpers/recovery'
+import { RedisServer, redisSkipReason } from './helpers/redis'
+import { startChildApp } from './helpers/child-app'
+
+const skip = redisSkipReason()
+
+function openClient (t: Test, app: FastifyInstance, proxy: TcpProxy, sub: string, delays: number[] = []) {
+  const client = createClient(`ws://127.0.0.1:${proxy.port}/ws`, {
+    WebSocket: WebSocket as never,
+    getToken: () => app.jwt.sign({ sub }),
+    policy: (): Decision => ({ action: 'reconnect', delay: delays.shift() ?? 50 })
+  })
+  t.teardown(() => client.close())
+  const messages: Array<Record<string, any>> = []
+  client.on('message', (message) => { messages.push(message as Record<string, any>) })
+  return { client, messages }
+}
+
+function nextOpen (client: ChanxClient): Promise<{ reconnected: boolean, recovery?: unknown }> {
+  return new Promise((resolve) => { const off = client.on('open', (info) => { off(); resolve(info) }) })
+}
+
+function until (check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  return new Promise((resolve, reject) => {
+    const poll = (): void => {
+      if (check()) resolve()
+      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`))
+      else setTimeout(poll, 10)
+    }
+    poll()
+  })
+}
+
+const HISTORY = { size: 20_000, maxAge: 60_000 }
+
+test('over Redis, two processes: a stream at 1,000 a second, cut twice and resumed on the other process, arrives once, in order', { skip }, async (t) => {
+  const redis = await RedisServer.start()
+  t.teardown(() => redis.stop())
+  const other = await startChildApp(t, 'test/fixtures/recovery-app.ts', { REDIS_URL: redis.url, HISTORY: JSON.stringify(HISTORY) })
+  const app = await buildRecoveryApp({ redis: redis.url, history: HISTORY })
+  const here = await listen(t, app)
+  const there = Number(new URL(other).port)
+  const proxy = await new TcpProxy(here).start()
+  t.teardown(() => proxy.close())
+  const { client, messages } = openClient(t, app, proxy, 'alice', [500, 5000])
+  await client.connect()
+
+  const COUNT = 8000
+  const sending = publish((n) => app.chanx.broadcast('feed', { action: 'tick', payload: { n } }), COUNT, 1000)
+  await until(() => messages.length >= 500, '500 ticks')
+  proxy.target = there
+  proxy.cut()
+  await nextOpen(client)
+  await until(() => messages.length >= 2000, '2000 ticks')
+  proxy.target = here
+  proxy.cut()
+  const cutAt = messages.length
+  await nextOpen(client)
+  await sending
+  await until(() => messages.at(-1)?.payload.n === COUNT - 1, 'the last tick')
+
+  const ns = messages.map((m) => m.payload.n)
+  t.equal(ns.length, COUNT, 'as many messages as were sent')
+  t.ok(ns.every((n, i) => n === i), 'every message once, in order')
+  t.ok(ns.length - cutAt > 4000, 'the 5 s away were replayed')
+  t.equal(client.recovered, true)
+  t.match(messages.at(-1), { action: 'tick', is_mine: false, is_current: false, chanx_pos: { feed: [COUNT, String] } })
+})
