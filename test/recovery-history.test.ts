@@ -99,7 +99,7 @@ test('over Redis with a channel secret: positioned delivery across hubs, replay 
   const { Redis } = await import('ioredis')
   const raw = new Redis(redis.url)
   t.teardown(() => raw.disconnect())
-  await raw.publish('chanx:g:room', `~2~${start.epoch}~0~~{"v":1,"o":"x","k":"b","g":["room"],"s":null,"m":"{\\"forged\\":1}"}`)
+  await raw.publish('chanx:{g:room}', `~2~${start.epoch}~0~~{"v":1,"o":"x","k":"b","g":["room"],"s":null,"m":"{\\"forged\\":1}"}`)
   await raw.xadd('chanx:{g:room}:history', '*', 'p', `~2~${start.epoch}~0~~{"v":1,"o":"x","k":"b","g":["room"],"s":null,"m":"{\\"forged\\":1}"}`)
   await raw.hincrby('chanx:{g:room}:meta', 'o', 1)
   await settle()
