@@ -1,40 +1,10 @@
 import { test, type Test } from 'tap'
 import WebSocket from 'ws'
-import { createClient, type ChanxClient, type Decision } from '../plugin/client'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import chanx, { defineSocketRoute } from '../plugin'
-import { buildRecoveryApp, listen, publish, TcpProxy } from './helpers/recovery'
-
-/** A client through `proxy` that reconnects after each of `delays` in turn (then after 50 ms), and records every tick. */
-function openClient (t: Test, app: FastifyInstance, proxy: TcpProxy, sub: string, delays: number[] = []) {
-  const client = createClient(`ws://127.0.0.1:${proxy.port}/ws`, {
-    WebSocket: WebSocket as never,
-    getToken: () => app.jwt.sign({ sub }),
-    policy: (): Decision => ({ action: 'reconnect', delay: delays.shift() ?? 50 })
-  })
-  t.teardown(() => client.close())
-  const messages: Array<Record<string, any>> = []
-  client.on('message', (message) => { messages.push(message as Record<string, any>) })
-  return { client, messages }
-}
-
-function nextOpen (client: ChanxClient): Promise<{ reconnected: boolean, recovery?: unknown }> {
-  return new Promise((resolve) => { const off = client.on('open', (info) => { off(); resolve(info) }) })
-}
-
-function until (check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  return new Promise((resolve, reject) => {
-    const poll = (): void => {
-      if (check()) resolve()
-      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`))
-      else setTimeout(poll, 10)
-    }
-    poll()
-  })
-}
+import { buildRecoveryApp, listen, nextOpen, openClient, publish, TcpProxy, until } from './helpers/recovery'
 
 test('a stream at 1,000 messages a second, cut twice (back after 0.5 s and 5 s): every message once, in order', async (t) => {
   const app = await buildRecoveryApp({ history: { size: 20_000, maxAge: 60_000 } })

@@ -1,39 +1,8 @@
-import { test, type Test } from 'tap'
-import WebSocket from 'ws'
-import type { FastifyInstance } from 'fastify'
-import { createClient, type ChanxClient, type Decision } from '../plugin/client'
-import { buildRecoveryApp, listen, TcpProxy } from './helpers/recovery'
+import { test } from 'tap'
+import { buildRecoveryApp, listen, nextOpen, openClient, TcpProxy, until } from './helpers/recovery'
 import { RedisServer, redisSkipReason } from './helpers/redis'
 
 const skip = redisSkipReason()
-
-function openClient (t: Test, app: FastifyInstance, proxy: TcpProxy, sub: string, delays: number[] = []) {
-  const client = createClient(`ws://127.0.0.1:${proxy.port}/ws`, {
-    WebSocket: WebSocket as never,
-    getToken: () => app.jwt.sign({ sub }),
-    policy: (): Decision => ({ action: 'reconnect', delay: delays.shift() ?? 50 })
-  })
-  t.teardown(() => client.close())
-  const messages: Array<Record<string, any>> = []
-  client.on('message', (message) => { messages.push(message as Record<string, any>) })
-  return { client, messages }
-}
-
-function nextOpen (client: ChanxClient): Promise<{ reconnected: boolean, recovery?: unknown }> {
-  return new Promise((resolve) => { const off = client.on('open', (info) => { off(); resolve(info) }) })
-}
-
-function until (check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  return new Promise((resolve, reject) => {
-    const poll = (): void => {
-      if (check()) resolve()
-      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`))
-      else setTimeout(poll, 10)
-    }
-    poll()
-  })
-}
 
 test('over Redis: window exceeded, permission revoked, then a Redis restart changes the epoch', { skip }, async (t) => {
   const redis = await RedisServer.start()

@@ -5,6 +5,9 @@ import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import chanx, { IsAuthenticated, defineSocketRoute, jwtAuthentication, type FastifyChanxOptions } from '../../plugin'
 import { closeApp } from '../../plugin/testing'
+import type { Test } from 'tap'
+import WebSocket from 'ws'
+import { createClient, type ChanxClient, type Decision } from '../../plugin/client'
 
 export const RECOVERY_SECRET = 'a-recovery-test-secret-of-32-chars!!'
 
@@ -79,4 +82,33 @@ export async function publish (send: (n: number) => unknown, count: number, perS
     for (let i = 0; i < batch && n < count; i++) await send(n++)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
+}
+
+/** A client through `proxy` that reconnects after each of `delays` in turn (then after 50 ms), and records every message. */
+export function openClient (t: Test, app: FastifyInstance, proxy: TcpProxy, sub: string, delays: number[] = []) {
+  const client = createClient(`ws://127.0.0.1:${proxy.port}/ws`, {
+    WebSocket: WebSocket as never,
+    getToken: () => app.jwt.sign({ sub }),
+    policy: (): Decision => ({ action: 'reconnect', delay: delays.shift() ?? 50 })
+  })
+  t.teardown(() => client.close())
+  const messages: Array<Record<string, any>> = []
+  client.on('message', (message) => { messages.push(message as Record<string, any>) })
+  return { client, messages }
+}
+
+export function nextOpen (client: ChanxClient): Promise<{ reconnected: boolean, recovery?: unknown }> {
+  return new Promise((resolve) => { const off = client.on('open', (info) => { off(); resolve(info) }) })
+}
+
+export function until (check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  return new Promise((resolve, reject) => {
+    const poll = (): void => {
+      if (check()) resolve()
+      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`))
+      else setTimeout(poll, 10)
+    }
+    poll()
+  })
 }
