@@ -287,21 +287,26 @@ function keepDetails (scenario: string, rounds: Rounds, unit: string): void {
   for (const [variant, runs] of rounds) details.push({ scenario, variant, runs, unit })
 }
 
-/** The section another tool (the capacity benchmarks) keeps in RESULTS.md: carried over verbatim. */
-const KEPT_START = '<!-- capacity:start -->'
-const KEPT_END = '<!-- capacity:end -->'
-function keptSection (file: string): string | null {
-  if (!existsSync(file)) return null
+/** The sections other tools keep in RESULTS.md (the capacity and the history benchmarks): carried over verbatim. */
+const KEPT_SECTIONS = ['capacity', 'history']
+function keptSections (file: string): string[] {
+  if (!existsSync(file)) return []
   const text = readFileSync(file, 'utf8')
-  const start = text.indexOf(KEPT_START)
-  const end = text.indexOf(KEPT_END, start)
-  return start >= 0 && end >= 0 ? text.slice(start, end + KEPT_END.length) : null
+  const out: string[] = []
+  for (const name of KEPT_SECTIONS) {
+    const startMark = `<!-- ${name}:start -->`
+    const endMark = `<!-- ${name}:end -->`
+    const start = text.indexOf(startMark)
+    const end = text.indexOf(endMark, start)
+    if (start >= 0 && end >= 0) out.push(text.slice(start, end + endMark.length))
+  }
+  return out
 }
 
 function writeResults (): void {
   if (!WRITE) return
   const file = path.join(ROOT, 'bench', 'RESULTS.md')
-  const kept = keptSection(file)
+  const kept = keptSections(file)
   const cpus = os.cpus()
   const f = (x: number, d = 2): string => Number.isFinite(x) ? x.toFixed(d) : '-'
   const out: string[] = []
@@ -329,7 +334,7 @@ function writeResults (): void {
     out.push(`| ${d.scenario} | ${d.variant} | ${f(m((r) => r.value))} | ${d.unit} | ${f(m((r) => r.offered), 0)} | ${f(m((r) => r.achieved), 0)} | ${f(m((r) => r.failed), 0)} | ${f(m((r) => r.p50), 3)} | ${f(m((r) => r.p99), 3)} | ${f(m((r) => r.p999), 3)} |`)
   }
   if (notes.length > 0) out.push('', '## Notes', '', ...notes.map((n) => `- ${n}`))
-  if (kept !== null) out.push('', kept)
+  for (const section of kept) out.push('', section)
   writeFileSync(file, out.join('\n') + '\n')
 }
 
