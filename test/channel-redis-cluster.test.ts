@@ -191,7 +191,7 @@ test('Redis Cluster with sharded pub/sub', { skip, timeout: 55_000 }, async (t) 
     await eventually(() => fresh.received.length === 1)
     t.same(fresh.messages, [{ n: 2, is_mine: false, is_current: false }])
     // One line when the node is lost, one when the subscribers are back: not one per ioredis retry.
-    await eventually(() => !(one.layer as RedisLayer).reconnecting, 5000)
+    await eventually(() => !(one.layer as RedisLayer).reconnecting, 10_000)
     t.same(lines.filter((l) => l.includes('Redis channel layer')), [
       'fastify-chanx: Redis channel layer connection lost; reconnecting',
       'fastify-chanx: Redis channel layer reconnected; resubscribing'

@@ -102,6 +102,7 @@ export class RedisLayer implements ChannelLayer {
   private closed = false
   private down = false
   private lastNodeLoss = 0
+  private lastReady = 0
   private settling: NodeJS.Timeout | null = null
 
   /** Use {@link createRedisLayer}, which waits for both connections. */
@@ -134,13 +135,8 @@ export class RedisLayer implements ChannelLayer {
       // ioredis says its subscribers are ready after every attempt, the failed ones during a failover
       // included: the layer counts itself back once a second has passed without another loss.
       subscriber.on('subscribersReady', () => {
-        if (!this.down || this.settling !== null) return
-        this.settling = setTimeout(() => {
-          this.settling = null
-          // Lost again meanwhile: the reset that loss causes ends in another 'subscribersReady'.
-          if (Date.now() - this.lastNodeLoss >= NODE_SETTLE) this.onReconnected()
-        }, NODE_SETTLE)
-        this.settling.unref()
+        this.lastReady = Date.now()
+        if (this.down && this.settling === null) this.settle(NODE_SETTLE)
       })
     } else {
       subscriber.on('message', this.onMessage.bind(this))
@@ -148,6 +144,22 @@ export class RedisLayer implements ChannelLayer {
       // A server that restarts closes the connection without any error: 'close' is the reliable signal.
       subscriber.on('close', this.onError.bind(this, 'subscriber', new Error('connection closed')))
     }
+  }
+
+  /**
+   * Back once a second has passed since the last loss with a 'subscribersReady' after it. A loss with no
+   * ready after it waits for the next ready (which re-arms this); a loss followed by a ready (even one
+   * that came while this timer ran) re-arms for what is left of the second.
+   */
+  private settle (delay: number): void {
+    this.settling = setTimeout(() => {
+      this.settling = null
+      if (!this.down || this.lastNodeLoss > this.lastReady) return
+      const quiet = Date.now() - this.lastNodeLoss
+      if (quiet >= NODE_SETTLE) this.onReconnected()
+      else this.settle(NODE_SETTLE - quiet)
+    }, delay)
+    this.settling.unref()
   }
 
   /**
