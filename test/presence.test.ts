@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import websocket from '@fastify/websocket'
 import chanx, { type FastifyChanxOptions } from '../plugin'
 import { closeApp } from '../plugin/testing'
+import { MemoryLayer } from '../plugin/channels/memory-layer'
 import { FakeMember } from './helpers/members'
 import { pluginRegistrationError } from './helpers/registration'
 import { RedisServer, redisSkipReason } from './helpers/redis'
@@ -66,6 +67,20 @@ test('a malformed presence option fails registration, naming it', async (t) => {
     t.equal(err.code, 'FST_CHANX_INVALID_OPTION', JSON.stringify(presence))
     t.equal(err.message, message)
   }
+})
+
+test('presence with a channel layer of its own fails registration; the in-process layer passed as one is fine', async (t) => {
+  const own = new MemoryLayer()
+  const custom = { name: 'custom', subscribe: own.subscribe.bind(own), unsubscribe: own.unsubscribe.bind(own), publish: own.publish.bind(own), setListener: own.setListener.bind(own), close: own.close.bind(own) }
+  const err = await pluginRegistrationError({ presence: true, channelLayer: custom })
+  t.equal(err.code, 'FST_CHANX_INVALID_OPTION')
+  t.match(err.message, /option presence needs the in-process channel layer or redis/)
+  const app = Fastify()
+  t.teardown(() => closeApp(app))
+  await app.register(websocket)
+  await app.register(chanx, { presence: true, channelLayer: new MemoryLayer() })
+  await app.ready()
+  t.same(await app.chanx.presence('nobody'), { connections: 0, users: [] })
 })
 
 test('on Redis, presence adds up every process; a closed app removes its entry at once', { skip }, async (t) => {

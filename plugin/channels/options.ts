@@ -3,7 +3,8 @@ import { InvalidOptionError } from '../core/errors'
 import { ChannelHub } from './hub'
 import { channelKeys, type ChannelSecret } from './secret'
 import type { ChannelLayer } from './layer'
-import { Presence, resolvePresenceOption, type PresenceOption } from './presence'
+import { MemoryLayer } from './memory-layer'
+import { Presence, redisOf, resolvePresenceOption, type PresenceOption } from './presence'
 import { createRedisLayer, type RedisLayerOptions } from './redis-layer'
 import { isClusterClient, isRedisClient, type RedisClientLike, type RedisClusterLike, type RedisClusterTarget } from './redis-connect'
 
@@ -53,6 +54,11 @@ function checkKeys (value: object, form: string, allowed: readonly string[]): vo
 /** The hub the plugin's options ask for, and its presence when asked for; a Redis that cannot be reached fails registration. */
 export async function createChannels (options: ChannelOptions, logger: FastifyBaseLogger): Promise<{ hub: ChannelHub, presence: Presence | null }> {
   const presence = resolvePresenceOption(options.presence)
+  const own = options.channelLayer
+  if (presence !== null && own != null && !(own instanceof MemoryLayer) && redisOf(own) === null) {
+    // Another layer may span processes that this one cannot ask: a count of this process alone would be wrong.
+    throw new InvalidOptionError('option presence needs the in-process channel layer or redis; a channelLayer of your own cannot share presence across processes')
+  }
   const hub = await createHub(options, logger)
   return { hub, presence: presence === null ? null : new Presence(hub, presence, logger) }
 }
