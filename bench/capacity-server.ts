@@ -17,7 +17,7 @@ import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import chanx, { ChannelHub, createRedisLayer, defineSocketRoute, jwtAuthentication, IsAuthenticated } from '../plugin'
-import { SECRET } from './common'
+import { SECRET, broadcastAtRate } from './common'
 
 const CHANX_BENCH = { rateLimit: false as const, heartbeatInterval: 0 }
 const Echo = Type.Object({ text: Type.String({ maxLength: 8192 }), n: Type.Integer() })
@@ -48,21 +48,6 @@ async function fanoutApp (redis: string): Promise<FastifyInstance> {
   return app
 }
 
-/** Broadcasts `{ action: 'tick', payload: { t, s } }` at `rate` per second, t the scheduled time (as bench/server.ts). */
-function startBroadcasting (hub: ChannelHub, rate: number): void {
-  const interval = 1000 / rate
-  const origin = performance.now()
-  let sent = 0
-  const tick = (): void => {
-    const due = Math.floor((performance.now() - origin) / interval) + 1
-    for (; sent < due; sent++) {
-      hub.broadcast('g', { action: 'tick', payload: { t: performance.timeOrigin + origin + sent * interval, s: sent } }).catch(() => {})
-    }
-    setTimeout(tick, Math.max(0, origin + sent * interval - performance.now()))
-  }
-  tick()
-}
-
 async function main (): Promise<void> {
   const variant = process.env.CAPACITY_VARIANT
   let app: FastifyInstance | null = null
@@ -88,7 +73,7 @@ async function main (): Promise<void> {
     } else if (msg.cmd === 'count') {
       process.send!({ type: 'count', count: app!.websocketServer.clients.size })
     } else if (msg.cmd === 'broadcast') {
-      startBroadcasting(hub!, msg.rate!)
+      broadcastAtRate(msg.rate!, (message) => { hub!.broadcast('g', message).catch(() => {}) })
     } else if (msg.cmd === 'exit') {
       process.exit(0)
     }

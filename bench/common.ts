@@ -39,3 +39,19 @@ export function loadUws (): { uws: Uws, skip?: undefined } | { uws?: undefined, 
     return { skip: `uWebSockets.js (@trufflesuite/uws-js-unofficial) does not load here: ${(err as Error).message.split('\n')[0]}` }
   }
 }
+
+/**
+ * Calls `broadcast` with `{ action: 'tick', payload: { t, s } }` at `rate` per second, `t` the scheduled
+ * time (ms since the epoch) and `s` the sequence number, catching up after a late timer.
+ */
+export function broadcastAtRate (rate: number, broadcast: (message: { action: 'tick', payload: { t: number, s: number } }) => void): void {
+  const interval = 1000 / rate
+  const origin = performance.now()
+  let sent = 0
+  const tick = (): void => {
+    const due = Math.floor((performance.now() - origin) / interval) + 1
+    for (; sent < due; sent++) broadcast({ action: 'tick', payload: { t: performance.timeOrigin + origin + sent * interval, s: sent } })
+    setTimeout(tick, Math.max(0, origin + sent * interval - performance.now()))
+  }
+  tick()
+}

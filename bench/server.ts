@@ -26,7 +26,7 @@ import { createVerifier } from 'fast-jwt'
 import type { Server as SocketIoServer } from 'socket.io'
 import { WebSocketServer, type WebSocket } from 'ws'
 import chanx, { ChannelHub, createRedisLayer, defineSocketRoute, jwtAuthentication, IsAuthenticated, type Permission } from '../plugin'
-import { COOKIE, SECRET, SOCKET_IO_OPTIONS, loadUws, type Uws } from './common'
+import { COOKIE, SECRET, SOCKET_IO_OPTIONS, broadcastAtRate, loadUws, type Uws } from './common'
 
 interface Room { slug: string, members: Set<string> }
 const ROOMS = new Map<string, Room>([['lobby', { slug: 'lobby', members: new Set(['alice', 'bob']) }]])
@@ -253,20 +253,6 @@ function broadcastRawWs (): Promise<number> {
     for (const socket of members) socket.send(text)
   }
   return listenRaw(server)
-}
-
-function startBroadcasting (rate: number): void {
-  const interval = 1000 / rate
-  const origin = performance.now()
-  let sent = 0
-  const tick = (): void => {
-    const due = Math.floor((performance.now() - origin) / interval) + 1
-    for (; sent < due; sent++) {
-      broadcastOnce!({ action: 'tick', payload: { t: performance.timeOrigin + origin + sent * interval, s: sent } })
-    }
-    setTimeout(tick, Math.max(0, origin + sent * interval - performance.now()))
-  }
-  tick()
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -508,7 +494,7 @@ async function main (): Promise<void> {
         process.send!({ type: 'snapshot', file })
       }, (err: unknown) => { console.error(err) })
     } else if (msg.cmd === 'broadcast') {
-      startBroadcasting(msg.rate!)
+      broadcastAtRate(msg.rate!, broadcastOnce!)
     } else if (msg.cmd === 'exit') {
       process.exit(0)
     }
