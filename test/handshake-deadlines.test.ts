@@ -25,8 +25,29 @@ test('one timer serves every pending handshake: each times out at its own deadli
   t.equal(await deadlines.race(Promise.resolve('again')), 'again', 'the timer re-arms for handshakes after an expiry')
 })
 
-test('no timer is left once every pending handshake has settled', async (t) => {
+test('no timer holds the process once every pending handshake has settled', async (t) => {
   const deadlines = new HandshakeDeadlines<string>(60_000)
-  t.equal(await deadlines.race(after(5).then(() => 'ok')), 'ok')
-  t.equal((deadlines as unknown as { timer: unknown }).timer, null, 'a closing app is not held for the timeout')
+  const pending = deadlines.race(after(5).then(() => 'ok'))
+  t.equal(deadlines.holding, true, 'a pending handshake holds the process')
+  t.equal(await pending, 'ok')
+  t.equal(deadlines.holding, false, 'a closing app is not held for the timeout')
+})
+
+test('an idle timer is kept unref\'d: the next handshake refs it again and still times out on time', async (t) => {
+  const deadlines = new HandshakeDeadlines<string>(60)
+  const timer = (): unknown => (deadlines as unknown as { timer: unknown }).timer
+  t.equal(await deadlines.race(Promise.resolve('ok')), 'ok')
+  const kept = timer()
+  t.not(kept, null, 'the timer is kept for the next handshake')
+  t.equal(deadlines.holding, false)
+  await after(20)
+  const started = Date.now()
+  const slow = deadlines.race(never)
+  t.equal(timer(), kept, 'the same timer serves it')
+  t.equal(deadlines.holding, true, 'a pending handshake refs it again')
+  t.equal(await slow, TIMED_OUT)
+  const at = Date.now() - started
+  t.ok(at >= 55, `it timed out 60 ms after its own start, not at the kept timer's first expiry (${at} ms)`)
+  t.equal(timer(), null, 'with nothing pending, the expired timer is dropped')
+  t.equal(await deadlines.race(Promise.resolve('again')), 'again')
 })

@@ -2,6 +2,10 @@
  * The handshake timeout of one route's hook, with one timer for all of its pending handshakes instead of
  * a Timeout (and a Promise.race) per handshake. They all wait the same time, so the order they started in
  * is the order of their deadlines: an insertion-ordered Set, whose head is the next to expire.
+ *
+ * When the last pending handshake settles, the timer is unref'd, not cleared: handshakes that come one at a
+ * time (the common case) would otherwise create and clear a Timeout each. An unref'd timer holds no closing
+ * app, and it fires at most once more, finds nothing to time and is dropped.
  */
 export const TIMED_OUT: unique symbol = Symbol('fastify-chanx.timed-out')
 
@@ -24,15 +28,17 @@ export class HandshakeDeadlines<T> {
       pipeline.then((value) => {
         if (!this.waiting.delete(waiter)) return
         resolve(value)
-        // Nothing left to time: no timer keeps the process (or a closing app) waiting.
-        if (this.waiting.size === 0 && this.timer !== null) {
-          clearTimeout(this.timer)
-          this.timer = null
-        }
+        if (this.waiting.size === 0) this.timer?.unref()
       })
-      // Not unref'd: a pending handshake is work in progress, and the timer lives at most `ms`.
-      this.timer ??= setTimeout(this.expire, this.ms)
+      // Ref'd while a handshake is pending: it is work in progress, and the timer lives at most `ms`.
+      if (this.timer === null) this.timer = setTimeout(this.expire, this.ms)
+      else if (this.waiting.size === 1) this.timer.ref()
     })
+  }
+
+  /** Whether the timer keeps the process alive (a handshake is pending). */
+  get holding (): boolean {
+    return this.timer !== null && this.timer.hasRef()
   }
 
   private readonly expire = (): void => {

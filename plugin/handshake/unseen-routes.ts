@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocketServer } from 'ws'
 import { UnseenRouteError } from '../core/errors'
@@ -34,18 +34,26 @@ function pathOf (url: string | undefined): string {
   return question === -1 ? path : path.slice(0, question)
 }
 
-/** The instance `onRequest` hook; `checkHttp` with `httpRoutes: 'all'`, where every HTTP route runs the pipeline. */
+/**
+ * The instance `onRequest` hook; `checkHttp` with `httpRoutes: 'all'`, where every HTTP route runs the pipeline.
+ * Callback style, not async: it runs on every request, and a returned promise costs each one a microtask hop.
+ */
 export function createUnseenRouteGuard (checkHttp: boolean) {
-  return async function chanxUnseenRoute (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  return function chanxUnseenRoute (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const upgrade = request.ws
-    if (!upgrade && !checkHttp) return
+    if (!upgrade && !checkHttp) {
+      done()
+      return
+    }
     if (request.is404 || (request.routeOptions.config as unknown as Record<symbol, unknown>)[kSeenRoute] === true) {
       if (upgrade) (request.raw as PassedRaw)[kPassed] = true
+      done()
       return
     }
     const err = new UnseenRouteError(`route ${request.method} ${request.routeOptions.url ?? pathOf(request.url)}`)
     request.log.error({ err }, 'fastify-chanx: refused a request to a route it never saw declared')
-    await reply.code(500).send({ detail: DETAIL_INTERNAL_ERROR })
+    // Answered here: `done` is not called, so the request goes no further.
+    reply.code(500).send({ detail: DETAIL_INTERNAL_ERROR })
   }
 }
 
