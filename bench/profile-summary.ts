@@ -11,8 +11,16 @@ const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[], sampl
 const byId = new Map(profile.nodes.map((n) => [n.id, n]))
 const parent = new Map<number, number>()
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+/** PROF_LAST_MS: only the samples of the profile's last milliseconds (a bench server's measurement window). */
+const lastMs = Number(process.env.PROF_LAST_MS ?? 0)
+const elapsed = profile.timeDeltas.reduce((a, b) => a + b, 0)
+const from = lastMs > 0 ? elapsed - lastMs * 1000 : -Infinity
 const self = new Map<number, number>()
-for (let i = 0; i < profile.samples.length; i++) self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0))
+for (let i = 0, at = 0; i < profile.samples.length; i++) {
+  at += profile.timeDeltas[i] ?? 0
+  if (at < from) continue
+  self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0))
+}
 const total = [...self.values()].reduce((a, b) => a + b, 0)
 const label = (n: Node): string => `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/work\/main\//, '').replace(/^file:\/\//, '')}:${n.callFrame.lineNumber + 1}`
 const busy = total - [...self.entries()].filter(([id]) => byId.get(id)!.callFrame.functionName === '(idle)').reduce((a, [, t]) => a + t, 0)
