@@ -4,6 +4,7 @@
  * Profiles come from `BENCH_PROF=1` runs of bench/run.ts (bench/profiles/).
  */
 import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 
 interface Node { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, children?: number[] }
 const [file, mode] = process.argv.slice(2) as [string, string | undefined]
@@ -22,7 +23,9 @@ for (let i = 0, at = 0; i < profile.samples.length; i++) {
   self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0))
 }
 const total = [...self.values()].reduce((a, b) => a + b, 0)
-const label = (n: Node): string => `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/work\/main\//, '').replace(/^file:\/\//, '')}:${n.callFrame.lineNumber + 1}`
+// Paths relative to this checkout (a worktree's too), so `plugin` finds its functions wherever it runs.
+const root = resolve(__dirname, '..') + '/'
+const label = (n: Node): string => `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^file:\/\//, '').replace(root, '')}:${n.callFrame.lineNumber + 1}`
 const busy = total - [...self.entries()].filter(([id]) => byId.get(id)!.callFrame.functionName === '(idle)').reduce((a, [, t]) => a + t, 0)
 
 const flat = new Map<string, number>()

@@ -7,6 +7,7 @@
  *     BENCH_SCENARIOS=handshake,messages,memory,broadcast   # a subset (writes nothing unless BENCH_WRITE=1)
  *     BENCH_ROUNDS=7 BENCH_WARMUP=3 BENCH_WINDOW=10   # seconds; override either mode
  *     BENCH_PROF=1                                     # plugin servers run with --cpu-prof into bench/profiles/ ('all': every server)
+ *     BENCH_REDIS_FLOOR=1                              # broadcast: also the Redis trip alone, under the Redis variant
  *     BENCH_MESSAGE_LOADS=full,4k,half                 # which message loads run
  *     BENCH_BASELINES=socketio,uws                     # the optional baselines (default both; 'none' for neither)
  *     BENCH_STRICT=1                                   # exit 1 when a target is not met
@@ -46,6 +47,8 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? (QUICK ? 0.5 : 3)) * 1000
 const WINDOW = Number(process.env.BENCH_WINDOW ?? (QUICK ? 1 : 10)) * 1000
 /** '1': profile the plugin servers; 'all': every server. */
 const PROF = process.env.BENCH_PROF ?? ''
+/** Adds the broadcast-plugin-redis-floor variant: the in-process plugin behind a bare ioredis PUBLISH/message trip. */
+const REDIS_FLOOR = process.env.BENCH_REDIS_FLOOR === '1'
 const ALL_SCENARIOS = ['handshake', 'messages', 'memory', 'broadcast']
 const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(',')).split(','))
 /** Only a full run (every scenario, not quick) rewrites bench/RESULTS.md, unless BENCH_WRITE says otherwise. */
@@ -570,6 +573,7 @@ async function broadcasts (): Promise<void> {
     { name: 'plugin', server: 'broadcast-plugin', path: '/feed' },
     { name: 'ws-naive-loop', server: 'broadcast-ws', path: '/' },
     ...(redis !== null ? [{ name: 'plugin-redis', server: 'broadcast-plugin-redis', path: '/feed' }] : []),
+    ...(redis !== null && REDIS_FLOOR ? [{ name: 'plugin-redis-floor', server: 'broadcast-plugin-redis-floor', path: '/feed' }] : []),
     ...(SOCKET_IO ? [{ name: 'socketio-room', server: 'broadcast-socketio', path: SOCKET_IO_PATH, connect: '40' }] : []),
     ...(UWS ? [{ name: 'uws-publish', server: 'broadcast-uws', path: '/' }] : [])
   ]
@@ -595,6 +599,11 @@ async function broadcasts (): Promise<void> {
       compare(rounds, `broadcast-${size}`, 'plugin', 'ws-naive-loop', 'CPU µs/delivered message', 0.90)
       if (redis !== null) {
         compare(rounds, `broadcast-${size}-redis`, 'plugin-redis', 'plugin', 'CPU µs/delivered message', 1.15)
+        // Reported only: the trip through Redis alone, and fastify-chanx's share above it (docs/benchmarks.md).
+        if (REDIS_FLOOR) {
+          compare(rounds, `broadcast-${size}-redis-floor`, 'plugin-redis-floor', 'plugin', 'CPU µs/delivered message')
+          compare(rounds, `broadcast-${size}-redis-vs-floor`, 'plugin-redis', 'plugin-redis-floor', 'CPU µs/delivered message')
+        }
         const redisRuns = rounds.get('plugin-redis') ?? []
         const localRuns = rounds.get('plugin') ?? []
         const line: Line = {

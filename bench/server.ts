@@ -16,6 +16,7 @@
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { writeHeapSnapshot } from 'node:v8'
+import { Redis } from 'ioredis'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import cookie from '@fastify/cookie'
 import jwt from '@fastify/jwt'
@@ -239,6 +240,30 @@ async function broadcastPlugin (redis: string | undefined): Promise<FastifyInsta
   return app
 }
 
+/**
+ * The floor under broadcast-plugin-redis (BENCH_REDIS_FLOOR=1): the in-process plugin, but each broadcast
+ * first makes the same trip through Redis on plain ioredis connections (a PUBLISH, then its message on a
+ * subscriber in this process), with no channel layer, envelope or hub code on the way. What the Redis
+ * variant costs above this is fastify-chanx's; what this costs above the in-process plugin is the trip.
+ */
+async function broadcastRedisFloor (url: string): Promise<FastifyInstance> {
+  const app = await broadcastPlugin(undefined)
+  const publisher = new Redis(url)
+  const subscriber = new Redis(url)
+  await subscriber.subscribe('bench-floor')
+  const pending: { action: string, payload: { t: number, s: number } }[] = []
+  subscriber.on('message', () => {
+    const message = pending.shift()
+    if (message !== undefined) app.chanx.broadcast('g', message).catch(() => {})
+  })
+  app.addHook('onClose', async () => { publisher.disconnect(); subscriber.disconnect() })
+  broadcastOnce = (message) => {
+    pending.push(message)
+    publisher.publish('bench-floor', JSON.stringify(message)).catch(() => {})
+  }
+  return app
+}
+
 /** The naive loop: serialize once, then send(string) on each raw socket. */
 function broadcastRawWs (): Promise<number> {
   const server = createServer()
@@ -450,6 +475,7 @@ async function start (variant: string): Promise<number> {
     case 'broadcast-plugin': return listen(await broadcastPlugin(undefined))
     case 'broadcast-plugin-redis': return listen(await broadcastPlugin(process.env.BENCH_REDIS_URL))
     case 'broadcast-ws': return broadcastRawWs()
+    case 'broadcast-plugin-redis-floor': return listen(await broadcastRedisFloor(process.env.BENCH_REDIS_URL!))
     case 'handshake-socketio': return handshakeSocketIo()
     case 'messages-socketio': return messagesSocketIo()
     case 'broadcast-socketio': return broadcastSocketIo()
