@@ -7,7 +7,7 @@
  *     BENCH_SCENARIOS=handshake,messages,memory,broadcast   # a subset (writes nothing unless BENCH_WRITE=1)
  *     BENCH_ROUNDS=7 BENCH_WARMUP=3 BENCH_WINDOW=10   # seconds; override either mode
  *     BENCH_PROF=1                                     # plugin servers run with --cpu-prof into bench/profiles/ ('all': every server)
- *     BENCH_REDIS_FLOOR=1                              # broadcast: also the Redis trip alone, under the Redis variant
+ *     BENCH_REDIS_FLOOR=100,1000                       # broadcast sizes that also run the Redis trip alone (default 100; 'none')
  *     BENCH_MESSAGE_LOADS=full,4k,half                 # which message loads run
  *     BENCH_BASELINES=socketio,uws                     # the optional baselines (default both; 'none' for neither)
  *     BENCH_STRICT=1                                   # exit 1 when a target is not met
@@ -47,8 +47,11 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? (QUICK ? 0.5 : 3)) * 1000
 const WINDOW = Number(process.env.BENCH_WINDOW ?? (QUICK ? 1 : 10)) * 1000
 /** '1': profile the plugin servers; 'all': every server. */
 const PROF = process.env.BENCH_PROF ?? ''
-/** Adds the broadcast-plugin-redis-floor variant: the in-process plugin behind a bare ioredis PUBLISH/message trip. */
-const REDIS_FLOOR = process.env.BENCH_REDIS_FLOOR === '1'
+/**
+ * The group sizes that add the broadcast-plugin-redis-floor variant: the in-process plugin behind a bare
+ * ioredis PUBLISH/message trip. By default the size where the Redis target is tightest.
+ */
+const REDIS_FLOOR_SIZES = new Set((process.env.BENCH_REDIS_FLOOR ?? '100').split(',').map(Number))
 const ALL_SCENARIOS = ['handshake', 'messages', 'memory', 'broadcast']
 const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(',')).split(','))
 /** Only a full run (every scenario, not quick) rewrites bench/RESULTS.md, unless BENCH_WRITE says otherwise. */
@@ -573,7 +576,6 @@ async function broadcasts (): Promise<void> {
     { name: 'plugin', server: 'broadcast-plugin', path: '/feed' },
     { name: 'ws-naive-loop', server: 'broadcast-ws', path: '/' },
     ...(redis !== null ? [{ name: 'plugin-redis', server: 'broadcast-plugin-redis', path: '/feed' }] : []),
-    ...(redis !== null && REDIS_FLOOR ? [{ name: 'plugin-redis-floor', server: 'broadcast-plugin-redis-floor', path: '/feed' }] : []),
     ...(SOCKET_IO ? [{ name: 'socketio-room', server: 'broadcast-socketio', path: SOCKET_IO_PATH, connect: '40' }] : []),
     ...(UWS ? [{ name: 'uws-publish', server: 'broadcast-uws', path: '/' }] : [])
   ]
@@ -582,7 +584,8 @@ async function broadcasts (): Promise<void> {
       const rate = BROADCAST_DELIVERIES / size
       const rounds: Rounds = new Map()
       for (let round = 0; round < ROUNDS; round++) {
-        for (const v of shuffle(servers)) {
+        const floor: typeof servers = redis !== null && REDIS_FLOOR_SIZES.has(size) ? [{ name: 'plugin-redis-floor', server: 'broadcast-plugin-redis-floor', path: '/feed' }] : []
+        for (const v of shuffle([...servers, ...floor])) {
           const server = await startServer(v.server, redis !== null ? { BENCH_REDIS_URL: redis.url } : {})
           const clients = await openClients(`ws://127.0.0.1:${server.port}${v.path}`, size, { batch: 500, ...('connect' in v ? { connect: v.connect } : {}) })
           await sleep(200)
@@ -600,7 +603,7 @@ async function broadcasts (): Promise<void> {
       if (redis !== null) {
         compare(rounds, `broadcast-${size}-redis`, 'plugin-redis', 'plugin', 'CPU µs/delivered message', 1.15)
         // Reported only: the trip through Redis alone, and fastify-chanx's share above it (docs/benchmarks.md).
-        if (REDIS_FLOOR) {
+        if (REDIS_FLOOR_SIZES.has(size)) {
           compare(rounds, `broadcast-${size}-redis-floor`, 'plugin-redis-floor', 'plugin', 'CPU µs/delivered message')
           compare(rounds, `broadcast-${size}-redis-vs-floor`, 'plugin-redis', 'plugin-redis-floor', 'CPU µs/delivered message')
         }
