@@ -48,6 +48,16 @@ type Carrier = { [kConnection]?: SocketConnection }
 /** Times on a connection count from here: small integers, unboxed in the object (epoch ms are not). */
 const EPOCH = Date.now()
 
+/**
+ * `epochMs` as ms since EPOCH, as a small integer where it is one: V8 keeps the result of a subtraction
+ * boxed (a heap number per field and object) unless it is turned back into an integer. Exact either way.
+ */
+function sinceEpoch (epochMs: number): number {
+  const ms = epochMs - EPOCH
+  const small = ms | 0
+  return small === ms ? small : ms
+}
+
 const RELEASED = 1
 const AWAITING_PONG = 2
 const REAUTHENTICATING = 4
@@ -177,7 +187,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   /** A ping from the peer (with an idle timeout). */
   touch (): void {
-    this.lastActivity = Date.now() - EPOCH
+    this.lastActivity = sinceEpoch(Date.now())
   }
 
   /** A pong from the peer (with a heartbeat). */
@@ -245,7 +255,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     socket.on('close', onSocketClose)
     const { guard } = this.services
     const limits = guard.limits
-    const now = Date.now() - EPOCH
+    const now = sinceEpoch(Date.now())
     this.lastActivity = now
     this.lastPing = now
     if (limits.heartbeatInterval > 0) socket.on('pong', onPong)
@@ -279,7 +289,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   }
 
   receive (data: RawFrame, isBinary: boolean): void {
-    if (this.services.guard.limits.idleTimeout > 0) this.lastActivity = Date.now() - EPOCH
+    if (this.services.guard.limits.idleTimeout > 0) this.lastActivity = sinceEpoch(Date.now())
     if (this.route.router !== null) this.routed()!.receive(data, isBinary)
   }
 
@@ -401,7 +411,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       this.log.error({ err }, 'fastify-chanx: ctx.close was given an invalid code or reason')
       socket.close(1011)
     }
-    this.killAt = Date.now() - EPOCH + CLOSE_GRACE
+    this.killAt = sinceEpoch(Date.now() + CLOSE_GRACE)
     this.flags |= KILL_PENDING
   }
 
@@ -455,7 +465,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     if (expiresAt === undefined) {
       this.flags &= ~HAS_EXPIRY
     } else {
-      this.expiresAt = expiresAt - EPOCH
+      this.expiresAt = sinceEpoch(expiresAt)
       this.flags |= HAS_EXPIRY
     }
   }
@@ -494,7 +504,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   sweep (epochNow: number): void {
     const socket = this.socket
     if (socket === null) return
-    const now = epochNow - EPOCH
+    const now = sinceEpoch(epochNow)
     const flags = this.flags
     if (socket.readyState !== WebSocket.OPEN) {
       if ((flags & KILL_PENDING) !== 0 && now >= this.killAt && socket.readyState === WebSocket.CLOSING) socket.terminate()
