@@ -149,6 +149,8 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   private killAt = 0
   /** The router state, made at the first frame, event or close (at open when the route has `onAuthenticated`). */
   private router: RouterConnection | null = null
+  /** The guard's (guard.ts). */
+  sweepIndex = -1
 
   constructor (
     readonly request: FastifyRequest,
