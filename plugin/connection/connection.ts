@@ -64,6 +64,16 @@ const REAUTHENTICATING = 4
 const HAS_EXPIRY = 8
 const KILL_PENDING = 16
 
+/** What few connections need: made when one of these is first set (connection limits, a close, re-authentication, history). */
+class Seldom {
+  userSlot: string | null = null
+  ipSlot: string | null = null
+  /** After a server-side close, when a close the peer did not complete is cut (since EPOCH, with KILL_PENDING). */
+  killAt = 0
+  nextReauthentication = 0
+  recoveryToken: string | null = null
+}
+
 /** What a connection holds from admission until its socket opens; dropped at open. */
 class Opening {
   /** The authentication message to send when the socket opens; `null` when messages are off. */
@@ -112,8 +122,11 @@ function completionOf (router: MessageRouter): SharedFrame {
 
 function noop (): void {}
 
-function onSocketClose (this: WebSocket & Carrier, code: number): void {
-  this[kConnection]?.closed(code)
+function onSocketClose (this: WebSocket & Carrier, code: number, reason: Buffer): void {
+  const connection = this[kConnection]
+  if (connection === undefined) return
+  connection.tracking?.call(this, code, reason)
+  connection.closed(code)
 }
 
 function onFrame (this: WebSocket & Carrier, data: RawFrame, isBinary: boolean): void {
@@ -130,23 +143,22 @@ function onPong (this: WebSocket & Carrier): void {
 
 export class SocketConnection implements ChannelMember, ConnectionOwner, CredentialHolder, SlotHolder, Swept {
   private readonly seq: number
-  userSlot: string | null = null
-  ipSlot: string | null = null
   /** RELEASED, AWAITING_PONG, REAUTHENTICATING, HAS_EXPIRY, KILL_PENDING. */
   private flags = 0
   /** Times since EPOCH (ms). */
   private lastActivity = 0
   private lastPing = 0
-  /** With history: the connection's recovery token (connection/replay.ts), its identity for the hub. */
-  recoveryToken: string | null = null
+  private seldom: Seldom | null = null
+  /**
+   * ws's server puts one 'close' listener on each socket it tracks; a second listener would turn that
+   * into an array for the socket's whole life. The connection's listener takes its place and calls it first.
+   */
+  tracking: ((...args: unknown[]) => void) | null = null
   private socket: WebSocket | null = null
   /** Until the socket opens; `null` from then on. */
   private opening: Opening | null = new Opening()
   /** When the credentials lapse (since EPOCH, with HAS_EXPIRY). */
   private expiresAt = 0
-  private nextReauthentication = 0
-  /** After a server-side close, when a close the peer did not complete is cut (since EPOCH, with KILL_PENDING). */
-  private killAt = 0
   /** The router state, made at the first frame, event or close (at open when the route has `onAuthenticated`). */
   private router: RouterConnection | null = null
   /** The guard's (guard.ts). */
@@ -164,6 +176,36 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   /** Unique in this process; made when asked (logs, the hub's identity of a connection without history). */
   get id (): string {
     return this.seq.toString(36)
+  }
+
+  private more (): Seldom {
+    return (this.seldom ??= new Seldom())
+  }
+
+  /** SlotHolder: the guard's. */
+  get userSlot (): string | null {
+    return this.seldom === null ? null : this.seldom.userSlot
+  }
+
+  set userSlot (slot: string | null) {
+    if (slot !== null || this.seldom !== null) this.more().userSlot = slot
+  }
+
+  get ipSlot (): string | null {
+    return this.seldom === null ? null : this.seldom.ipSlot
+  }
+
+  set ipSlot (slot: string | null) {
+    if (slot !== null || this.seldom !== null) this.more().ipSlot = slot
+  }
+
+  /** With history: the connection's recovery token (connection/replay.ts), its identity for the hub. */
+  get recoveryToken (): string | null {
+    return this.seldom === null ? null : this.seldom.recoveryToken
+  }
+
+  set recoveryToken (token: string | null) {
+    if (token !== null || this.seldom !== null) this.more().recoveryToken = token
   }
 
   get released (): boolean {
@@ -243,8 +285,11 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   // ---------------------------------------------------------------- open
 
-  /** @fastify/websocket's 'connection': called once, synchronously, before the route's handler runs. */
-  open (socket: WebSocket): void {
+  /**
+   * @fastify/websocket's 'connection': called once, synchronously, before the route's handler runs.
+   * `tracked`: ws's server tracks the socket, so the one 'close' listener it has is the server's.
+   */
+  open (socket: WebSocket, tracked = false): void {
     const opening = this.opening
     if (this.released || opening === null) {
       socket.terminate()
@@ -254,6 +299,11 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     this.opening = null
     this.socket = socket
     ;(socket as WebSocket & Carrier)[kConnection] = this
+    if (tracked && socket.listenerCount('close') === 1) {
+      const tracking = socket.rawListeners('close')[0] as (...args: unknown[]) => void
+      socket.removeListener('close', tracking)
+      this.tracking = tracking
+    }
     socket.on('close', onSocketClose)
     const { guard } = this.services
     const limits = guard.limits
@@ -263,7 +313,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     if (limits.heartbeatInterval > 0) socket.on('pong', onPong)
     if (limits.idleTimeout > 0) socket.on('ping', onPing)
     this.setExpiry(takeCredentialExpiry(this.request))
-    if (this.route.reauthenticateInterval > 0) this.nextReauthentication = now + this.route.reauthenticateInterval
+    if (this.route.reauthenticateInterval > 0) this.more().nextReauthentication = now + this.route.reauthenticateInterval
     guard.track(this)
     if (opening.message !== null) this.write(opening.message)
     // What the groups received since the handshake joined them goes out right after the message.
@@ -413,7 +463,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       this.log.error({ err }, 'fastify-chanx: ctx.close was given an invalid code or reason')
       socket.close(1011)
     }
-    this.killAt = sinceEpoch(Date.now() + CLOSE_GRACE)
+    this.more().killAt = sinceEpoch(Date.now() + CLOSE_GRACE)
     this.flags |= KILL_PENDING
   }
 
@@ -509,7 +559,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     const now = sinceEpoch(epochNow)
     const flags = this.flags
     if (socket.readyState !== WebSocket.OPEN) {
-      if ((flags & KILL_PENDING) !== 0 && now >= this.killAt && socket.readyState === WebSocket.CLOSING) socket.terminate()
+      if ((flags & KILL_PENDING) !== 0 && now >= this.seldom!.killAt && socket.readyState === WebSocket.CLOSING) socket.terminate()
       return
     }
     const limits = this.services.guard.limits
@@ -528,8 +578,8 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       return
     }
     const interval = this.route.reauthenticateInterval
-    if (interval > 0 && now >= this.nextReauthentication) {
-      this.nextReauthentication = now + interval
+    if (interval > 0 && now >= this.seldom!.nextReauthentication) {
+      this.seldom!.nextReauthentication = now + interval
       if ((this.flags & REAUTHENTICATING) === 0) this.reauthenticate().then(noop, noop)
     }
     if (limits.heartbeatInterval > 0 && now - this.lastPing >= limits.heartbeatInterval) {

@@ -234,9 +234,9 @@ function setAccepted (raw: IncomingMessage, connection: SocketConnection): void 
  * right before it calls the route's handler: the authentication message is queued first, so it reaches the
  * client before anything the handler sends.
  */
-export function onSocketConnection (socket: WebSocket, raw: IncomingMessage): void {
+export function onSocketConnection (this: WebSocketServer, socket: WebSocket, raw: IncomingMessage): void {
   const connection = accepted.get(raw)
   if (connection === undefined) return
   accepted.delete(raw)
-  connection.open(socket)
+  connection.open(socket, this.clients !== undefined && this.clients.has(socket))
 }
