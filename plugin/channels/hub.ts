@@ -66,6 +66,25 @@ type MemberChannels = string | string[]
 function listOf (channels: MemberChannels | undefined): readonly string[] {
   return channels === undefined ? [] : typeof channels === 'string' ? [channels] : channels
 }
+
+/**
+ * Stands for the member's own user channel ('u:' + its userKey) in its MemberChannels: one shared string
+ * instead of one per socket of the user. No channel is named so (a userKey is never empty).
+ */
+const OWN_USER_CHANNEL = 'u:'
+
+/** How `channel` is kept in the member's MemberChannels: its own user channel as OWN_USER_CHANNEL. */
+function storedName (member: ChannelMember, channel: string): string {
+  const key = member.userKey
+  return key !== null && channel.length === key.length + 2 && channel.startsWith(OWN_USER_CHANNEL) && channel.endsWith(key)
+    ? OWN_USER_CHANNEL
+    : channel
+}
+
+/** The channel a stored name stands for. */
+function channelName (member: ChannelMember, stored: string): string {
+  return stored === OWN_USER_CHANNEL ? OWN_USER_CHANNEL + member.userKey! : stored
+}
 type OwnRecord = Omit<HistoryEntry, 'offset' | 'time'>
 
 /** At most this many malformed envelopes are logged per window; the rest are counted in the next line. */
@@ -167,7 +186,7 @@ export class ChannelHub {
     if (mine === undefined) return
     this.setChannelsOf(member, undefined)
     const pending: Promise<void>[] = []
-    for (const channel of listOf(mine)) pending.push(this.remove(member, channel))
+    for (const stored of listOf(mine)) pending.push(this.remove(member, channelName(member, stored)))
     await Promise.all(pending)
   }
 
@@ -200,10 +219,11 @@ export class ChannelHub {
   private async add (member: ChannelMember, channel: string): Promise<void> {
     if (this.closed) throw new ChannelLayerClosedError()
     const mine = this.channelsOf(member)
-    if (mine === undefined) this.setChannelsOf(member, channel)
+    const stored = storedName(member, channel)
+    if (mine === undefined) this.setChannelsOf(member, stored)
     else if (typeof mine === 'string') {
-      if (mine !== channel) this.setChannelsOf(member, [mine, channel])
-    } else if (!mine.includes(channel)) mine.push(channel)
+      if (mine !== stored) this.setChannelsOf(member, [mine, stored])
+    } else if (!mine.includes(stored)) mine.push(stored)
     let set = this.channels.get(channel)
     if (set === undefined) {
       set = new Set()
@@ -225,10 +245,11 @@ export class ChannelHub {
   private remove (member: ChannelMember, channel: string): Promise<void> {
     const set = this.channels.get(channel)
     const mine = this.channelsOf(member)
+    const stored = storedName(member, channel)
     if (typeof mine === 'string') {
-      if (mine === channel) this.setChannelsOf(member, [])
+      if (mine === stored) this.setChannelsOf(member, [])
     } else if (mine !== undefined) {
-      const at = mine.indexOf(channel)
+      const at = mine.indexOf(stored)
       if (at >= 0) mine.splice(at, 1)
     }
     if (set === undefined || !set.delete(member)) return Promise.resolve()

@@ -64,7 +64,7 @@ const REAUTHENTICATING = 4
 const HAS_EXPIRY = 8
 const KILL_PENDING = 16
 
-/** What few connections need: made when one of these is first set (connection limits, a close, re-authentication, history). */
+/** What few connections need: made when one of these is first set (connection limits, a close, re-authentication, history, the id). */
 class Seldom {
   userSlot: string | null = null
   ipSlot: string | null = null
@@ -72,6 +72,7 @@ class Seldom {
   killAt = 0
   nextReauthentication = 0
   recoveryToken: string | null = null
+  id = ''
 }
 
 /** What a connection holds from admission until its socket opens; dropped at open. */
@@ -142,7 +143,6 @@ function onPong (this: WebSocket & Carrier): void {
 }
 
 export class SocketConnection implements ChannelMember, ConnectionOwner, CredentialHolder, SlotHolder, Swept {
-  private readonly seq: number
   /** RELEASED, AWAITING_PONG, REAUTHENTICATING, HAS_EXPIRY, KILL_PENDING. */
   private flags = 0
   /** Times since EPOCH (ms). */
@@ -170,12 +170,13 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     private readonly route: ConnectionRoute,
     private readonly services: ConnectionServices
   ) {
-    this.seq = ++nextId
   }
 
-  /** Unique in this process; made when asked (logs, the hub's identity of a connection without history). */
+  /** Unique in this process; numbered when first asked (logs, the hub's identity of a connection without history). */
   get id (): string {
-    return this.seq.toString(36)
+    const seldom = this.more()
+    if (seldom.id === '') seldom.id = (++nextId).toString(36)
+    return seldom.id
   }
 
   private more (): Seldom {
