@@ -104,6 +104,22 @@ export interface ConnectionServices {
   readonly userKey: UserKeyFunction
 }
 
+interface ConnectionScope {
+  readonly route: ConnectionRoute
+  readonly services: ConnectionServices
+}
+
+const scopes = new WeakMap<ConnectionRoute, ConnectionScope>()
+
+function scopeOf (route: ConnectionRoute, services: ConnectionServices): ConnectionScope {
+  let scope = scopes.get(route)
+  if (scope === undefined || scope.services !== services) {
+    scope = { route, services }
+    scopes.set(route, scope)
+  }
+  return scope
+}
+
 /** A server-side close the peer does not complete is cut this long after (ws itself waits 30 s). */
 export const CLOSE_GRACE = 2000
 
@@ -163,13 +179,24 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   private router: RouterConnection | null = null
   /** The guard's (guard.ts). */
   sweepIndex = -1
+  /** The route's and the plugin's, shared by the route's connections: one field instead of two. */
+  private readonly scope: ConnectionScope
 
   constructor (
     readonly request: FastifyRequest,
     readonly userKey: string | null,
-    private readonly route: ConnectionRoute,
-    private readonly services: ConnectionServices
+    route: ConnectionRoute,
+    services: ConnectionServices
   ) {
+    this.scope = scopeOf(route, services)
+  }
+
+  private get route (): ConnectionRoute {
+    return this.scope.route
+  }
+
+  private get services (): ConnectionServices {
+    return this.scope.services
   }
 
   /** Unique in this process; numbered when first asked (logs, the hub's identity of a connection without history). */
