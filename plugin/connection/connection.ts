@@ -171,12 +171,13 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
    */
   tracking: ((...args: unknown[]) => void) | null = null
   private socket: WebSocket | null = null
-  /** Until the socket opens; `null` from then on. */
-  private opening: Opening | null = new Opening()
+  /**
+   * One field for two states that never overlap: the Opening until the socket opens, then the router
+   * state once made (see `opening` and `router`).
+   */
+  private stage: Opening | RouterConnection | null = new Opening()
   /** When the credentials lapse (since EPOCH, with HAS_EXPIRY). */
   private expiresAt = 0
-  /** The router state, made at the first frame, event or close (at open when the route has `onAuthenticated`). */
-  private router: RouterConnection | null = null
   /** The guard's (guard.ts). */
   sweepIndex = -1
   /** The route's and the plugin's, shared by the route's connections: one field instead of two. */
@@ -204,6 +205,18 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     const seldom = this.more()
     if (seldom.id === '') seldom.id = (++nextId).toString(36)
     return seldom.id
+  }
+
+  /** Until the socket opens; `null` from then on. */
+  private get opening (): Opening | null {
+    const stage = this.stage
+    return stage instanceof Opening ? stage : null
+  }
+
+  /** The router state, made at the first frame, event or close (at open when the route has `onAuthenticated`). */
+  private get router (): RouterConnection | null {
+    const stage = this.stage
+    return stage instanceof RouterConnection ? stage : null
   }
 
   private more (): Seldom {
@@ -324,7 +337,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       return
     }
     unwatch(opening)
-    this.opening = null
+    this.stage = null
     this.socket = socket
     ;(socket as WebSocket & Carrier)[kConnection] = this
     if (tracked && socket.listenerCount('close') === 1) {
@@ -359,11 +372,12 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   /** The router state, made on first use (it starts routing at once when the route has no `onAuthenticated`). */
   private routed (): RouterConnection | null {
-    if (this.router !== null) return this.router
+    const made = this.router
+    if (made !== null) return made
     const router = this.route.router
     if (router === null || this.socket === null) return null
     const routed = new RouterConnection(router, this.socket, this)
-    this.router = routed
+    this.stage = routed
     routed.start()
     return routed
   }
