@@ -56,6 +56,35 @@ export interface ChannelHubOptions {
 }
 
 const EMPTY: ReadonlySet<ChannelMember> = new Set()
+
+/**
+ * A member's channels in joining order: one name alone (most sockets are in their user's channel only),
+ * a list once there are several or none. An array per idle socket would cost two more objects.
+ */
+type MemberChannels = string | string[]
+
+function listOf (channels: MemberChannels | undefined): readonly string[] {
+  return channels === undefined ? [] : typeof channels === 'string' ? [channels] : channels
+}
+
+/**
+ * Stands for the member's own user channel ('u:' + its userKey) in its MemberChannels: one shared string
+ * instead of one per socket of the user. No channel is named so (a userKey is never empty).
+ */
+const OWN_USER_CHANNEL = 'u:'
+
+/** How `channel` is kept in the member's MemberChannels: its own user channel as OWN_USER_CHANNEL. */
+function storedName (member: ChannelMember, channel: string): string {
+  const key = member.userKey
+  return key !== null && channel.length === key.length + 2 && channel.startsWith(OWN_USER_CHANNEL) && channel.endsWith(key)
+    ? OWN_USER_CHANNEL
+    : channel
+}
+
+/** The channel a stored name stands for. */
+function channelName (member: ChannelMember, stored: string): string {
+  return stored === OWN_USER_CHANNEL ? OWN_USER_CHANNEL + member.userKey! : stored
+}
 type OwnRecord = Omit<HistoryEntry, 'offset' | 'time'>
 
 /** At most this many malformed envelopes are logged per window; the rest are counted in the next line. */
@@ -87,12 +116,12 @@ export class ChannelHub {
   /** layer channel -> local members */
   private readonly channels = new Map<string, Set<ChannelMember>>()
   /**
-   * member -> layer channels it is in, in joining order: an array kept on the member itself under this
+   * member -> layer channels it is in, in joining order (MemberChannels), kept on the member itself under this
    * hub's own symbol (no Map entry and Set per connection); a member that cannot take a property (frozen)
    * is kept in `sealedMembers` instead.
    */
   private readonly kChannels: symbol = Symbol('fastify-chanx.hub-channels')
-  private readonly sealedMembers = new Map<ChannelMember, string[]>()
+  private readonly sealedMembers = new Map<ChannelMember, MemberChannels>()
   /** layer channel -> the subscription its members await */
   private readonly subscriptions = new Map<string, Promise<void>>()
   /** layer channel -> tail of its subscribe/unsubscribe chain, so the layer sees them in order */
@@ -157,14 +186,14 @@ export class ChannelHub {
     if (mine === undefined) return
     this.setChannelsOf(member, undefined)
     const pending: Promise<void>[] = []
-    for (const channel of mine) pending.push(this.remove(member, channel))
+    for (const stored of listOf(mine)) pending.push(this.remove(member, channelName(member, stored)))
     await Promise.all(pending)
   }
 
   /** The groups `member` is in, in joining order. */
   groupsOf (member: ChannelMember): string[] {
     const out: string[] = []
-    for (const channel of this.channelsOf(member) ?? []) if (channel.startsWith('g:')) out.push(channel.slice(2))
+    for (const channel of listOf(this.channelsOf(member))) if (channel.startsWith('g:')) out.push(channel.slice(2))
     return out
   }
 
@@ -190,8 +219,11 @@ export class ChannelHub {
   private async add (member: ChannelMember, channel: string): Promise<void> {
     if (this.closed) throw new ChannelLayerClosedError()
     const mine = this.channelsOf(member)
-    if (mine === undefined) this.setChannelsOf(member, [channel])
-    else if (!mine.includes(channel)) mine.push(channel)
+    const stored = storedName(member, channel)
+    if (mine === undefined) this.setChannelsOf(member, stored)
+    else if (typeof mine === 'string') {
+      if (mine !== stored) this.setChannelsOf(member, [mine, stored])
+    } else if (!mine.includes(stored)) mine.push(stored)
     let set = this.channels.get(channel)
     if (set === undefined) {
       set = new Set()
@@ -213,8 +245,11 @@ export class ChannelHub {
   private remove (member: ChannelMember, channel: string): Promise<void> {
     const set = this.channels.get(channel)
     const mine = this.channelsOf(member)
-    if (mine !== undefined) {
-      const at = mine.indexOf(channel)
+    const stored = storedName(member, channel)
+    if (typeof mine === 'string') {
+      if (mine === stored) this.setChannelsOf(member, [])
+    } else if (mine !== undefined) {
+      const at = mine.indexOf(stored)
       if (at >= 0) mine.splice(at, 1)
     }
     if (set === undefined || !set.delete(member)) return Promise.resolve()
@@ -227,13 +262,13 @@ export class ChannelHub {
     })
   }
 
-  private channelsOf (member: ChannelMember): string[] | undefined {
-    const own = (member as ChannelMember & { [key: symbol]: string[] | undefined })[this.kChannels]
+  private channelsOf (member: ChannelMember): MemberChannels | undefined {
+    const own = (member as ChannelMember & { [key: symbol]: MemberChannels | undefined })[this.kChannels]
     return own !== undefined || this.sealedMembers.size === 0 ? own : this.sealedMembers.get(member)
   }
 
-  private setChannelsOf (member: ChannelMember, channels: string[] | undefined): void {
-    if (Object.isExtensible(member)) (member as ChannelMember & { [key: symbol]: string[] | undefined })[this.kChannels] = channels
+  private setChannelsOf (member: ChannelMember, channels: MemberChannels | undefined): void {
+    if (Object.isExtensible(member)) (member as ChannelMember & { [key: symbol]: MemberChannels | undefined })[this.kChannels] = channels
     else if (channels === undefined) this.sealedMembers.delete(member)
     else this.sealedMembers.set(member, channels)
   }

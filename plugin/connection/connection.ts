@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http'
-import type { Duplex } from 'node:stream'
+import type { EventEmitter } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
 import type { ChanxAuthenticator } from '../auth/authenticator'
@@ -14,8 +14,7 @@ import { RouterConnection, type ConnectionOwner, type RawFrame } from '../messag
 import {
   DETAIL_ANOTHER_USER,
   DETAIL_TOKEN_EXPIRED,
-  credentialExpiry,
-  setHolder,
+  takeCredentialExpiry,
   type CredentialHolder
 } from './credential-lifetime'
 import { CLOSE_IDLE, CLOSE_SLOW_READER, type ConnectionGuard, type SlotHolder, type Swept } from './guard'
@@ -34,11 +33,61 @@ import { CLOSE_IDLE, CLOSE_SLOW_READER, type ConnectionGuard, type SlotHolder, t
  *
  * Per socket there is one 'close' listener, and listeners are shared functions that find the connection
  * through a symbol on the socket, not closures.
+ *
+ * An idle socket is the common case, so what each one holds is kept small (docs/benchmarks.md "Memory per
+ * idle connection"): what only the handshake needs lives in an `Opening` dropped at open, the router state
+ * is made at the first frame (or at open when `onAuthenticated` needs it), flags share one small integer,
+ * and times are milliseconds since this module loaded, which V8 stores unboxed, where epoch milliseconds
+ * would cost a heap number each.
  */
 
 const kConnection = Symbol('fastify-chanx.connection')
 
 type Carrier = { [kConnection]?: SocketConnection }
+
+/** Times on a connection count from here: small integers, unboxed in the object (epoch ms are not). */
+const EPOCH = Date.now()
+
+/**
+ * `epochMs` as ms since EPOCH, as a small integer where it is one: V8 keeps the result of a subtraction
+ * boxed (a heap number per field and object) unless it is turned back into an integer. Exact either way.
+ */
+function sinceEpoch (epochMs: number): number {
+  const ms = epochMs - EPOCH
+  const small = ms | 0
+  return small === ms ? small : ms
+}
+
+const RELEASED = 1
+const AWAITING_PONG = 2
+const REAUTHENTICATING = 4
+const HAS_EXPIRY = 8
+const KILL_PENDING = 16
+
+/** What few connections need: made when one of these is first set (connection limits, a close, re-authentication, history, the id). */
+class Seldom {
+  userSlot: string | null = null
+  ipSlot: string | null = null
+  /** After a server-side close, when a close the peer did not complete is cut (since EPOCH, with KILL_PENDING). */
+  killAt = 0
+  nextReauthentication = 0
+  recoveryToken: string | null = null
+  id = ''
+}
+
+/** What a connection holds from admission until its socket opens; dropped at open. */
+class Opening {
+  /** The authentication message to send when the socket opens; `null` when messages are off. */
+  message: string | null = null
+  /** Output produced before the socket opened, and its size. */
+  pending: string[] | null = null
+  pendingBytes = 0
+  closeCode = 0
+  closeText = ''
+  /** What reports the upgrade's transport closing before the socket opens, and the listener there. */
+  watched: EventEmitter | null = null
+  onWatchedClose: (() => void) | null = null
+}
 
 /** What every connection of one route shares, fixed at registration. */
 export interface ConnectionRoute {
@@ -53,6 +102,22 @@ export interface ConnectionServices {
   readonly guard: ConnectionGuard
   readonly hub: ChannelHub
   readonly userKey: UserKeyFunction
+}
+
+interface ConnectionScope {
+  readonly route: ConnectionRoute
+  readonly services: ConnectionServices
+}
+
+const scopes = new WeakMap<ConnectionRoute, ConnectionScope>()
+
+function scopeOf (route: ConnectionRoute, services: ConnectionServices): ConnectionScope {
+  let scope = scopes.get(route)
+  if (scope === undefined || scope.services !== services) {
+    scope = { route, services }
+    scopes.set(route, scope)
+  }
+  return scope
 }
 
 /** A server-side close the peer does not complete is cut this long after (ws itself waits 30 s). */
@@ -74,12 +139,11 @@ function completionOf (router: MessageRouter): SharedFrame {
 
 function noop (): void {}
 
-function onTransportClose (this: Duplex & Carrier): void {
-  this[kConnection]?.release()
-}
-
-function onSocketClose (this: WebSocket & Carrier, code: number): void {
-  this[kConnection]?.closed(code)
+function onSocketClose (this: WebSocket & Carrier, code: number, reason: Buffer): void {
+  const connection = this[kConnection]
+  if (connection === undefined) return
+  connection.tracking?.call(this, code, reason)
+  connection.closed(code)
 }
 
 function onFrame (this: WebSocket & Carrier, data: RawFrame, isBinary: boolean): void {
@@ -87,55 +151,133 @@ function onFrame (this: WebSocket & Carrier, data: RawFrame, isBinary: boolean):
 }
 
 function onPing (this: WebSocket & Carrier): void {
-  const connection = this[kConnection]
-  if (connection !== undefined) connection.lastActivity = Date.now()
+  this[kConnection]?.touch()
 }
 
 function onPong (this: WebSocket & Carrier): void {
-  const connection = this[kConnection]
-  if (connection !== undefined) connection.awaitingPong = false
+  this[kConnection]?.ponged()
 }
 
 export class SocketConnection implements ChannelMember, ConnectionOwner, CredentialHolder, SlotHolder, Swept {
-  readonly id: string
-  userSlot: string | null = null
-  ipSlot: string | null = null
-  released = false
-  lastActivity = 0
-  lastPing = 0
-  awaitingPong = false
-  /** The authentication message to send when the socket opens; `null` when messages are off. */
-  message: string | null = null
-  /** With history: the connection's recovery token (connection/replay.ts), its identity for the hub. */
-  recoveryToken: string | null = null
+  /** RELEASED, AWAITING_PONG, REAUTHENTICATING, HAS_EXPIRY, KILL_PENDING. */
+  private flags = 0
+  /** Times since EPOCH (ms). */
+  private lastActivity = 0
+  private lastPing = 0
+  private seldom: Seldom | null = null
+  /**
+   * ws's server puts one 'close' listener on each socket it tracks; a second listener would turn that
+   * into an array for the socket's whole life. The connection's listener takes its place and calls it first.
+   */
+  tracking: ((...args: unknown[]) => void) | null = null
   private socket: WebSocket | null = null
-  private transport: (Duplex & Carrier) | null = null
-  /** Output produced before the socket opened, and its size. */
-  private pending: string[] | null = null
-  private pendingBytes = 0
-  private closeCode = 0
-  private closeText = ''
-  /** Epoch ms at which the credentials lapse (Infinity: never). */
-  private expiresAt = Infinity
-  private nextReauthentication = Infinity
-  private reauthenticating = false
-  /** Epoch ms after which a close the peer did not complete is cut (0: none pending). */
-  private killAt = 0
-  private router: RouterConnection | null = null
-  private readonly log: FastifyBaseLogger
+  /**
+   * One field for two states that never overlap: the Opening until the socket opens, then the router
+   * state once made (see `opening` and `router`).
+   */
+  private stage: Opening | RouterConnection | null = new Opening()
+  /** When the credentials lapse (since EPOCH, with HAS_EXPIRY). */
+  private expiresAt = 0
+  /** The guard's (guard.ts). */
+  sweepIndex = -1
+  /** The route's and the plugin's, shared by the route's connections: one field instead of two. */
+  private readonly scope: ConnectionScope
 
   constructor (
     readonly request: FastifyRequest,
     readonly userKey: string | null,
-    private readonly route: ConnectionRoute,
-    private readonly services: ConnectionServices
+    route: ConnectionRoute,
+    services: ConnectionServices
   ) {
-    this.id = (++nextId).toString(36)
-    this.log = request.log
+    this.scope = scopeOf(route, services)
+  }
+
+  private get route (): ConnectionRoute {
+    return this.scope.route
+  }
+
+  private get services (): ConnectionServices {
+    return this.scope.services
+  }
+
+  /** Unique in this process; numbered when first asked (logs, the hub's identity of a connection without history). */
+  get id (): string {
+    const seldom = this.more()
+    if (seldom.id === '') seldom.id = (++nextId).toString(36)
+    return seldom.id
+  }
+
+  /** Until the socket opens; `null` from then on. */
+  private get opening (): Opening | null {
+    const stage = this.stage
+    return stage instanceof Opening ? stage : null
+  }
+
+  /** The router state, made at the first frame, event or close (at open when the route has `onAuthenticated`). */
+  private get router (): RouterConnection | null {
+    const stage = this.stage
+    return stage instanceof RouterConnection ? stage : null
+  }
+
+  private more (): Seldom {
+    return (this.seldom ??= new Seldom())
+  }
+
+  /** SlotHolder: the guard's. */
+  get userSlot (): string | null {
+    return this.seldom === null ? null : this.seldom.userSlot
+  }
+
+  set userSlot (slot: string | null) {
+    if (slot !== null || this.seldom !== null) this.more().userSlot = slot
+  }
+
+  get ipSlot (): string | null {
+    return this.seldom === null ? null : this.seldom.ipSlot
+  }
+
+  set ipSlot (slot: string | null) {
+    if (slot !== null || this.seldom !== null) this.more().ipSlot = slot
+  }
+
+  /** With history: the connection's recovery token (connection/replay.ts), its identity for the hub. */
+  get recoveryToken (): string | null {
+    return this.seldom === null ? null : this.seldom.recoveryToken
+  }
+
+  set recoveryToken (token: string | null) {
+    if (token !== null || this.seldom !== null) this.more().recoveryToken = token
+  }
+
+  get released (): boolean {
+    return (this.flags & RELEASED) !== 0
   }
 
   get maxQueuedFrames (): number {
     return this.route.maxQueuedFrames
+  }
+
+  private get log (): FastifyBaseLogger {
+    return this.request.log
+  }
+
+  /** The authentication message to send when the socket opens (the handshake and the replay set it); `null` once open. */
+  get message (): string | null {
+    return this.opening === null ? null : this.opening.message
+  }
+
+  set message (text: string | null) {
+    if (this.opening !== null) this.opening.message = text
+  }
+
+  /** A ping from the peer (with an idle timeout). */
+  touch (): void {
+    this.lastActivity = sinceEpoch(Date.now())
+  }
+
+  /** A pong from the peer (with a heartbeat). */
+  ponged (): void {
+    this.flags &= ~AWAITING_PONG
   }
 
   // ---------------------------------------------------------------- admission
@@ -147,19 +289,24 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   /**
    * Releases the connection if the upgrade's transport closes before the socket opens (a client that
-   * resets while `groups()` is pending), or has closed already.
+   * resets while `groups()` is pending), or has closed already. `response` is the upgrade's
+   * ServerResponse, which @fastify/websocket assigns to the transport: it repeats the transport's 'close'
+   * and has no 'close' listener of its own, so listening there leaves nothing behind on the transport (a
+   * third 'close' listener there grows its listener array for the socket's whole life).
    */
-  watchTransport (raw: IncomingMessage): void {
-    const transport = upgradeStream(raw) as (Duplex & Carrier) | undefined
-    if (transport === undefined) return
+  watchTransport (raw: IncomingMessage, response?: ServerResponse): void {
+    const transport = upgradeStream(raw)
+    const opening = this.opening
+    if (transport === undefined || opening === null) return
     if (transport.destroyed) {
       this.release()
       return
     }
-    this.transport = transport
-    transport[kConnection] = this
-    // `on`, not `once` (which wraps the listener per socket): it is removed at open or release anyway.
-    transport.on('close', onTransportClose)
+    const watched: EventEmitter = response !== undefined && response.socket === transport ? response : transport
+    const onClose = (): void => this.release()
+    opening.watched = watched
+    opening.onWatchedClose = onClose
+    watched.on('close', onClose)
   }
 
   /** Joins the user's channel and every group; nothing once released. */
@@ -179,53 +326,65 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   // ---------------------------------------------------------------- open
 
-  /** @fastify/websocket's 'connection': called once, synchronously, before the route's handler runs. */
-  open (socket: WebSocket): void {
-    if (this.released) {
+  /**
+   * @fastify/websocket's 'connection': called once, synchronously, before the route's handler runs.
+   * `tracked`: ws's server tracks the socket, so the one 'close' listener it has is the server's.
+   */
+  open (socket: WebSocket, tracked = false): void {
+    const opening = this.opening
+    if (this.released || opening === null) {
       socket.terminate()
       return
     }
-    const transport = this.transport
-    if (transport !== null) {
-      transport.removeListener('close', onTransportClose)
-      transport[kConnection] = undefined
-      this.transport = null
-    }
+    unwatch(opening)
+    this.stage = null
     this.socket = socket
     ;(socket as WebSocket & Carrier)[kConnection] = this
+    if (tracked && socket.listenerCount('close') === 1) {
+      const tracking = socket.rawListeners('close')[0] as (...args: unknown[]) => void
+      socket.removeListener('close', tracking)
+      this.tracking = tracking
+    }
     socket.on('close', onSocketClose)
     const { guard } = this.services
     const limits = guard.limits
-    const now = Date.now()
+    const now = sinceEpoch(Date.now())
     this.lastActivity = now
     this.lastPing = now
     if (limits.heartbeatInterval > 0) socket.on('pong', onPong)
     if (limits.idleTimeout > 0) socket.on('ping', onPing)
-    const expiry = credentialExpiry(this.request)
-    this.expiresAt = expiry === undefined ? Infinity : expiry
-    if (this.route.reauthenticateInterval > 0) this.nextReauthentication = now + this.route.reauthenticateInterval
-    setHolder(this.request, this)
+    this.setExpiry(takeCredentialExpiry(this.request))
+    if (this.route.reauthenticateInterval > 0) this.more().nextReauthentication = now + this.route.reauthenticateInterval
     guard.track(this)
-    if (this.message !== null) this.write(this.message)
+    if (opening.message !== null) this.write(opening.message)
     // What the groups received since the handshake joined them goes out right after the message.
-    const pending = this.pending
-    this.pending = null
-    this.pendingBytes = 0
+    const pending = opening.pending
     if (pending !== null) for (let i = 0; i < pending.length; i++) this.write(pending[i] as string)
-    if (this.closeCode !== 0) {
-      this.close(this.closeCode, this.closeText)
+    if (opening.closeCode !== 0) {
+      this.close(opening.closeCode, opening.closeText)
       return
     }
     // Synchronously, before ws can emit the first frame: nothing the client sent after the handshake is lost.
     const router = this.route.router
-    if (router !== null) this.router = new RouterConnection(router, socket, this)
     if (router !== null || limits.idleTimeout > 0) socket.on('message', onFrame)
-    this.router?.start()
+    if (router !== null && router.onAuthenticated !== undefined) this.routed()
+  }
+
+  /** The router state, made on first use (it starts routing at once when the route has no `onAuthenticated`). */
+  private routed (): RouterConnection | null {
+    const made = this.router
+    if (made !== null) return made
+    const router = this.route.router
+    if (router === null || this.socket === null) return null
+    const routed = new RouterConnection(router, this.socket, this)
+    this.stage = routed
+    routed.start()
+    return routed
   }
 
   receive (data: RawFrame, isBinary: boolean): void {
-    if (this.services.guard.limits.idleTimeout > 0) this.lastActivity = Date.now()
-    if (this.router !== null) this.router.receive(data, isBinary)
+    if (this.services.guard.limits.idleTimeout > 0) this.lastActivity = sinceEpoch(Date.now())
+    if (this.route.router !== null) this.routed()!.receive(data, isBinary)
   }
 
   // ---------------------------------------------------------------- output
@@ -276,13 +435,14 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
    * hold before the socket is closed as a slow reader (Infinity: no bound). Nothing once open or released.
    */
   editPending (edit: (pending: readonly string[], completion: string | null, limit: number) => string[]): void {
-    if (this.socket !== null || this.released) return
+    const opening = this.opening
+    if (this.socket !== null || opening === null || this.released) return
     const router = this.route.router
     const limit = this.services.guard.limits.maxBufferedBytes
-    const next = edit(this.pending ?? [], router !== null && router.sendCompletion ? router.replies.groupComplete : null,
+    const next = edit(opening.pending ?? [], router !== null && router.sendCompletion ? router.replies.groupComplete : null,
       limit > 0 ? limit : Infinity)
-    this.pending = null
-    this.pendingBytes = 0
+    opening.pending = null
+    opening.pendingBytes = 0
     for (let i = 0; i < next.length; i++) this.write(next[i]!)
   }
 
@@ -294,17 +454,18 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     const socket = this.socket
     const limit = this.services.guard.limits.maxBufferedBytes
     if (socket === null) {
-      if (this.released || this.closeCode !== 0) return
-      this.pendingBytes += text.length
-      if (limit > 0 && this.pendingBytes > limit) {
+      const opening = this.opening
+      if (opening === null || this.released || opening.closeCode !== 0) return
+      opening.pendingBytes += text.length
+      if (limit > 0 && opening.pendingBytes > limit) {
         this.log.warn('fastify-chanx: output waiting for the socket to open passed maxBufferedBytes; it will be closed')
-        this.pending = null
-        this.pendingBytes = 0
-        this.closeCode = CLOSE_SLOW_READER
-        this.closeText = 'Slow reader'
+        opening.pending = null
+        opening.pendingBytes = 0
+        opening.closeCode = CLOSE_SLOW_READER
+        opening.closeText = 'Slow reader'
         return
       }
-      (this.pending ??= []).push(text)
+      (opening.pending ??= []).push(text)
       return
     }
     if (socket.readyState !== WebSocket.OPEN) return
@@ -329,9 +490,10 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   close (code?: number, reason?: string): void {
     const socket = this.socket
     if (socket === null) {
-      if (this.closeCode === 0) {
-        this.closeCode = code ?? 1000
-        this.closeText = reason ?? ''
+      const opening = this.opening
+      if (opening !== null && opening.closeCode === 0) {
+        opening.closeCode = code ?? 1000
+        opening.closeText = reason ?? ''
       }
       return
     }
@@ -343,7 +505,8 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       this.log.error({ err }, 'fastify-chanx: ctx.close was given an invalid code or reason')
       socket.close(1011)
     }
-    this.killAt = Date.now() + CLOSE_GRACE
+    this.more().killAt = sinceEpoch(Date.now() + CLOSE_GRACE)
+    this.flags |= KILL_PENDING
   }
 
   /** Sends a refusal's authentication message (unless messages are off) and closes with 4000 + status. */
@@ -380,7 +543,9 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   }
 
   onEvent (name: string, payload: unknown): void {
-    this.router?.onEvent(name, payload)
+    // Only an event the route handles makes the router state of a socket that has sent nothing.
+    if (this.router === null && this.route.router?.events?.get(name) === undefined) return
+    this.routed()?.onEvent(name, payload)
   }
 
   private leaveAll (): void {
@@ -389,14 +554,20 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   // ---------------------------------------------------------------- credentials
 
+  /** Epoch ms at which the credentials lapse; `undefined`: never. */
   setExpiry (expiresAt: number | undefined): void {
-    this.expiresAt = expiresAt === undefined ? Infinity : expiresAt
+    if (expiresAt === undefined) {
+      this.flags &= ~HAS_EXPIRY
+    } else {
+      this.expiresAt = sinceEpoch(expiresAt)
+      this.flags |= HAS_EXPIRY
+    }
   }
 
   private async reauthenticate (): Promise<void> {
     const request = this.request
     const previous = request.user
-    this.reauthenticating = true
+    this.flags |= REAUTHENTICATING
     try {
       const result = await this.route.authenticator.reauthenticate(request)
       if (this.released) return
@@ -409,24 +580,28 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
         this.log.warn('fastify-chanx: re-authentication yielded another user, closing the socket')
         this.refuse(401, statusText(401), { detail: DETAIL_ANOTHER_USER })
       } else {
-        this.setExpiry(credentialExpiry(request))
+        // The last expiry recorded for the request: a re-run that records none leaves the one in force.
+        const expiry = takeCredentialExpiry(request)
+        if (expiry !== undefined) this.setExpiry(expiry)
       }
     } catch (err) {
       // An outage of the user store must not log everyone out: keep the socket, try again next time.
       this.log.error({ err }, 'fastify-chanx: re-authentication threw; the socket stays open')
     } finally {
-      this.reauthenticating = false
+      this.flags &= ~REAUTHENTICATING
     }
   }
 
   // ---------------------------------------------------------------- the sweep
 
   /** Visited by the guard's one timer, about every second (or each heartbeat/idle/re-authentication period). */
-  sweep (now: number): void {
+  sweep (epochNow: number): void {
     const socket = this.socket
     if (socket === null) return
+    const now = sinceEpoch(epochNow)
+    const flags = this.flags
     if (socket.readyState !== WebSocket.OPEN) {
-      if (this.killAt !== 0 && now >= this.killAt && socket.readyState === WebSocket.CLOSING) socket.terminate()
+      if ((flags & KILL_PENDING) !== 0 && now >= this.seldom!.killAt && socket.readyState === WebSocket.CLOSING) socket.terminate()
       return
     }
     const limits = this.services.guard.limits
@@ -434,9 +609,9 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       this.slowReader(socket)
       return
     }
-    if (now >= this.expiresAt) {
+    if ((flags & HAS_EXPIRY) !== 0 && now >= this.expiresAt) {
       this.log.info('fastify-chanx: credentials expired, closing the socket')
-      this.expiresAt = Infinity
+      this.flags &= ~HAS_EXPIRY
       this.refuse(401, statusText(401), { detail: DETAIL_TOKEN_EXPIRED })
       return
     }
@@ -444,16 +619,17 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       this.close(CLOSE_IDLE, 'Idle timeout')
       return
     }
-    if (now >= this.nextReauthentication) {
-      this.nextReauthentication = now + this.route.reauthenticateInterval
-      if (!this.reauthenticating) this.reauthenticate().then(noop, noop)
+    const interval = this.route.reauthenticateInterval
+    if (interval > 0 && now >= this.seldom!.nextReauthentication) {
+      this.seldom!.nextReauthentication = now + interval
+      if ((this.flags & REAUTHENTICATING) === 0) this.reauthenticate().then(noop, noop)
     }
     if (limits.heartbeatInterval > 0 && now - this.lastPing >= limits.heartbeatInterval) {
-      if (this.awaitingPong) {
+      if ((this.flags & AWAITING_PONG) !== 0) {
         socket.terminate()
         return
       }
-      this.awaitingPong = true
+      this.flags |= AWAITING_PONG
       this.lastPing = now
       socket.ping()
     }
@@ -464,24 +640,31 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   /** The socket's one 'close' listener. */
   closed (code: number): void {
     this.release()
-    this.router?.closedWith(code)
+    // A socket that never sent a frame has no router state: it is made here only for an `onClose` to run.
+    if (this.router !== null || this.route.router?.onClose !== undefined) this.routed()?.closedWith(code)
   }
 
   /** Gives back the slots, leaves every group, leaves the sweep. Idempotent; safe before the socket opened. */
   release (): void {
     if (this.released) return
-    this.released = true
+    this.flags |= RELEASED
     const { guard } = this.services
     guard.release(this)
     guard.untrack(this)
-    this.pending = null
-    this.pendingBytes = 0
-    const transport = this.transport
-    if (transport !== null) {
-      transport.removeListener('close', onTransportClose)
-      transport[kConnection] = undefined
-      this.transport = null
+    const opening = this.opening
+    if (opening !== null) {
+      opening.pending = null
+      opening.pendingBytes = 0
+      unwatch(opening)
     }
     this.leaveAll()
   }
+}
+
+function unwatch (opening: Opening): void {
+  const watched = opening.watched
+  if (watched === null) return
+  watched.removeListener('close', opening.onWatchedClose!)
+  opening.watched = null
+  opening.onWatchedClose = null
 }

@@ -22,11 +22,18 @@ export function credentialExpiry (request: FastifyRequest): number | undefined {
   return expiries.get(request)
 }
 
+/**
+ * The expiry recorded for `request` since the last take, forgotten here: the open connection keeps it
+ * from then on, so an idle socket holds no entry in this map (docs/benchmarks.md "Memory per idle connection").
+ */
+export function takeCredentialExpiry (request: FastifyRequest): number | undefined {
+  const expiresAt = expiries.get(request)
+  if (expiresAt !== undefined) expiries.delete(request)
+  return expiresAt
+}
+
 export const DETAIL_TOKEN_EXPIRED = 'Token expired'
 export const DETAIL_ANOTHER_USER = 'The credentials belong to another user'
-
-/** The open connection of an upgrade request, for the in-band refresh: set on the request by the connection. */
-export const kCredentialHolder = Symbol('fastify-chanx.credential-holder')
 
 export interface CredentialHolder {
   /** Moves the expiry (an in-band token refresh); `undefined` removes it. */
@@ -34,16 +41,6 @@ export interface CredentialHolder {
   /** Sends the refusal's authentication message (unless messages are off) and closes with 4000 + status. */
   refuse (statusCode: number, text: string, data: unknown): void
   write (text: string): void
-}
-
-type RequestWithHolder = FastifyRequest & { [kCredentialHolder]?: CredentialHolder }
-
-export function holderOf (request: FastifyRequest): CredentialHolder | undefined {
-  return (request as RequestWithHolder)[kCredentialHolder]
-}
-
-export function setHolder (request: FastifyRequest, holder: CredentialHolder | undefined): void {
-  (request as RequestWithHolder)[kCredentialHolder] = holder
 }
 
 /**
@@ -72,12 +69,12 @@ export function createInBandRefresh (
   authentication: readonly Authenticator<unknown>[],
   userKey: UserKeyFunction,
   sendAuthenticationMessage: boolean
-): ((request: FastifyRequest, socket: WebSocket, payload: unknown) => Promise<void>) | null {
+): ((request: FastifyRequest, socket: WebSocket, payload: unknown, holder?: CredentialHolder) => Promise<void>) | null {
   const authenticator = authentication.find((candidate) => typeof candidate.refreshToken === 'function')
   if (authenticator === undefined) return null
-  return async function refreshInBand (request, socket, payload) {
+  // `holder`: the socket's open connection, which keeps its expiry and sends through its output.
+  return async function refreshInBand (request, socket, payload, holder) {
     const token = payload !== null && typeof payload === 'object' ? (payload as { token?: unknown }).token : undefined
-    const holder = holderOf(request)
     // @fastify/jwt's verification writes request.user: remember who the socket belongs to.
     const previous = request.user
     try {
@@ -87,9 +84,12 @@ export function createInBandRefresh (
         throw new AuthenticationFailed('The token belongs to another user')
       }
       request.user = user as FastifyRequest['user']
-      holder?.setExpiry(credentialExpiry(request))
-      if (holder !== undefined) holder.write(AUTHENTICATION_OK_MESSAGE)
-      else if (socket.readyState === socket.OPEN) socket.send(AUTHENTICATION_OK_MESSAGE)
+      if (holder !== undefined) {
+        // The last expiry recorded for the request: a refresh that records none leaves the one in force.
+        const expiresAt = takeCredentialExpiry(request)
+        if (expiresAt !== undefined) holder.setExpiry(expiresAt)
+        holder.write(AUTHENTICATION_OK_MESSAGE)
+      } else if (socket.readyState === socket.OPEN) socket.send(AUTHENTICATION_OK_MESSAGE)
     } catch (err) {
       request.user = previous
       if (!(err instanceof ChanxRefusal)) throw err

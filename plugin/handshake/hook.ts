@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
@@ -80,7 +80,7 @@ export function createHandshakeHook (
   const deadlines = handshakeTimeout > 0 ? new HandshakeDeadlines<Outcome>(handshakeTimeout) : null
 
   return async function chanxHandshake (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const pipeline = runPipeline(request, route, services)
+    const pipeline = runPipeline(request, reply.raw, route, services)
     let outcome: Outcome | typeof TIMED_OUT = deadlines !== null ? await deadlines.race(pipeline) : await pipeline
     if (outcome === TIMED_OUT) {
       request.log.warn({ handshakeTimeout }, 'fastify-chanx: the handshake did not complete within handshakeTimeout')
@@ -111,7 +111,7 @@ export function createHandshakeHook (
 }
 
 /** Origin, authenticators, permissions, object; then, for an accepted socket, admission. Never throws. */
-async function runPipeline (request: FastifyRequest, route: RouteHandshake, services: ConnectionServices): Promise<Outcome> {
+async function runPipeline (request: FastifyRequest, response: ServerResponse, route: RouteHandshake, services: ConnectionServices): Promise<Outcome> {
   let result: AuthenticationResult<unknown, unknown>
   let message: string
   try {
@@ -132,7 +132,7 @@ async function runPipeline (request: FastifyRequest, route: RouteHandshake, serv
     return failed()
   }
   if (result.isAuthenticated && request.ws && route.websocket) {
-    return await admitSocket(request, result, route.sendAuthenticationMessage ? message : null, route, services)
+    return await admitSocket(request, response, result, route.sendAuthenticationMessage ? message : null, route, services)
   }
   return { result, message, connection: null }
 }
@@ -144,6 +144,7 @@ async function runPipeline (request: FastifyRequest, route: RouteHandshake, serv
  */
 async function admitSocket (
   request: FastifyRequest,
+  response: ServerResponse,
   result: AuthenticationResult<unknown, unknown>,
   message: string | null,
   route: RouteHandshake,
@@ -163,7 +164,7 @@ async function admitSocket (
     return { result: refused, message: messageFor(refused), connection: null }
   }
   connection.message = message
-  connection.watchTransport(request.raw)
+  connection.watchTransport(request.raw, response)
   const recovery = route.history ? startRecovery(connection, request) : null
   try {
     const groups = route.groups === undefined
@@ -218,13 +219,14 @@ function refuseSocket (
   }
 }
 
-/** The connection waiting on an accepted upgrade request, from admission until its socket opens. */
-const kAccepted = Symbol('fastify-chanx.accepted')
-
-type RawWithConnection = IncomingMessage & { [kAccepted]?: SocketConnection }
+/**
+ * The connection waiting on an accepted upgrade request, from admission until its socket opens. A weak map,
+ * not a symbol on the request: a property added to every IncomingMessage would stay for the socket's life.
+ */
+const accepted = new WeakMap<IncomingMessage, SocketConnection>()
 
 function setAccepted (raw: IncomingMessage, connection: SocketConnection): void {
-  (raw as RawWithConnection)[kAccepted] = connection
+  accepted.set(raw, connection)
 }
 
 /**
@@ -232,9 +234,9 @@ function setAccepted (raw: IncomingMessage, connection: SocketConnection): void 
  * right before it calls the route's handler: the authentication message is queued first, so it reaches the
  * client before anything the handler sends.
  */
-export function onSocketConnection (socket: WebSocket, raw: IncomingMessage): void {
-  const connection = (raw as RawWithConnection)[kAccepted]
+export function onSocketConnection (this: WebSocketServer, socket: WebSocket, raw: IncomingMessage): void {
+  const connection = accepted.get(raw)
   if (connection === undefined) return
-  ;(raw as RawWithConnection)[kAccepted] = undefined
-  connection.open(socket)
+  accepted.delete(raw)
+  connection.open(socket, this.clients !== undefined && this.clients.has(socket))
 }

@@ -18,9 +18,11 @@ import { gateUpgrades } from '../core/ws-internals'
  *   never reach, whose handler would otherwise get an unguarded socket.
  */
 const kSeenRoute = Symbol('fastify-chanx.seenRoute')
-const kPassed = Symbol('fastify-chanx.passedUpgrade')
-
-type PassedRaw = IncomingMessage & { [kPassed]?: true }
+/**
+ * Upgrade requests the hook passed, until the socket server checks them (then forgotten). Not a symbol on
+ * the request: a property added to every IncomingMessage stays with it for the socket's whole life.
+ */
+const passed = new WeakSet<IncomingMessage>()
 
 /** Marks a route as seen (on a copy of its config: one config object may be shared by several routes). */
 export function markRoute (routeOptions: RouteOptions): void {
@@ -46,7 +48,7 @@ export function createUnseenRouteGuard (checkHttp: boolean) {
       return
     }
     if (request.is404 || (request.routeOptions.config as unknown as Record<symbol, unknown>)[kSeenRoute] === true) {
-      if (upgrade) (request.raw as PassedRaw)[kPassed] = true
+      if (upgrade) passed.add(request.raw)
       done()
       return
     }
@@ -66,7 +68,8 @@ const UNSEEN_RESPONSE = (() => {
 /** Refuses, on the socket server itself, every upgrade the plugin's hook did not pass: its handler never runs. */
 export function guardUnseenUpgrades (wss: WebSocketServer, log: FastifyBaseLogger): void {
   gateUpgrades(wss, (req, stream) => {
-    if ((req as PassedRaw)[kPassed] === true) return true
+    // ws completes one upgrade per request: the mark is needed once.
+    if (passed.delete(req)) return true
     const err = new UnseenRouteError(`the socket route ${String(req.method)} ${pathOf(req.url)}`)
     log.error({ err }, 'fastify-chanx: refused an upgrade to a route it never saw declared')
     stream.once('finish', () => stream.destroy())

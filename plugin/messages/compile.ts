@@ -9,6 +9,7 @@ import type { WebSocket } from 'ws'
 import { InvalidOptionError } from '../core/errors'
 import { isRecord, optionalBoolean, optionalFunction, positiveInteger } from '../core/validate'
 import { DETAIL_BINARY, DETAIL_HANDLER_FAILED, DETAIL_INVALID_JSON, DETAIL_RATE_LIMITED } from '../core/wire'
+import type { CredentialHolder } from '../connection/credential-lifetime'
 import { DEFAULT_MAX_PAYLOAD } from '../connection/limits'
 import { compileCoercer, type Coercer } from './coerce'
 import { DEFAULT_MAX_DEPTH } from './safe-json'
@@ -27,7 +28,7 @@ export interface CompiledAction {
 }
 
 /** The in-band token refresh behind the built-in `authenticate` action. */
-export type RefreshCredentials = (request: FastifyRequest, socket: WebSocket, payload: unknown) => Promise<void>
+export type RefreshCredentials = (request: FastifyRequest, socket: WebSocket, payload: unknown, holder?: CredentialHolder) => Promise<void>
 
 /** What a route's router takes from the plugin and route options besides its message options. */
 export interface RouterSettings {

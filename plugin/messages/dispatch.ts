@@ -11,6 +11,7 @@
  */
 import type { FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
+import type { CredentialHolder } from '../connection/credential-lifetime'
 import { TokenBucket } from '../connection/limits'
 import { corkSocket, uncorkSocket } from '../core/ws-internals'
 import { MAX_ID_LENGTH, type CompiledAction, type MessageRouter } from './compile'
@@ -20,8 +21,8 @@ import { admitPayload, quoteTag } from './validation-errors'
 
 export type RawFrame = Buffer | ArrayBuffer | Buffer[]
 
-/** What the router needs of the connection that owns the socket. */
-export interface ConnectionOwner {
+/** What the router needs of the connection that owns the socket (its credentials too, for the in-band refresh). */
+export interface ConnectionOwner extends CredentialHolder {
   readonly request: FastifyRequest
   /** Frames that may wait in the queue (0: no cap); one more closes the socket with 1008. */
   readonly maxQueuedFrames: number
@@ -466,7 +467,7 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
     else if (tag === 'authenticate' && router.refreshCredentials !== null) {
       // In-band token refresh: handled in the frame queue, like a handler, so later frames wait for it.
       connection.inFlight++
-      router.refreshCredentials(connection.request, connection.socket, message.payload).then(connection.onSettled, connection.onFailed)
+      router.refreshCredentials(connection.request, connection.socket, message.payload, connection.owner).then(connection.onSettled, connection.onFailed)
       return
     } else if (tag === undefined) connection.sendRaw(withId(replies.tagNotFound, idJson))
     else connection.sendRaw(withId(tagInvalid(router, tag), idJson))

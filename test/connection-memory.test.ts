@@ -1,0 +1,96 @@
+import { test } from 'tap'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyRequest } from 'fastify'
+import websocket from '@fastify/websocket'
+import { Type } from '@sinclair/typebox'
+import WebSocket from 'ws'
+import chanx, { defineSocketRoute, type Authenticator } from '../plugin'
+import { ConnectionGuard, type Swept } from '../plugin/connection/guard'
+import { credentialExpiry, setCredentialExpiry, takeCredentialExpiry } from '../plugin/connection/credential-lifetime'
+import { closeApp } from '../plugin/testing'
+
+/**
+ * What keeps an idle connection small (docs/benchmarks.md "Memory per idle connection") must not change
+ * what it does: the sweep's list, the expiry handed over at open, the one 'close' listener per socket, and
+ * the router state made on first use.
+ */
+
+const alice: Authenticator = { authenticate: () => ({ id: 'alice' }) }
+
+function fake (visits: Array<[string, number]>, name: string, onSweep?: () => void): Swept {
+  return { sweepIndex: -1, sweep: (now) => { visits.push([name, now]); onSweep?.() } }
+}
+
+test('the sweep visits every tracked connection, also when one is untracked during the sweep', async (t) => {
+  const guard = new ConnectionGuard({ heartbeatInterval: 10, idleTimeout: 0, maxBufferedBytes: 0, maxConnectionsPerUser: 0, maxConnectionsPerIp: 0 })
+  t.teardown(() => guard.close())
+  const visits: Array<[string, number]> = []
+  const a = fake(visits, 'a')
+  const b = fake(visits, 'b')
+  const c = fake(visits, 'c')
+  // The list is walked from its end: `d` comes first and untracks `a`, which has not been visited yet.
+  const d = fake(visits, 'd', () => { guard.untrack(a); guard.untrack(a) })
+  for (const connection of [a, b, c, d]) guard.track(connection)
+  guard.track(b)
+  t.equal(guard.counts().sockets, 4, 'a second track is ignored')
+  while (visits.length < 4) await new Promise((resolve) => setTimeout(resolve, 5))
+  const now = visits[0]![1]
+  const firstSweep = visits.filter(([, at]) => at === now).map(([name]) => name)
+  t.notOk(firstSweep.includes('a'), 'an untracked connection is not visited')
+  t.equal(firstSweep.filter((name) => name === 'b').length, 1, 'b is visited once')
+  t.equal(firstSweep.filter((name) => name === 'c').length, 1, 'c is visited once: moving `d` into a freed slot skips nobody')
+  t.equal(a.sweepIndex, -1)
+  t.equal(guard.counts().sockets, 3)
+  for (const connection of [b, c, d]) guard.untrack(connection)
+  t.equal(guard.counts().sockets, 0)
+})
+
+test('takeCredentialExpiry hands the recorded expiry over once', async (t) => {
+  const request = {} as FastifyRequest
+  t.equal(takeCredentialExpiry(request), undefined)
+  setCredentialExpiry(request, 1234.5)
+  t.equal(takeCredentialExpiry(request), 1234.5)
+  t.equal(credentialExpiry(request), undefined, 'forgotten once taken')
+  t.equal(takeCredentialExpiry(request), undefined)
+})
+
+test('a socket has one close listener; ws still forgets the client and the route hears the close', async (t) => {
+  const app = Fastify()
+  await app.register(websocket)
+  await app.register(chanx, { authentication: [alice], heartbeatInterval: 0 })
+  let closeListeners = -1
+  let ownListenerCalled = false
+  const closes: number[] = []
+  app.route(defineSocketRoute({
+    url: '/ws',
+    messages: { echo: Type.Object({ n: Type.Number() }) },
+    handlers: { echo: (message) => ({ action: 'echo', payload: message.payload }) },
+    // Never sent a frame: its router state is made at the close, for this hook to run.
+    onClose: (_ctx, code) => { closes.push(code) }
+  }))
+  app.get('/plain', { websocket: true }, (socket) => {
+    closeListeners = socket.listenerCount('close')
+    socket.on('close', () => { ownListenerCalled = true })
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => closeApp(app))
+  const port = (app.server.address() as AddressInfo).port
+
+  async function openAndClose (path: string, code: number): Promise<void> {
+    const client = new WebSocket(`ws://127.0.0.1:${port}${path}`)
+    await new Promise<void>((resolve, reject) => { client.once('message', () => resolve()); client.once('error', reject) })
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+    client.close(code)
+    await closed
+  }
+
+  await openAndClose('/plain', 4001)
+  t.equal(closeListeners, 1, 'the connection\'s listener stands in for ws\'s client-tracking one')
+  await openAndClose('/ws', 4002)
+  for (let i = 0; i < 100 && (closes.length === 0 || app.websocketServer.clients.size > 0); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  t.ok(ownListenerCalled, 'a listener the handler added is called')
+  t.same(closes, [4002], 'onClose ran with the close code for a socket that sent nothing')
+  t.equal(app.websocketServer.clients.size, 0, 'ws\'s client tracking forgot both sockets')
+})
