@@ -9,6 +9,7 @@
  *     BENCH_PROF=1                                     # plugin servers run with --cpu-prof into bench/profiles/ ('all': every server)
  *     BENCH_REDIS_FLOOR=100,1000                       # broadcast sizes that also run the Redis trip alone (default 100; 'none')
  *     BENCH_MESSAGE_LOADS=full,4k,half                 # which message loads run
+ *     BENCH_MEMORY_WARMUP=500                          # connections opened and closed before the memory scenario's first reading
  *     BENCH_BASELINES=socketio,uws                     # the optional baselines (default both; 'none' for neither)
  *     BENCH_STRICT=1                                   # exit 1 when a target is not met
  *
@@ -73,6 +74,8 @@ const HARD_FDS = Number(spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8'
 const MEMORY_COUNTS_ASKED = (process.env.BENCH_MEMORY_COUNTS ?? (QUICK ? '1000,2000' : '10000,20000')).split(',').map(Number)
 const MEMORY_COUNTS = MEMORY_COUNTS_ASKED.map((n) => Math.min(n, HARD_FDS - 100))
 const MEMORY_ROUNDS = Number(process.env.BENCH_MEMORY_ROUNDS ?? (QUICK ? 1 : Math.min(ROUNDS, 3)))
+/** Connections each memory server accepts and closes before its first reading (0: none). */
+const MEMORY_WARMUP = Number(process.env.BENCH_MEMORY_WARMUP ?? 500)
 const BROADCAST_SIZES = (process.env.BENCH_BROADCAST_SIZES ?? '100,1000,5000').split(',').map(Number)
 /** Deliveries per second offered in the broadcast scenario: broadcasts/s = this / group size. */
 const BROADCAST_DELIVERIES = Number(process.env.BENCH_BROADCAST_DELIVERIES ?? 50000)
@@ -526,6 +529,16 @@ async function memory (): Promise<void> {
     for (let round = 0; round < MEMORY_ROUNDS; round++) {
       for (const v of shuffle(variants)) {
         const server = await startServer(v.server)
+        // Warm-up: what a server makes once (compiled code of its paths, parser and buffer pools) is not a
+        // cost per connection, and would otherwise be divided among the connections counted.
+        if (MEMORY_WARMUP > 0) {
+          try {
+            await (await idleClients(`ws://127.0.0.1:${server.port}${v.path}`, MEMORY_WARMUP, 'connect' in v ? v.connect : undefined)).close()
+          } catch (err) {
+            note(`memory ${count} ${v.name}: the warm-up connections failed: ${(err as Error).message}`)
+          }
+          await sleep(500)
+        }
         const before = await server.request<Mem>({ cmd: 'mem' }, 'mem')
         let clients
         try {
