@@ -55,3 +55,27 @@ export function broadcastAtRate (rate: number, broadcast: (message: { action: 't
   }
   tick()
 }
+
+/**
+ * A section one tool owns in bench/RESULTS.md, between `<!-- name:start -->` and `<!-- name:end -->`
+ * (bench/capacity.ts and bench/history.ts write theirs; bench/run.ts carries them over when it rewrites the file).
+ */
+export function sectionMarks (name: string): { start: string, end: string } {
+  return { start: `<!-- ${name}:start -->`, end: `<!-- ${name}:end -->` }
+}
+
+/** The section `name` of `text`, its marks included, or null when it has none. */
+export function findSection (text: string, name: string): string | null {
+  const { start, end } = sectionMarks(name)
+  const from = text.indexOf(start)
+  const to = from >= 0 ? text.indexOf(end, from) : -1
+  return to >= 0 ? text.slice(from, to + end.length) : null
+}
+
+/** `text` with its section `name` replaced by `section` (marks included), or with `section` appended. */
+export function withSection (text: string, name: string, section: string): string {
+  const old = findSection(text, name)
+  if (old === null) return text.replace(/\n*$/, '\n\n') + section + '\n'
+  const from = text.indexOf(old)
+  return text.slice(0, from) + section + text.slice(from + old.length)
+}

@@ -32,7 +32,7 @@ import path from 'node:path'
 import { createSigner } from 'fast-jwt'
 import { io as socketIoClient } from 'socket.io-client'
 import { closeClients, handshakeLoad, messageLoad, now, openClients, receiveBroadcasts, type LoadResult, type Window } from './clients'
-import { COOKIE, SECRET, SOCKET_IO_CONNECT, SOCKET_IO_PATH, loadUws } from './common'
+import { COOKIE, SECRET, SOCKET_IO_CONNECT, SOCKET_IO_PATH, findSection, loadUws } from './common'
 import { RedisServer } from '../test/helpers/redis'
 
 const ROOT = path.resolve(__dirname, '..')
@@ -313,15 +313,7 @@ const KEPT_SECTIONS = ['capacity', 'history']
 function keptSections (file: string): string[] {
   if (!existsSync(file)) return []
   const text = readFileSync(file, 'utf8')
-  const out: string[] = []
-  for (const name of KEPT_SECTIONS) {
-    const startMark = `<!-- ${name}:start -->`
-    const endMark = `<!-- ${name}:end -->`
-    const start = text.indexOf(startMark)
-    const end = text.indexOf(endMark, start)
-    if (start >= 0 && end >= 0) out.push(text.slice(start, end + endMark.length))
-  }
-  return out
+  return KEPT_SECTIONS.map((name) => findSection(text, name)).filter((section) => section !== null)
 }
 
 function writeResults (): void {
