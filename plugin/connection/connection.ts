@@ -104,20 +104,10 @@ export interface ConnectionServices {
   readonly userKey: UserKeyFunction
 }
 
-interface ConnectionScope {
+/** The route's and the plugin's, made once per route (handshake/hook.ts) and shared by its connections. */
+export interface ConnectionScope {
   readonly route: ConnectionRoute
   readonly services: ConnectionServices
-}
-
-const scopes = new WeakMap<ConnectionRoute, ConnectionScope>()
-
-function scopeOf (route: ConnectionRoute, services: ConnectionServices): ConnectionScope {
-  let scope = scopes.get(route)
-  if (scope === undefined || scope.services !== services) {
-    scope = { route, services }
-    scopes.set(route, scope)
-  }
-  return scope
 }
 
 /** A server-side close the peer does not complete is cut this long after (ws itself waits 30 s). */
@@ -186,10 +176,9 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   constructor (
     readonly request: FastifyRequest,
     readonly userKey: string | null,
-    route: ConnectionRoute,
-    services: ConnectionServices
+    scope: ConnectionScope
   ) {
-    this.scope = scopeOf(route, services)
+    this.scope = scope
   }
 
   private get route (): ConnectionRoute {

@@ -4,7 +4,7 @@ import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthenticationResult } from '../auth/authenticator'
 import { closeWithRefusal } from '../connection/credential-lifetime'
-import { SocketConnection, type ConnectionServices } from '../connection/connection'
+import { SocketConnection, type ConnectionScope, type ConnectionServices } from '../connection/connection'
 import type { RouteHandshake } from './route-options'
 import { DETAIL_ORIGIN_REFUSED } from './origin'
 import {
@@ -78,9 +78,10 @@ export function createHandshakeHook (
 ) {
   const authenticator = route.authenticator
   const deadlines = handshakeTimeout > 0 ? new HandshakeDeadlines<Outcome>(handshakeTimeout) : null
+  const scope: ConnectionScope = { route, services }
 
   return async function chanxHandshake (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const pipeline = runPipeline(request, reply.raw, route, services)
+    const pipeline = runPipeline(request, reply.raw, route, scope)
     let outcome: Outcome | typeof TIMED_OUT = deadlines !== null ? await deadlines.race(pipeline) : await pipeline
     if (outcome === TIMED_OUT) {
       request.log.warn({ handshakeTimeout }, 'fastify-chanx: the handshake did not complete within handshakeTimeout')
@@ -111,7 +112,7 @@ export function createHandshakeHook (
 }
 
 /** Origin, authenticators, permissions, object; then, for an accepted socket, admission. Never throws. */
-async function runPipeline (request: FastifyRequest, response: ServerResponse, route: RouteHandshake, services: ConnectionServices): Promise<Outcome> {
+async function runPipeline (request: FastifyRequest, response: ServerResponse, route: RouteHandshake, scope: ConnectionScope): Promise<Outcome> {
   let result: AuthenticationResult<unknown, unknown>
   let message: string
   try {
@@ -132,7 +133,7 @@ async function runPipeline (request: FastifyRequest, response: ServerResponse, r
     return failed()
   }
   if (result.isAuthenticated && request.ws && route.websocket) {
-    return await admitSocket(request, response, result, route.sendAuthenticationMessage ? message : null, route, services)
+    return await admitSocket(request, response, result, route.sendAuthenticationMessage ? message : null, route, scope)
   }
   return { result, message, connection: null }
 }
@@ -148,8 +149,9 @@ async function admitSocket (
   result: AuthenticationResult<unknown, unknown>,
   message: string | null,
   route: RouteHandshake,
-  services: ConnectionServices
+  scope: ConnectionScope
 ): Promise<Outcome> {
+  const { services } = scope
   let key: string | null
   try {
     key = services.userKey(result.user) ?? null
@@ -158,7 +160,7 @@ async function admitSocket (
     request.log.error({ err }, 'fastify-chanx: userKey(user) failed')
     return failed()
   }
-  const connection = new SocketConnection(request, key, route, services)
+  const connection = new SocketConnection(request, key, scope)
   if (!connection.admit()) {
     const refused = refusal(429, DETAIL_TOO_MANY_CONNECTIONS)
     return { result: refused, message: messageFor(refused), connection: null }
