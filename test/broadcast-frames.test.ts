@@ -6,7 +6,7 @@ import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import WebSocket, { WebSocketServer } from 'ws'
 import chanx, { defineSocketRoute } from '../plugin'
-import { frameText, writeFramed } from '../plugin/core/ws-internals'
+import { frameString, frameText, writeFramed, writeText } from '../plugin/core/ws-internals'
 
 /** A raw TCP client that completes the upgrade and hands back every byte the server writes after it. */
 function rawClient (port: number): Promise<{ socket: Socket, bytes: () => Buffer }> {
@@ -44,6 +44,42 @@ test('a frame built once is byte for byte what ws sends for the same text (every
   while (client.bytes().length < expected.length) await new Promise((resolve) => client.socket.once('data', resolve))
   t.same(written, [true, true, true, true], 'each idle socket took the framed bytes')
   t.ok(client.bytes().equals(expected), 'ws wrote the same bytes as the frame built once, for each text')
+})
+
+test('a text framed in one buffer is the frame ws builds, at each header length boundary', async (t) => {
+  for (const length of [0, 1, 125, 126, 127, 65535, 65536, 70000]) {
+    const ascii = 'a'.repeat(length)
+    t.ok(frameString(ascii).equals(frameText(Buffer.from(ascii))), `${length} ASCII bytes`)
+  }
+  // Multi-byte characters whose UTF-8 length crosses the boundary that their UTF-16 length does not.
+  for (const text of ['é'.repeat(63), 'é'.repeat(64), '😀'.repeat(16383), '😀'.repeat(16384), '€'.repeat(21846)]) {
+    t.ok(frameString(text).equals(frameText(Buffer.from(text))), `${Buffer.byteLength(text)} UTF-8 bytes`)
+  }
+})
+
+test('writeText sends one frame per text, in order with what ws sends, and declines a busy sender', async (t) => {
+  const texts = ['{}', '{"a":"' + 'x'.repeat(200) + '"}', '{"é":"' + 'ü'.repeat(40000) + '"}']
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false })
+  t.teardown(() => new Promise((resolve) => wss.close(resolve)))
+  await new Promise((resolve) => wss.once('listening', resolve))
+  const written: boolean[] = []
+  let busy: boolean | undefined
+  wss.on('connection', (socket) => {
+    for (const text of texts) {
+      written.push(writeText(socket, text))
+      socket.send(text)
+    }
+    // A Blob keeps ws's sender busy until it is read: the next text must queue behind it, not overtake it.
+    socket.send(new Blob(['b']))
+    busy = writeText(socket, 'late')
+  })
+  const client = await rawClient((wss.address() as AddressInfo).port)
+  t.teardown(() => client.socket.destroy())
+  const expected = Buffer.concat(texts.flatMap((text) => { const frame = frameText(Buffer.from(text)); return [frame, frame] }))
+  while (client.bytes().length < expected.length) await new Promise((resolve) => client.socket.once('data', resolve))
+  t.same(written, [true, true, true], 'each idle socket took the text as one frame')
+  t.equal(busy, false, 'a sender with a send queued declines')
+  t.ok(client.bytes().subarray(0, expected.length).equals(expected), 'the same bytes as ws sends, in order')
 })
 
 async function buildApp (perMessageDeflate: boolean) {

@@ -8,7 +8,7 @@ import { guarded, settle } from '../channels/settle'
 import { SharedFrame } from '../core/frame'
 import type { UserKeyFunction } from '../core/identity'
 import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
-import { upgradeStream, writeFramed } from '../core/ws-internals'
+import { upgradeStream, writeFramed, writeText } from '../core/ws-internals'
 import type { MessageRouter } from '../messages/compile'
 import { RouterConnection, type ConnectionOwner, type RawFrame } from '../messages/dispatch'
 import {
@@ -462,7 +462,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       this.slowReader(socket)
       return
     }
-    socket.send(text)
+    if (!writeText(socket, text)) socket.send(text)
   }
 
   /**

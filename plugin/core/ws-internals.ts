@@ -18,7 +18,8 @@ import { WebSocket, type WebSocketServer } from 'ws'
  *   would write the frame at once and unchanged: no permessage-deflate, nothing queued in ws's sender, not
  *   inside a fragmented message. `writeFramed` checks exactly that, per socket, on ws's private fields
  *   (`_extensions`, `_sender`, `_socket`), and answers `false` (the caller sends normally) when they are
- *   not there or not idle. A reply and its `complete` are written under one cork of that stream.
+ *   not there or not idle. Every other frame the plugin sends (`writeText`) is framed the same way, into one
+ *   buffer, under the same checks. A reply and its `complete` are written under one cork of that stream.
  */
 let socketSymbol: symbol | undefined
 let headSymbol: symbol | undefined
@@ -66,7 +67,7 @@ interface SenderShape {
 interface SocketShape {
   _extensions?: Record<string, unknown>
   _sender?: SenderShape | null
-  _socket?: (Duplex & { _writableState?: { corked?: number } }) | null
+  _socket?: Duplex | null
 }
 
 type FrameFunction = (data: Buffer, options: { fin: boolean, opcode: number, mask: boolean, readOnly: boolean, rsv1: boolean }) => Buffer[]
@@ -87,21 +88,63 @@ export function frameText (payload: Buffer): Buffer {
 }
 
 /**
- * Writes a frame built by `frameText` straight to the socket's stream, where ws would write it unchanged
- * and at once; `false` (nothing written) where it would not: compression negotiated, a send queued behind
- * a compression or a Blob, a fragmented message under way, a corked stream, or a ws whose fields differ.
- * The caller has checked that the socket is OPEN.
+ * The stream ws would write a frame to at once and unchanged, or null where it would not: compression
+ * negotiated, a send queued behind a compression or a Blob, a fragmented message under way, or a ws whose
+ * fields differ. The caller has checked that the socket is OPEN.
  */
-export function writeFramed (socket: WebSocket, frame: Buffer): boolean {
+function idleStream (socket: WebSocket): Duplex | null {
   const shape = socket as unknown as SocketShape
   const sender = shape._sender
   const stream = shape._socket
   const extensions = shape._extensions
   if (sender == null || stream == null || extensions === undefined || extensions[DEFLATE] !== undefined ||
     sender._state !== SENDER_IDLE || sender._queue === undefined || sender._queue.length !== 0 ||
-    sender._firstFragment !== true || stream._writableState?.corked !== 0) return false
+    sender._firstFragment !== true) return null
+  return stream
+}
+
+/**
+ * Writes a frame built by `frameText` straight to the socket's stream, where ws would write it unchanged
+ * and at once (see `idleStream`); `false`, nothing written, where it would not.
+ */
+export function writeFramed (socket: WebSocket, frame: Buffer): boolean {
+  const stream = idleStream(socket)
+  if (stream === null) return false
   stream.write(frame)
   return true
+}
+
+/**
+ * Sends `text` as one text frame in one buffer, header and UTF-8 payload together, where ws would write it
+ * at once (see `idleStream`); `false`, nothing written, where it would not. ws's own `send` corks the
+ * stream and writes the header and the string apart, which Node then joins in a `writev`: for a reply
+ * that costs more than the frame itself.
+ */
+export function writeText (socket: WebSocket, text: string): boolean {
+  const stream = idleStream(socket)
+  if (stream === null) return false
+  stream.write(frameString(text))
+  return true
+}
+
+/** The unmasked final text frame carrying `text`: the bytes `frameText(Buffer.from(text))` makes, in one allocation. */
+export function frameString (text: string): Buffer {
+  const length = Buffer.byteLength(text)
+  const header = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(header + length)
+  frame[0] = 0x81
+  if (header === 2) {
+    frame[1] = length
+  } else if (header === 4) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(length / 0x100000000), 2)
+    frame.writeUInt32BE(length >>> 0, 6)
+  }
+  frame.write(text, header, length, 'utf8')
+  return frame
 }
 
 /**
