@@ -94,3 +94,39 @@ test('a socket has one close listener; ws still forgets the client and the route
   t.same(closes, [4002], 'onClose ran with the close code for a socket that sent nothing')
   t.equal(app.websocketServer.clients.size, 0, 'ws\'s client tracking forgot both sockets')
 })
+
+test('an open socket no longer holds the bytes its upgrade request was read into', async (t) => {
+  const app = Fastify()
+  await app.register(websocket)
+  await app.register(chanx, { authentication: [alice], heartbeatInterval: 0 })
+  const raws: object[] = []
+  const headOf = (raw: object): Buffer | undefined => {
+    const symbol = Object.getOwnPropertySymbols(raw).find((s) => s.description === 'ws-head')
+    return symbol === undefined ? undefined : (raw as Record<symbol, Buffer>)[symbol]
+  }
+  let before: Buffer | undefined
+  app.addHook('onRequest', (request, _reply, done) => { before = headOf(request.raw); done() })
+  app.route(defineSocketRoute({
+    url: '/ws',
+    messages: {},
+    handlers: {},
+    onAuthenticated: (ctx) => { raws.push(ctx.request.raw) }
+  }))
+  app.get('/plain', { websocket: true }, (socket, request) => {
+    raws.push(request.raw)
+    socket.send('hi')
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => closeApp(app))
+  const port = (app.server.address() as AddressInfo).port
+  for (const path of ['/ws', '/plain']) {
+    const client = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers: { cookie: 'token=' + 'x'.repeat(500) } })
+    await new Promise<void>((resolve, reject) => { client.once('message', () => resolve()); client.once('error', reject) })
+    client.close()
+  }
+  t.ok(before !== undefined && before.buffer.byteLength > 500, 'the head @fastify/websocket stores is a view of the request as read')
+  t.equal(raws.length, 2)
+  for (const head of raws.map(headOf)) {
+    t.ok(head !== undefined && head.length === 0 && head.buffer.byteLength === 0, 'after the upgrade the request keeps an empty head')
+  }
+})

@@ -11,6 +11,8 @@ import { WebSocket, type WebSocketServer } from 'ws'
  *   only upgrades from inside the route handler, and offers no public way to upgrade without it, so the
  *   refusal upgrades the socket itself, from the stream and head that @fastify/websocket stored on the raw
  *   request under its private symbols (`ws-socket`, `ws-head`). They are found by description once.
+ * - @fastify/websocket keeps the upgrade's head on the raw request, which lives as long as the socket; the
+ *   gate below drops it once ws has it (`releaseHead`).
  * - ws reads `maxPayload` and `handleProtocols` from `wss.options` on every upgrade; @fastify/websocket
  *   builds the server before fastify-chanx is registered, so both are changed there, after construction.
  * - A broadcast is framed once (ws's exported `Sender.frame`) and the same bytes written to every member's
@@ -217,7 +219,21 @@ export function gateUpgrades (wss: WebSocketServer, admits: (req: IncomingMessag
   const handleUpgrade = wss.handleUpgrade
   wss.handleUpgrade = function gatedUpgrade (this: WebSocketServer, req, stream, head, callback) {
     if (admits(req, stream)) handleUpgrade.call(this, req, stream, head, callback)
+    releaseHead(req)
   }
+}
+
+/**
+ * Drops @fastify/websocket's reference to the upgrade's head once ws has been handed it (ws puts any bytes
+ * back on the stream; an argument, not the request, carries them on). The head is a view of the buffer the
+ * whole upgrade request was read into, and the request stays alive as long as its socket: without this,
+ * every open socket would keep its request's bytes, cookies and tokens included.
+ */
+function releaseHead (req: IncomingMessage): void {
+  if (headSymbol === undefined) findSymbols(req)
+  if (headSymbol === undefined) return
+  const carrier = req as unknown as Record<symbol, unknown>
+  if (carrier[headSymbol] !== undefined) carrier[headSymbol] = EMPTY_HEAD
 }
 
 /**
