@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import { createServer } from 'node:net'
 import { buildRecoveryApp, listen, nextOpen, openClient, TcpProxy, until } from './helpers/recovery'
 import { RedisServer, redisSkipReason } from './helpers/redis'
 
@@ -35,12 +36,41 @@ test('over Redis: window exceeded, permission revoked, then a Redis restart chan
   await until(() => messages.length === 3, 'the side replay')
   t.same(messages.map((m) => m.action), ['tick', 'side', 'side'], 'nothing of the revoked group')
 
+  // The client may only come back once the app has Redis again: reconnecting while Redis is down (or
+  // before the app has resubscribed) is told `unavailable`, which is another case than this one.
+  const target = proxy.target
+  proxy.target = await closedPort()
   proxy.cut()
   await new Promise((resolve) => client.on('reconnecting', resolve))
   await redis.restart()
+  await untilResolved(() => app.chanx.hub.history!.barrier(['g:side']), 'the app back on the restarted Redis')
+  proxy.target = target
   info = await nextOpen(client)
   t.match(info.recovery, { recovered: false, reason: 'epoch_changed', failed: { side: 'epoch_changed' } })
   await app.chanx.sendToUser('alice', { action: 'direct', payload: null })
   await until(() => messages.length === 4, 'live after the restart')
   t.match(messages[3], { action: 'direct', chanx_upos: [1, String] })
 })
+
+/** A loopback port nothing listens on: connections to it are refused. */
+async function closedPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Retries `attempt` (each try bounded to 1 s) until it resolves, for at most 10 s. */
+async function untilResolved (attempt: () => Promise<unknown>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const ok = await Promise.race([
+      attempt().then(() => true, () => false),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000))
+    ])
+    if (ok) return
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
