@@ -13,7 +13,7 @@ import { resolveRoute } from './handshake/route-options'
 import { createRequestSerializer } from './handshake/redaction'
 import { DEFAULT_MAX_PAYLOAD } from './connection/limits'
 import { guardSubprotocols } from './handshake/subprotocols'
-import { checkWebsocketServer, maxPayloadOf, setMaxPayload } from './core/ws-internals'
+import { checkWebsocketServer, clientTrackingServer, maxPayloadOf, setMaxPayload } from './core/ws-internals'
 import { createUnseenRouteGuard, guardUnseenUpgrades, markRoute } from './handshake/unseen-routes'
 import { buildAsyncApiDocument, type AsyncApiDocument } from './asyncapi/document'
 import { resolveAsyncApiOptions, resolvePlaygroundOptions } from './asyncapi/options'
@@ -49,7 +49,7 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   if (defaults.history !== null) hub.useHistory(createHistoryStore(hub.layer, defaults.history))
   fastify.decorate('chanx', createServerApi(hub, defaults.userKey, fastify.log, asyncapi, presence))
   const guard = new ConnectionGuard(defaults.limits)
-  const services: ConnectionServices = { guard, hub, userKey: defaults.userKey }
+  const services: ConnectionServices = { guard, hub, userKey: defaults.userKey, clientTracking: clientTrackingServer(wss) }
   // Frames are capped at 64 KiB unless configured (OWASP): ws itself enforces it, with 1009, before it
   // buffers a larger frame. A maxPayload given to @fastify/websocket is left alone.
   const ownsMaxPayload = maxPayloadOf(wss) === WS_DEFAULT_MAX_PAYLOAD

@@ -3,11 +3,12 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
-import WebSocket from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
 import chanx, { defineSocketRoute, type Authenticator } from '../plugin'
 import { ConnectionGuard, type Swept } from '../plugin/connection/guard'
 import { credentialExpiry, setCredentialExpiry, takeCredentialExpiry } from '../plugin/connection/credential-lifetime'
 import { closeApp } from '../plugin/testing'
+import { clientTrackingServer } from '../plugin/core/ws-internals'
 
 /**
  * What keeps an idle connection small (docs/benchmarks.md "Memory per idle connection") must not change
@@ -129,4 +130,40 @@ test('an open socket no longer holds the bytes its upgrade request was read into
   for (const head of raws.map(headOf)) {
     t.ok(head !== undefined && head.length === 0 && head.buffer.byteLength === 0, 'after the upgrade the request keeps an empty head')
   }
+})
+
+test('standing in for ws\'s client tracking: a closing server still hears its last client leave', async (t) => {
+  const app = Fastify()
+  await app.register(websocket)
+  await app.register(chanx, { authentication: [alice], heartbeatInterval: 0 })
+  app.route(defineSocketRoute({ url: '/ws', messages: {}, handlers: {} }))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => closeApp(app))
+  const port = (app.server.address() as AddressInfo).port
+  const wss = app.websocketServer
+  const clients = [new WebSocket(`ws://127.0.0.1:${port}/ws`), new WebSocket(`ws://127.0.0.1:${port}/ws`)]
+  await Promise.all(clients.map((client) => new Promise<void>((resolve, reject) => { client.once('message', () => resolve()); client.once('error', reject) })))
+  t.equal(wss.clients.size, 2)
+  for (const socket of wss.clients) t.equal(socket.listenerCount('close'), 1, 'one close listener: the connection\'s')
+  let serverClosed = false
+  // ws's server, once closing, emits 'close' when its last tracked client has gone.
+  const closing = new Promise<void>((resolve) => wss.close(() => { serverClosed = true; resolve() }))
+  clients[0]!.close()
+  for (let i = 0; i < 100 && wss.clients.size > 1; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(wss.clients.size, 1, 'the first client is forgotten')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(serverClosed, 'not closed while a client remains')
+  clients[1]!.close()
+  await closing
+  t.equal(wss.clients.size, 0)
+  t.ok(serverClosed, 'closed once the last one left')
+})
+
+test('a socket server without client tracking, or of another shape, keeps ws\'s own listener', async (t) => {
+  const untracked = new WebSocketServer({ noServer: true, clientTracking: false })
+  t.equal(clientTrackingServer(untracked), null)
+  const tracked = new WebSocketServer({ noServer: true })
+  t.equal(clientTrackingServer(tracked), tracked)
+  ;(tracked as unknown as { _shouldEmitClose: unknown })._shouldEmitClose = undefined
+  t.equal(clientTrackingServer(tracked), null, 'a field missing: not stood in for')
 })

@@ -1,14 +1,14 @@
 import type { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { WebSocket } from 'ws'
+import { WebSocket, type WebSocketServer } from 'ws'
 import type { ChanxAuthenticator } from '../auth/authenticator'
 import type { ChannelHub, ChannelMember } from '../channels/hub'
 import { guarded, settle } from '../channels/settle'
 import { SharedFrame } from '../core/frame'
 import type { UserKeyFunction } from '../core/identity'
 import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
-import { upgradeStream, writeFramed, writeText } from '../core/ws-internals'
+import { untrackClient, upgradeStream, writeFramed, writeText } from '../core/ws-internals'
 import type { MessageRouter } from '../messages/compile'
 import { RouterConnection, type ConnectionOwner, type RawFrame } from '../messages/dispatch'
 import {
@@ -63,6 +63,8 @@ const AWAITING_PONG = 2
 const REAUTHENTICATING = 4
 const HAS_EXPIRY = 8
 const KILL_PENDING = 16
+/** The connection's 'close' listener stands in for ws's client-tracking one (`untrackClient`). */
+const UNTRACKS_CLIENT = 32
 
 /** What few connections need: made when one of these is first set (connection limits, a close, re-authentication, history, the id). */
 class Seldom {
@@ -102,6 +104,8 @@ export interface ConnectionServices {
   readonly guard: ConnectionGuard
   readonly hub: ChannelHub
   readonly userKey: UserKeyFunction
+  /** `app.websocketServer` where a connection can stand in for ws's per-socket client tracking, else null. */
+  readonly clientTracking: WebSocketServer | null
 }
 
 /** The route's and the plugin's, made once per route (handshake/hook.ts) and shared by its connections. */
@@ -129,10 +133,9 @@ function completionOf (router: MessageRouter): SharedFrame {
 
 function noop (): void {}
 
-function onSocketClose (this: WebSocket & Carrier, code: number, reason: Buffer): void {
+function onSocketClose (this: WebSocket & Carrier, code: number): void {
   const connection = this[kConnection]
   if (connection === undefined) return
-  connection.tracking?.call(this, code, reason)
   connection.closed(code)
 }
 
@@ -149,17 +152,12 @@ function onPong (this: WebSocket & Carrier): void {
 }
 
 export class SocketConnection implements ChannelMember, ConnectionOwner, CredentialHolder, SlotHolder, Swept {
-  /** RELEASED, AWAITING_PONG, REAUTHENTICATING, HAS_EXPIRY, KILL_PENDING. */
+  /** RELEASED, AWAITING_PONG, REAUTHENTICATING, HAS_EXPIRY, KILL_PENDING, UNTRACKS_CLIENT. */
   private flags = 0
   /** Times since EPOCH (ms). */
   private lastActivity = 0
   private lastPing = 0
   private seldom: Seldom | null = null
-  /**
-   * ws's server puts one 'close' listener on each socket it tracks; a second listener would turn that
-   * into an array for the socket's whole life. The connection's listener takes its place and calls it first.
-   */
-  tracking: ((...args: unknown[]) => void) | null = null
   private socket: WebSocket | null = null
   /**
    * One field for two states that never overlap: the Opening until the socket opens, then the router
@@ -329,10 +327,11 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     this.stage = null
     this.socket = socket
     ;(socket as WebSocket & Carrier)[kConnection] = this
-    if (tracked && socket.listenerCount('close') === 1) {
-      const tracking = socket.rawListeners('close')[0] as (...args: unknown[]) => void
-      socket.removeListener('close', tracking)
-      this.tracking = tracking
+    // ws's server puts one 'close' listener, a closure, on each socket it tracks; a second listener would also
+    // turn that into an array for the socket's whole life. The connection's shared listener takes its place.
+    if (tracked && this.services.clientTracking !== null && socket.listenerCount('close') === 1) {
+      socket.removeListener('close', socket.rawListeners('close')[0] as (...args: unknown[]) => void)
+      this.flags |= UNTRACKS_CLIENT
     }
     socket.on('close', onSocketClose)
     const { guard } = this.services
@@ -628,6 +627,8 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   /** The socket's one 'close' listener. */
   closed (code: number): void {
+    const socket = this.socket
+    if ((this.flags & UNTRACKS_CLIENT) !== 0 && socket !== null) untrackClient(this.services.clientTracking!, socket)
     this.release()
     // A socket that never sent a frame has no router state: it is made here only for an `onClose` to run.
     if (this.router !== null || this.route.router?.onClose !== undefined) this.routed()?.closedWith(code)

@@ -13,6 +13,8 @@ import { WebSocket, type WebSocketServer } from 'ws'
  *   request under its private symbols (`ws-socket`, `ws-head`). They are found by description once.
  * - @fastify/websocket keeps the upgrade's head on the raw request, which lives as long as the socket; the
  *   gate below drops it once ws has it (`releaseHead`).
+ * - ws tracks each client with a `'close'` listener of its own per socket; a connection takes its place with one
+ *   shared function and does its work (`untrackClient`) where the server has the fields that work uses.
  * - ws reads `maxPayload` and `handleProtocols` from `wss.options` on every upgrade; @fastify/websocket
  *   builds the server before fastify-chanx is registered, so both are changed there, after construction.
  * - A broadcast is framed once (ws's exported `Sender.frame`) and the same bytes written to every member's
@@ -155,6 +157,43 @@ export function frameString (text: string, length = Buffer.byteLength(text)): Bu
   }
   frame.write(text, header, length, 'utf8')
   return frame
+}
+
+interface TrackingServer {
+  clients?: unknown
+  _shouldEmitClose?: unknown
+  _state?: unknown
+}
+
+/** ws's server state once closed (CLOSED in lib/websocket-server.js). */
+const SERVER_CLOSED = 2
+
+/**
+ * `wss` when it tracks its clients with the fields `untrackClient` uses (a `clients` Set, a boolean
+ * `_shouldEmitClose`, a numeric `_state`), else null: then ws's own per-socket listener is left in place.
+ */
+export function clientTrackingServer (wss: WebSocketServer): WebSocketServer | null {
+  const server = wss as unknown as TrackingServer
+  return server.clients instanceof Set && typeof server._shouldEmitClose === 'boolean' && typeof server._state === 'number'
+    ? wss
+    : null
+}
+
+/**
+ * What ws's client-tracking `'close'` listener does (lib/websocket-server.js, `completeUpgrade`): forget the
+ * socket, and once a closing server has no client left, emit its `'close'`. ws makes that listener a closure
+ * per socket, which with its context stays as long as the socket does (about 100 bytes); a connection that
+ * took its place calls this shared function instead. `wss` comes from `clientTrackingServer`.
+ */
+export function untrackClient (wss: WebSocketServer, socket: WebSocket): void {
+  const server = wss as unknown as TrackingServer & { clients: Set<WebSocket> }
+  server.clients.delete(socket)
+  if (server._shouldEmitClose === true && server.clients.size === 0) process.nextTick(emitServerClose, wss)
+}
+
+function emitServerClose (wss: WebSocketServer): void {
+  (wss as unknown as TrackingServer)._state = SERVER_CLOSED
+  wss.emit('close')
 }
 
 /**
