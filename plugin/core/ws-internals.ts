@@ -22,8 +22,8 @@ import { WebSocket, type WebSocketServer } from 'ws'
  *   would write the frame at once and unchanged: no permessage-deflate, nothing queued in ws's sender, not
  *   inside a fragmented message. `writeFramed` checks exactly that, per socket, on ws's private fields
  *   (`_extensions`, `_sender`, `_socket`), and answers `false` (the caller sends normally) when they are
- *   not there or not idle. Every other frame the plugin sends (`writeText`) is framed the same way, into one
- *   buffer, under the same checks. A reply and its `complete` are written under one cork of that stream.
+ *   not there or not idle. Every other frame under 4 KiB the plugin sends (`writeText`) is framed the same
+ *   way, into one pooled buffer, under the same checks. A reply and its `complete` are written under one cork of that stream.
  */
 let socketSymbol: symbol | undefined
 let headSymbol: symbol | undefined
