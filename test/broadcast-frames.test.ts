@@ -64,19 +64,20 @@ test('writeText sends one frame per short text, in order with what ws sends; it 
   t.teardown(() => new Promise((resolve) => wss.close(resolve)))
   await new Promise((resolve) => wss.once('listening', resolve))
   const written: boolean[] = []
-  let busy: boolean | undefined
-  wss.on('connection', (socket) => {
-    for (const text of texts) {
-      written.push(writeText(socket, text))
-      socket.send(text)
-    }
-    // A Blob keeps ws's sender busy until it is read: the next text must queue behind it, not overtake it.
-    socket.send(new Blob(['b']))
-    busy = writeText(socket, 'late')
+  const sent = new Promise<boolean>((resolve) => {
+    wss.on('connection', (socket) => {
+      for (const text of texts) {
+        written.push(writeText(socket, text))
+        socket.send(text)
+      }
+      // A Blob keeps ws's sender busy until it is read: the next text must queue behind it, not overtake it.
+      socket.send(new Blob(['b']))
+      resolve(writeText(socket, 'late'))
+    })
   })
   const client = await rawClient((wss.address() as AddressInfo).port)
   t.teardown(() => client.socket.destroy())
-  while (busy === undefined) await new Promise((resolve) => setTimeout(resolve, 5))
+  const busy = await sent
   // Each text once from ws, and once more where writeText took it.
   const expected = Buffer.concat(texts.flatMap((text, k) => { const frame = frameText(Buffer.from(text)); return written[k] === true ? [frame, frame] : [frame] }))
   while (client.bytes().length < expected.length) await new Promise((resolve) => client.socket.once('data', resolve))
