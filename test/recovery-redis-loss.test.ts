@@ -1,7 +1,6 @@
 import { test } from 'tap'
-import { createServer } from 'node:net'
 import { buildRecoveryApp, listen, nextOpen, openClient, TcpProxy, until } from './helpers/recovery'
-import { RedisServer, redisSkipReason } from './helpers/redis'
+import { RedisServer, freePort, redisSkipReason } from './helpers/redis'
 
 const skip = redisSkipReason()
 
@@ -39,7 +38,7 @@ test('over Redis: window exceeded, permission revoked, then a Redis restart chan
   // The client may only come back once the app has Redis again: reconnecting while Redis is down (or
   // before the app has resubscribed) is told `unavailable`, which is another case than this one.
   const target = proxy.target
-  proxy.target = await closedPort()
+  proxy.target = await freePort() // nothing listens: connections through the proxy are refused
   proxy.cut()
   await new Promise((resolve) => client.on('reconnecting', resolve))
   await redis.restart()
@@ -51,15 +50,6 @@ test('over Redis: window exceeded, permission revoked, then a Redis restart chan
   await until(() => messages.length === 4, 'live after the restart')
   t.match(messages[3], { action: 'direct', chanx_upos: [1, String] })
 })
-
-/** A loopback port nothing listens on: connections to it are refused. */
-async function closedPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** Retries `attempt` (each try bounded to 1 s) until it resolves, for at most 10 s. */
 async function untilResolved (attempt: () => Promise<unknown>, what: string): Promise<void> {
