@@ -1,4 +1,4 @@
-import { frameText } from './ws-internals'
+import { frameString } from './ws-internals'
 
 /**
  * One outgoing text, shared by every socket it goes to: a broadcast copy, `group_complete`. The text is
@@ -15,7 +15,7 @@ export class SharedFrame {
   /** The whole WebSocket frame: header and UTF-8 payload (then `next`'s frame, if any). */
   get framed (): Buffer {
     if (this.bytes === null) {
-      const own = frameText(Buffer.from(this.text))
+      const own = frameString(this.text)
       this.bytes = this.next === null ? own : Buffer.concat([own, this.next.framed], own.length + this.next.framed.length)
     }
     return this.bytes

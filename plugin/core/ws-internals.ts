@@ -17,13 +17,14 @@ import { WebSocket, type WebSocketServer } from 'ws'
  *   shared function and does its work (`untrackClient`) where the server has the fields that work uses.
  * - ws reads `maxPayload` and `handleProtocols` from `wss.options` on every upgrade; @fastify/websocket
  *   builds the server before fastify-chanx is registered, so both are changed there, after construction.
- * - A broadcast is framed once (ws's exported `Sender.frame`) and the same bytes written to every member's
- *   stream, where ws itself would encode and frame the text again per socket. That is only right where ws
- *   would write the frame at once and unchanged: no permessage-deflate, nothing queued in ws's sender, not
- *   inside a fragmented message. `writeFramed` checks exactly that, per socket, on ws's private fields
- *   (`_extensions`, `_sender`, `_socket`), and answers `false` (the caller sends normally) when they are
- *   not there or not idle. Every other frame under 4 KiB the plugin sends (`writeText`) is framed the same
- *   way, into one pooled buffer, under the same checks. A reply and its `complete` are written under one cork of that stream.
+ * - A broadcast is framed once (`frameString`, checked at registration against ws's exported
+ *   `Sender.frame`) and the same bytes written to every member's stream, where ws itself would encode and
+ *   frame the text again per socket. That is only right where ws would write the frame at once and
+ *   unchanged: no permessage-deflate, nothing queued in ws's sender, not inside a fragmented message.
+ *   `writeFramed` checks exactly that, per socket, on ws's private fields (`_extensions`, `_sender`,
+ *   `_socket`), and answers `false` (the caller sends normally) when they are not there or not idle. Every
+ *   other frame under 4 KiB the plugin sends (`writeText`) is framed the same way, into one pooled buffer,
+ *   under the same checks. A reply and its `complete` are written under one cork of that stream.
  */
 let socketSymbol: symbol | undefined
 let headSymbol: symbol | undefined
@@ -108,7 +109,7 @@ function idleStream (socket: WebSocket): Duplex | null {
 }
 
 /**
- * Writes a frame built by `frameText` straight to the socket's stream, where ws would write it unchanged
+ * Writes a whole frame (`frameString`) straight to the socket's stream, where ws would write it unchanged
  * and at once (see `idleStream`); `false`, nothing written, where it would not.
  */
 export function writeFramed (socket: WebSocket, frame: Buffer): boolean {
@@ -212,7 +213,8 @@ function checkFraming (): boolean {
   if (typeof frameFunction !== 'function') return false
   try {
     const frame = frameText(Buffer.from('{}'))
-    return frame.length === 4 && frame[0] === 0x81 && frame[1] === 2 && frame[2] === 123 && frame[3] === 125
+    return frame.length === 4 && frame[0] === 0x81 && frame[1] === 2 && frame[2] === 123 && frame[3] === 125 &&
+      frame.equals(frameString('{}'))
   } catch {
     return false
   }
