@@ -22,7 +22,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
 import { ChannelHub, type ChannelMember } from '../plugin/channels/hub'
-import { createRedisLayer } from '../plugin/channels/redis-layer'
+import { createRedisLayer } from '../plugin/channels/redis/layer'
 import { RedisServer, redisSkipReason } from '../test/helpers/redis'
 
 const SIZES = (process.env.BENCH_SIZES ?? '1,100,1000,5000').split(',').map(Number)

@@ -23,7 +23,7 @@ import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import WebSocket from 'ws'
 import chanx, { type FastifyChanxOptions } from '../plugin'
-import { newRecoveryToken } from '../plugin/handshake/recovery'
+import { newRecoveryToken } from '../plugin/connection/resume'
 import { RedisServer, redisSkipReason } from '../test/helpers/redis'
 import { sectionMarks, withSection } from './common'
 

@@ -2,16 +2,16 @@ import type { FastifyInstance, FastifyPluginAsync, preValidationHookHandler, Rou
 import fp from 'fastify-plugin'
 import { MissingWebsocketError } from './core/errors'
 import { createChannels } from './channels/options'
-import { createServerApi } from './channels/server-api'
-import { DEFAULT_HISTORY } from './channels/history'
-import { createHistoryStore } from './channels/history-setup'
+import { createServerApi } from './server-api'
+import { DEFAULT_HISTORY } from './channels/history/model'
+import { createHistoryStore } from './channels/history/setup'
 import { ConnectionGuard } from './connection/guard'
 import { createHandshakeHook, onSocketConnection } from './handshake/hook'
 import type { ConnectionServices } from './connection/connection'
 import { resolvePluginOptions, type FastifyChanxOptions } from './handshake/plugin-options'
 import { resolveRoute } from './handshake/route-options'
 import { createRequestSerializer } from './handshake/redaction'
-import { DEFAULT_MAX_PAYLOAD } from './connection/limits'
+import { DEFAULT_MAX_PAYLOAD } from './core/limits'
 import { guardSubprotocols } from './handshake/subprotocols'
 import { checkWebsocketServer, clientTrackingServer, maxPayloadOf, setMaxPayload } from './core/ws-internals'
 import { createUnseenRouteGuard, guardUnseenUpgrades, markRoute } from './handshake/unseen-routes'
@@ -147,7 +147,7 @@ export type {
   SocketRouteDefinition,
   SocketRouteOptions
 } from './messages/types'
-export type { ChanxServerApi } from './channels/server-api'
+export type { ChanxServerApi } from './server-api'
 export type { ChannelOptions, RedisOption } from './channels/options'
 export type { PresenceInfo, PresenceOption, PresenceOptions } from './channels/presence'
 export type { ChannelLayer, ChannelListener, ChannelLogger } from './channels/layer'
@@ -157,7 +157,7 @@ export { MemoryBroker, MemoryLayer } from './channels/memory-layer'
 export {
   createRedisLayer, RedisLayer, type RedisClientLike, type RedisClusterLike, type RedisClusterNode, type RedisClusterTarget,
   type RedisLayerAccess, type RedisLayerOptions, type RedisLayerTarget
-} from './channels/redis-layer'
+} from './channels/redis/layer'
 export * from './channels/errors'
 export { setCredentialExpiry } from './connection/credential-lifetime'
 export type { AllowedOrigins } from './handshake/origin'

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { test } from 'tap'
-import { RedisLayer } from '../plugin/channels/redis-layer'
+import { RedisLayer } from '../plugin/channels/redis/layer'
 
 // ioredis's Cluster says 'subscribersReady' after every attempt during a failover, failed ones included,
 // and '-node' for each loss: the layer counts itself back once a second has passed since the last loss

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { createServer } from 'node:net'
 import { ChannelHub } from '../plugin/channels/hub'
-import { createRedisLayer, type RedisClientLike } from '../plugin/channels/redis-layer'
+import { createRedisLayer, type RedisClientLike } from '../plugin/channels/redis/layer'
 import { Peer } from './helpers/peer'
 import { RedisServer, freePort, redisSkipReason } from './helpers/redis'
 import { FakeMember } from './helpers/members'

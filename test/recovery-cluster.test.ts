@@ -1,8 +1,8 @@
 import { test } from 'tap'
 import { ChannelHub } from '../plugin/channels/hub'
-import { createHistoryStore } from '../plugin/channels/history-setup'
-import { createRedisLayer } from '../plugin/channels/redis-layer'
-import { pingSubscribers } from '../plugin/channels/redis-connect'
+import { createHistoryStore } from '../plugin/channels/history/setup'
+import { createRedisLayer } from '../plugin/channels/redis/layer'
+import { pingSubscribers } from '../plugin/channels/redis/connect'
 import { RedisCluster, redisClusterSkipReason } from './helpers/redis-cluster'
 import { FakeMember } from './helpers/members'
 

@@ -5,7 +5,7 @@ import session from '@fastify/session'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
 import chanx, { IsAuthenticated, jwtAuthentication, sessionAuthentication, type Authenticator } from '../plugin'
-import { MAX_TIMER_DELAY, setLongTimeout } from '../plugin/connection/limits'
+import { MAX_TIMER_DELAY, setLongTimeout } from '../plugin/core/limits'
 import { closeApp, connect } from '../plugin/testing'
 import { socketApp, type Teardown } from './helpers/router-client'
 

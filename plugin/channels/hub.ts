@@ -10,7 +10,7 @@ import { MemoryLayer } from './memory-layer'
 import {
   parsePositioned, parseRecord, historyRecord, withGroupPositions, withUserPosition,
   type HistoryEntry, type HistoryStore, type LocalHistoryStore, type PublishingHistoryStore
-} from './history'
+} from './history/model'
 
 /** One connection as the hub sees it. */
 export interface ChannelMember {

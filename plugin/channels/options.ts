@@ -5,8 +5,8 @@ import { channelKeys, type ChannelSecret } from './secret'
 import type { ChannelLayer } from './layer'
 import { MemoryLayer } from './memory-layer'
 import { Presence, redisOf, resolvePresenceOption, type PresenceOption } from './presence'
-import { createRedisLayer, type RedisLayerOptions } from './redis-layer'
-import { isClusterClient, isRedisClient, type RedisClientLike, type RedisClusterLike, type RedisClusterTarget } from './redis-connect'
+import { createRedisLayer, type RedisLayerOptions } from './redis/layer'
+import { isClusterClient, isRedisClient, type RedisClientLike, type RedisClusterLike, type RedisClusterTarget } from './redis/connect'
 
 /** The channel options of the plugin (`channelLayer`, `redis`): which layer the process's hub runs on. */
 

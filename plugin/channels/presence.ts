@@ -4,7 +4,7 @@ import type { ChannelLayer, ChannelLogger } from './layer'
 import { logSafely } from './layer'
 import { checkName } from './arguments'
 import { ChannelLayerClosedError, ChannelLayerTimeoutError } from './errors'
-import type { RedisLayerAccess } from './redis-layer'
+import type { RedisLayerAccess } from './redis/layer'
 
 /**
  * Presence: who is in a group across every process. Each process keeps its own members of a group in

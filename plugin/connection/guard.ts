@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { ConnectionCounter } from './limits'
+import { ConnectionCounter } from '../core/limits'
 
 /**
  * Process-wide limits on open sockets: how many one user or one IP may hold, and one sweep (a single

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import type { ChannelHub } from '../channels/hub'
-import { framePositions, type HistoryEntry, type LossReason, type Position } from '../channels/history'
+import { framePositions, type HistoryEntry, type LossReason, type Position } from '../channels/history/model'
 import { withFlags } from '../core/wire'
-import { newRecoveryToken, readResume, tokenFits, type ResumeRequest } from '../handshake/recovery'
+import { newRecoveryToken, readResume, tokenFits, type ResumeRequest } from './resume'
 import type { SocketConnection } from './connection'
 
 /**

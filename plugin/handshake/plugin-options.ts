@@ -9,7 +9,7 @@ import { defaultUserKey, type UserKeyFunction } from '../core/identity'
 import { checkBoolean, checkCount, checkInterval, checkNames, nearMiss } from '../core/validate'
 import type { RateLimit } from '../messages/types'
 import { checkAllowedOrigins, type AllowedOrigins } from './origin'
-import { resolveHistoryOption, type HistoryLimits } from '../channels/history'
+import { resolveHistoryOption, type HistoryLimits } from '../channels/history/model'
 
 /** Plugin options: defaults for every route that sets none (DRF's DEFAULT_* settings). */
 export interface FastifyChanxOptions extends ChannelOptions {

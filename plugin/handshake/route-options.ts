@@ -11,7 +11,7 @@ import { checkBoolean, checkCount, checkInterval, nearMiss } from '../core/valid
 import { compileRouter, type MessageRouter } from '../messages/compile'
 import { createOriginCheck, checkAllowedOrigins, type OriginCheck } from './origin'
 import { checkAuthentication, checkAuthenticatorClass, checkPermissions, checkRateLimit, type ResolvedDefaults } from './plugin-options'
-import { RESUME_PARAM } from './recovery'
+import { RESUME_PARAM } from '../connection/resume'
 
 /** What the handshake needs of one route, fixed at registration. */
 export interface RouteHandshake {

@@ -12,7 +12,7 @@
 import type { FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
 import type { CredentialHolder } from '../connection/credential-lifetime'
-import { TokenBucket } from '../connection/limits'
+import { TokenBucket } from '../core/limits'
 import { corkSocket, uncorkSocket } from '../core/ws-internals'
 import { MAX_ID_LENGTH, type CompiledAction, type MessageRouter } from './compile'
 import { INVALID, safeParse } from './safe-json'

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { Position } from '../channels/history'
+import type { Position } from '../channels/history/model'
 
 /**
  * The resume parameters of a handshake (docs/recovery.md). A reconnecting client sends its recovery

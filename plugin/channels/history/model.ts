@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { InvalidOptionError } from '../core/errors'
-import { isRecord } from '../core/validate'
+import { InvalidOptionError } from '../../core/errors'
+import { isRecord } from '../../core/validate'
 
 /**
  * The model of recoverable history (DESIGN "Recovery after a reconnect", Centrifugo's offsets and epochs).

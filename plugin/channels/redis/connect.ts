@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../core/errors'
-import { ChannelLayerUnreachableError, MissingIoredisError } from './errors'
+import { InvalidOptionError } from '../../core/errors'
+import { ChannelLayerUnreachableError, MissingIoredisError } from '../errors'
 
 /**
  * Opening the Redis layer's two connections (a publisher and a subscriber) to one redis-server or to a

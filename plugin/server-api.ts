@@ -1,11 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { AsyncApiDocument } from '../asyncapi/document'
-import { InvalidOptionError } from '../core/errors'
-import type { UserKeyFunction } from '../core/identity'
-import type { ChannelHub } from './hub'
-import { guarded, settle } from './settle'
-import type { Presence, PresenceInfo } from './presence'
-import { PresenceDisabledError } from './errors'
+import type { AsyncApiDocument } from './asyncapi/document'
+import { InvalidOptionError } from './core/errors'
+import type { UserKeyFunction } from './core/identity'
+import type { ChannelHub } from './channels/hub'
+import { guarded, settle } from './channels/settle'
+import type { Presence, PresenceInfo } from './channels/presence'
+import { PresenceDisabledError } from './channels/errors'
 
 /** The server-wide API (`app.chanx`) that reaches groups and users from a REST route or a job. */
 

@@ -1,8 +1,8 @@
-import { InvalidOptionError } from '../core/errors'
-import { MemoryHistory, type HistoryLimits, type HistoryStore } from './history'
-import type { ChannelLayer } from './layer'
-import { MemoryLayer } from './memory-layer'
-import { RedisHistory, type RedisHistoryAccess } from './redis-history'
+import { InvalidOptionError } from '../../core/errors'
+import { MemoryHistory, type HistoryLimits, type HistoryStore } from './model'
+import type { ChannelLayer } from '../layer'
+import { MemoryLayer } from '../memory-layer'
+import { RedisHistory, type RedisHistoryAccess } from './redis-store'
 
 /**
  * The history store for a hub's layer: rings in this process on the in-process layer, Streams on Redis.

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
 import {
   newEpoch, parsePositioned, type HistoryEntry, type HistoryLimits, type Position, type PublishingHistoryStore, type ReadResult
-} from './history'
-import { ChannelLayerPublishError, ChannelLayerTimeoutError } from './errors'
-import { redisName } from './redis-names'
+} from './model'
+import { ChannelLayerPublishError, ChannelLayerTimeoutError } from '../errors'
+import { redisName } from '../redis/names'
 
 /**
  * History over Redis: per hub channel X, a hash `{X}:meta` (`e` epoch, `o` last offset) and a Stream

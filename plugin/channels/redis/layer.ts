@@ -1,12 +1,12 @@
-import type { ChannelLayer, ChannelListener, ChannelLogger } from './layer'
-import { silentLogger } from './layer'
+import type { ChannelLayer, ChannelListener, ChannelLogger } from '../layer'
+import { silentLogger } from '../layer'
 import {
   ChannelLayerClosedError,
   ChannelLayerPublishError,
   ChannelLayerTimeoutError
-} from './errors'
-import { InvalidOptionError } from '../core/errors'
-import { redisName } from './redis-names'
+} from '../errors'
+import { InvalidOptionError } from '../../core/errors'
+import { redisName } from './names'
 import {
   openConnections,
   pingSubscribers,
@@ -14,10 +14,10 @@ import {
   type RedisClusterLike,
   type RedisConnections,
   type RedisLayerTarget
-} from './redis-connect'
-import type { RedisHistoryAccess } from './redis-history'
+} from './connect'
+import type { RedisHistoryAccess } from '../history/redis-store'
 
-export type { RedisClientLike, RedisClusterLike, RedisClusterNode, RedisClusterTarget, RedisLayerTarget } from './redis-connect'
+export type { RedisClientLike, RedisClusterLike, RedisClusterNode, RedisClusterTarget, RedisLayerTarget } from './connect'
 
 export interface RedisLayerOptions {
   /**
@@ -269,7 +269,7 @@ export class RedisLayer implements ChannelLayer {
   }
 
   /**
-   * What the history over Redis (redis-history.ts, issue 17) needs: the publisher to run its scripts on,
+   * What the history over Redis (history/redis-store.ts) needs: the publisher to run its scripts on,
    * the layer's names, and a round trip on the subscriber connection. `pubsub(channel)` is the name this
    * layer subscribes to; keys of a channel come from redisName(prefix, channel, suffix), in its hash slot.
    */
