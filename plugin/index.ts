@@ -8,7 +8,8 @@ import { createHistoryStore } from './channels/history/setup'
 import { ConnectionGuard } from './connection/guard'
 import { createHandshakeHook, onSocketConnection } from './handshake/hook'
 import type { ConnectionServices } from './connection/connection'
-import { resolvePluginOptions, type FastifyChanxOptions } from './handshake/plugin-options'
+import { resolvePluginOptions } from './handshake/plugin-options'
+import type { FastifyChanxOptions } from './options'
 import { resolveRoute } from './handshake/route-options'
 import { createRequestSerializer } from './handshake/redaction'
 import { DEFAULT_MAX_PAYLOAD } from './core/limits'
@@ -97,7 +98,7 @@ const fastifyChanx = fp(plugin, { fastify: '5.x', name: 'fastify-chanx' })
 
 export default fastifyChanx
 export { fastifyChanx }
-export type { FastifyChanxOptions } from './handshake/plugin-options'
+export type { FastifyChanxOptions } from './options'
 export type { ChanxTypes, ChanxUser, ChanxObject, GroupContext, ObjectLoader } from './core/user-types'
 export type { ChanxRouteOptions } from './handshake/route-types'
 export {
@@ -159,7 +160,7 @@ export {
   type RedisLayerAccess, type RedisLayerOptions, type RedisLayerTarget
 } from './channels/redis/layer'
 export * from './channels/errors'
-export { setCredentialExpiry } from './connection/credential-lifetime'
+export { setCredentialExpiry } from './core/credentials'
 export type { AllowedOrigins } from './handshake/origin'
 export type { UserKeyFunction } from './core/identity'
 export type { AsyncApiDocument } from './asyncapi/document'

@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { RawData, WebSocket } from 'ws'
+import type { AuthenticationPayload } from './core/wire'
+
+export type { AuthenticationPayload } from './core/wire'
 
 /**
  * Testing helpers for socket routes, over `app.injectWS` (no port, no network): connect as a user, await
@@ -26,12 +29,6 @@ export interface ReceivedMessage {
   action?: string
   payload?: unknown
   [key: string]: unknown
-}
-
-export interface AuthenticationPayload {
-  status_code: number
-  status_text: string
-  data: unknown
 }
 
 interface Waiter {

@@ -6,7 +6,7 @@ import { Type } from '@sinclair/typebox'
 import WebSocket, { WebSocketServer } from 'ws'
 import chanx, { defineSocketRoute, type Authenticator } from '../plugin'
 import { ConnectionGuard, type Swept } from '../plugin/connection/guard'
-import { credentialExpiry, setCredentialExpiry, takeCredentialExpiry } from '../plugin/connection/credential-lifetime'
+import { credentialExpiry, setCredentialExpiry, takeCredentialExpiry } from '../plugin/core/credentials'
 import { closeApp } from '../plugin/testing'
 import { clientTrackingServer } from '../plugin/core/ws-internals'
 

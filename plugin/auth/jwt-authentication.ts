@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Authenticator, CredentialSource } from './authenticator'
 import { AuthenticationFailed, InvalidOptionError, MissingDependencyError } from '../core/errors'
-import { DETAIL_TOKEN_EXPIRED, setCredentialExpiry } from '../connection/credential-lifetime'
+import { DETAIL_TOKEN_EXPIRED, setCredentialExpiry } from '../core/credentials'
 import type { ChanxUser } from '../core/user-types'
 
 export interface JwtCookieOptions {

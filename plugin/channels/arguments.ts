@@ -1,4 +1,4 @@
-import { MAX_CHANNEL_NAME } from '../core/wire'
+import { MAX_CHANNEL_NAME } from './envelope'
 import { InvalidChannelArgumentError } from './errors'
 import { describeThrown } from './layer'
 

@@ -1,44 +1,20 @@
 import { randomBytes } from 'node:crypto'
-import { SharedFrame } from '../core/frame'
-import { EnvelopeCodec, withFlags } from '../core/wire'
+import type { SharedFrame } from '../core/frame'
 import { checkGroups, checkName, serializeObject } from './arguments'
-import { channelKeys, type ChannelSecret } from './secret'
+import { BroadcastCopies } from './copies'
+import { EnvelopeCodec } from './envelope'
+import { ChannelLayerClosedError, InvalidChannelArgumentError } from './errors'
+import { HubHistory, type KeptDelivery } from './history/hub-history'
+import type { HistoryEntry, HistoryStore } from './history/model'
 import type { ChannelLayer, ChannelLogger } from './layer'
 import { logSafely, silentLogger } from './layer'
-import { ChannelLayerClosedError, ChannelLayerTimeoutError, InvalidChannelArgumentError } from './errors'
+import { MalformedLog } from './malformed-log'
+import { MemberChannelLists, memberIdentity, type BroadcastOptions, type ChannelMember } from './member'
 import { MemoryLayer } from './memory-layer'
-import {
-  parsePositioned, parseRecord, historyRecord, withGroupPositions, withUserPosition,
-  type HistoryEntry, type HistoryStore, type LocalHistoryStore, type PublishingHistoryStore
-} from './history/model'
+import { channelKeys, type ChannelSecret } from './secret'
+import { GroupSizeQueries } from './size-query'
 
-/** One connection as the hub sees it. */
-export interface ChannelMember {
-  /** Unique per connection (per process is enough: a connection lives in one process). */
-  readonly id: string
-  /** Stable identity of the user, compared for `is_mine` and used by sendToUser; null when anonymous. */
-  readonly userKey: string | null
-  /** Send one text frame. Must not block; a throw is logged and the other members still get theirs. */
-  send (data: string): void
-  /**
-   * Send one broadcast copy (default: `send`); a socket member follows it with `group_complete` where asked.
-   * `frame` carries the same text, framed once for every member of the broadcast that can write it as it is.
-   */
-  sendCopy? (data: string, frame: SharedFrame): void
-  /** Close the connection (disconnectUser). */
-  close (code: number, reason: string): void
-  /** Receive a channel event (sendEvent). */
-  onEvent? (name: string, payload: unknown): void
-  /** With history: the connection's recovery token, its identity across reconnections (plugin/connection/replay.ts). */
-  readonly recoveryToken?: string | null
-}
-
-export interface BroadcastOptions {
-  /** The connection that sends: it decides `is_mine` and `is_current`, and excludeSelf drops it. */
-  sender?: ChannelMember | null
-  /** Do not deliver to the sending connection (default true, as Chanx). Other sockets of its user still get it. */
-  excludeSelf?: boolean
-}
+export type { BroadcastOptions, ChannelMember } from './member'
 
 export interface ChannelHubOptions {
   /** Default: a new in-process {@link MemoryLayer}. The hub closes it on close(). */
@@ -58,49 +34,6 @@ export interface ChannelHubOptions {
 const EMPTY: ReadonlySet<ChannelMember> = new Set()
 
 /**
- * A member's channels in joining order: one name alone (most sockets are in their user's channel only),
- * a list once there are several or none. An array per idle socket would cost two more objects.
- */
-type MemberChannels = string | string[]
-
-function listOf (channels: MemberChannels | undefined): readonly string[] {
-  return channels === undefined ? [] : typeof channels === 'string' ? [channels] : channels
-}
-
-/**
- * Stands for the member's own user channel ('u:' + its userKey) in its MemberChannels: one shared string
- * instead of one per socket of the user. No channel is named so (a userKey is never empty).
- */
-const OWN_USER_CHANNEL = 'u:'
-
-/** How `channel` is kept in the member's MemberChannels: its own user channel as OWN_USER_CHANNEL. */
-function storedName (member: ChannelMember, channel: string): string {
-  const key = member.userKey
-  return key !== null && channel.length === key.length + 2 && channel.startsWith(OWN_USER_CHANNEL) && channel.endsWith(key)
-    ? OWN_USER_CHANNEL
-    : channel
-}
-
-/** The channel a stored name stands for. */
-function channelName (member: ChannelMember, stored: string): string {
-  return stored === OWN_USER_CHANNEL ? OWN_USER_CHANNEL + member.userKey! : stored
-}
-type OwnRecord = Omit<HistoryEntry, 'offset' | 'time'>
-
-/** At most this many malformed envelopes are logged per window; the rest are counted in the next line. */
-const MALFORMED_LOGS = 10
-const MALFORMED_WINDOW = 10_000
-
-interface PendingCount {
-  total: number
-  answers: number
-  expected: number
-  resolve (n: number): void
-  reject (err: Error): void
-  timer: NodeJS.Timeout
-}
-
-/**
  * Group membership and delivery for every connection of one process. Membership is local; the layer
  * carries envelopes to the other processes, each of which delivers to its own members. One layer
  * subscription per live group per process, refcounted over members.
@@ -109,43 +42,32 @@ export class ChannelHub {
   readonly layer: ChannelLayer
   /** This hub's random id; envelopes carry it so the hub ignores its own echo. */
   readonly origin: string
+  /** Recoverable history (channels/history/), null when off. */
+  history: HubHistory | null = null
   private readonly logger: ChannelLogger
-  private readonly sizeTimeout: number
   private readonly codec: EnvelopeCodec
   private readonly ownQueryPrefix: string
   /** layer channel -> local members */
   private readonly channels = new Map<string, Set<ChannelMember>>()
-  /**
-   * member -> layer channels it is in, in joining order (MemberChannels), kept on the member itself under this
-   * hub's own symbol (no Map entry and Set per connection); a member that cannot take a property (frozen)
-   * is kept in `sealedMembers` instead.
-   */
-  private readonly kChannels: symbol = Symbol('fastify-chanx.hub-channels')
-  private readonly sealedMembers = new Map<ChannelMember, MemberChannels>()
+  /** member -> layer channels it is in, in joining order */
+  private readonly memberChannels = new MemberChannelLists()
   /** layer channel -> the subscription its members await */
   private readonly subscriptions = new Map<string, Promise<void>>()
   /** layer channel -> tail of its subscribe/unsubscribe chain, so the layer sees them in order */
   private readonly chains = new Map<string, Promise<void>>()
-  private readonly counts = new Map<number, PendingCount>()
-  private replyChannel: Promise<void> | null = null
+  private readonly sizes: GroupSizeQueries
+  private readonly malformed: MalformedLog
   private membershipListener: ((group: string) => void) | null = null
-  private nextQuery = 0
   private closed = false
-  private malformedWindow = 0
-  private malformedLogged = 0
-  private malformedSuppressed = 0
-  /** Recoverable history (issue 17), null when off: then nothing below the "history" section runs. */
-  history: HistoryStore | null = null
-  /** With a store that publishes: what this hub published and awaits back, by channel + record, so its echo is not parsed again. */
-  private readonly ownRecords = new Map<string, OwnRecord>()
 
   constructor (options: ChannelHubOptions = {}) {
     this.layer = options.layer ?? new MemoryLayer()
     this.logger = options.logger ?? silentLogger
-    this.sizeTimeout = options.sizeTimeout ?? 1000
     this.origin = randomBytes(8).toString('hex')
     this.codec = new EnvelopeCodec(this.origin, options.secret === undefined ? [] : channelKeys(options.secret, 'secret'))
     this.ownQueryPrefix = this.codec.prefix + '"k":"q"'
+    this.sizes = new GroupSizeQueries(this.layer, this.codec, options.sizeTimeout ?? 1000)
+    this.malformed = new MalformedLog(this.logger)
     this.layer.setListener(this.receive.bind(this))
   }
 
@@ -157,7 +79,7 @@ export class ChannelHub {
    */
   async attach (member: ChannelMember): Promise<void> {
     if (member.userKey === null) {
-      if (this.channelsOf(member) === undefined) this.setChannelsOf(member, [])
+      this.memberChannels.attach(member)
       return
     }
     await this.add(member, 'u:' + checkName(member.userKey, 'userKey'))
@@ -182,18 +104,18 @@ export class ChannelHub {
 
   /** Leave every group and the user's channel: what a closing connection calls. */
   async leaveAll (member: ChannelMember): Promise<void> {
-    const mine = this.channelsOf(member)
-    if (mine === undefined) return
-    this.setChannelsOf(member, undefined)
+    if (!this.memberChannels.has(member)) return
+    const mine = this.memberChannels.list(member)
+    this.memberChannels.forget(member)
     const pending: Promise<void>[] = []
-    for (const stored of listOf(mine)) pending.push(this.remove(member, channelName(member, stored)))
+    for (const channel of mine) pending.push(this.remove(member, channel))
     await Promise.all(pending)
   }
 
   /** The groups `member` is in, in joining order. */
   groupsOf (member: ChannelMember): string[] {
     const out: string[] = []
-    for (const channel of listOf(this.channelsOf(member))) if (channel.startsWith('g:')) out.push(channel.slice(2))
+    for (const channel of this.memberChannels.list(member)) if (channel.startsWith('g:')) out.push(channel.slice(2))
     return out
   }
 
@@ -218,12 +140,7 @@ export class ChannelHub {
 
   private async add (member: ChannelMember, channel: string): Promise<void> {
     if (this.closed) throw new ChannelLayerClosedError()
-    const mine = this.channelsOf(member)
-    const stored = storedName(member, channel)
-    if (mine === undefined) this.setChannelsOf(member, stored)
-    else if (typeof mine === 'string') {
-      if (mine !== stored) this.setChannelsOf(member, [mine, stored])
-    } else if (!mine.includes(stored)) mine.push(stored)
+    this.memberChannels.add(member, channel)
     let set = this.channels.get(channel)
     if (set === undefined) {
       set = new Set()
@@ -244,14 +161,7 @@ export class ChannelHub {
 
   private remove (member: ChannelMember, channel: string): Promise<void> {
     const set = this.channels.get(channel)
-    const mine = this.channelsOf(member)
-    const stored = storedName(member, channel)
-    if (typeof mine === 'string') {
-      if (mine === stored) this.setChannelsOf(member, [])
-    } else if (mine !== undefined) {
-      const at = mine.indexOf(stored)
-      if (at >= 0) mine.splice(at, 1)
-    }
+    this.memberChannels.delete(member, channel)
     if (set === undefined || !set.delete(member)) return Promise.resolve()
     this.membershipChanged(channel)
     if (set.size > 0) return Promise.resolve()
@@ -260,17 +170,6 @@ export class ChannelHub {
     return this.enqueue(channel, () => this.layer.unsubscribe(channel)).catch((err: Error) => {
       this.logger.warn({ err, channel }, 'fastify-chanx: could not unsubscribe from a channel')
     })
-  }
-
-  private channelsOf (member: ChannelMember): MemberChannels | undefined {
-    const own = (member as ChannelMember & { [key: symbol]: MemberChannels | undefined })[this.kChannels]
-    return own !== undefined || this.sealedMembers.size === 0 ? own : this.sealedMembers.get(member)
-  }
-
-  private setChannelsOf (member: ChannelMember, channels: MemberChannels | undefined): void {
-    if (Object.isExtensible(member)) (member as ChannelMember & { [key: symbol]: MemberChannels | undefined })[this.kChannels] = channels
-    else if (channels === undefined) this.sealedMembers.delete(member)
-    else this.sealedMembers.set(member, channels)
   }
 
   private enqueue (channel: string, op: () => Promise<void>): Promise<void> {
@@ -296,20 +195,19 @@ export class ChannelHub {
     const body = serializeObject(message)
     const sender = options.sender ?? null
     const senderKey = sender === null ? null : sender.userKey
-    if (this.history !== null) return this.broadcastKept(list, body, sender, senderKey, options.excludeSelf !== false)
-    this.deliverLocal(list, body, sender, senderKey, options.excludeSelf !== false)
+    if (this.history !== null) return this.history.broadcast(list, body, sender, senderKey, options.excludeSelf !== false)
+    this.deliverGroups(list, body, sender, senderKey, options.excludeSelf !== false)
     if (list.length === 0) return Promise.resolve()
-    return this.publishAll(list, this.codec.broadcast(list, senderKey, body))
+    return this.publishGroups(list, this.codec.broadcast(list, senderKey, body))
   }
 
   /** Send `message` as it is (no flags) to every connection of `userKey`, in every process. */
   sendToUser (userKey: string, message: object): Promise<void> {
     const channel = 'u:' + checkName(userKey, 'userKey')
     const body = serializeObject(message)
-    if (this.history !== null) return this.sendToUserKept(channel, body)
-    const set = this.channels.get(channel)
-    if (set !== undefined) for (const member of set) this.send(member, body)
-    return this.layer.publish(channel, this.codec.seal(channel, this.codec.toUser(body))).then(() => {})
+    if (this.history !== null) return this.history.sendToUser(channel, body)
+    this.deliverUser(channel, body)
+    return this.publish(channel, this.codec.seal(channel, this.codec.toUser(body)))
   }
 
   /** Close every connection of `userKey`, in every process, with `code` and `reason`. */
@@ -322,7 +220,7 @@ export class ChannelHub {
       throw new InvalidChannelArgumentError('a close reason must be a string of at most 123 bytes')
     }
     this.closeLocal(channel, code, reason)
-    return this.layer.publish(channel, this.codec.seal(channel, this.codec.close(code, reason))).then(() => {})
+    return this.publish(channel, this.codec.seal(channel, this.codec.close(code, reason)))
   }
 
   /**
@@ -335,7 +233,7 @@ export class ChannelHub {
     const json = JSON.stringify(payload ?? null)
     this.deliverEvent(list, name, JSON.parse(json))
     if (list.length === 0) return Promise.resolve()
-    return this.publishAll(list, this.codec.event(list, name, json))
+    return this.publishGroups(list, this.codec.event(list, name, json))
   }
 
   /**
@@ -346,49 +244,11 @@ export class ChannelHub {
   async size (group: string): Promise<number> {
     const channel = 'g:' + checkName(group, 'group')
     if (this.closed) throw new ChannelLayerClosedError()
-    if (this.replyChannel === null) {
-      const subscribing = this.layer.subscribe('r:' + this.origin)
-      this.replyChannel = subscribing
-      // A subscription that failed (Redis down) is retried by the next size(), never cached.
-      subscribing.catch(() => { if (this.replyChannel === subscribing) this.replyChannel = null })
-    }
-    await this.replyChannel
-    const id = ++this.nextQuery
-    const result = new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.counts.delete(id)
-        reject(new ChannelLayerTimeoutError(`counting the members of "${group}"`, this.sizeTimeout))
-      }, this.sizeTimeout)
-      timer.unref()
-      this.counts.set(id, { total: 0, answers: 0, expected: -1, resolve, reject, timer })
-    })
-    try {
-      const receivers = await this.layer.publish(channel, this.codec.seal(channel, this.codec.sizeQuery(id)))
-      const pending = this.counts.get(id)
-      if (pending !== undefined) {
-        pending.expected = receivers
-        this.settleCount(id, pending)
-      }
-    } catch (err) {
-      const pending = this.counts.get(id)
-      if (pending !== undefined) {
-        clearTimeout(pending.timer)
-        this.counts.delete(id)
-        pending.reject(err as Error)
-      }
-    }
-    return result
-  }
-
-  private settleCount (id: number, pending: PendingCount): void {
-    if (pending.expected < 0 || pending.answers < pending.expected) return
-    clearTimeout(pending.timer)
-    this.counts.delete(id)
-    pending.resolve(pending.total)
+    return this.sizes.size(group, channel)
   }
 
   /** One publish per group; a signed envelope is signed once per group, since it names its channel. */
-  private publishAll (list: readonly string[], envelope: string): Promise<void> {
+  private publishGroups (list: readonly string[], envelope: string): Promise<void> {
     if (list.length === 1) {
       const channel = 'g:' + list[0]
       return this.layer.publish(channel, this.codec.seal(channel, envelope)).then(() => {})
@@ -399,6 +259,10 @@ export class ChannelHub {
       pending.push(this.layer.publish(channel, this.codec.seal(channel, envelope)))
     }
     return Promise.all(pending).then(() => {})
+  }
+
+  private publish (channel: string, envelope: string): Promise<void> {
+    return this.layer.publish(channel, envelope).then(() => {})
   }
 
   private send (member: ChannelMember, data: string): void {
@@ -419,15 +283,12 @@ export class ChannelHub {
   }
 
   /**
-   * One copy per member of the union of `list`. The three variants a process can need are built on first
-   * use: mine and current (the sender itself, excludeSelf off), mine (the sender's user's other sockets),
-   * and neither. An anonymous sender is never "mine".
+   * One copy per member of the union of `list` (channels/copies.ts chooses which), each variant built on first
+   * use and framed once.
    */
-  private deliverLocal (list: readonly string[], body: string, sender: ChannelMember | null, senderKey: string | null,
+  private deliverGroups (list: readonly string[], body: string, sender: ChannelMember | null, senderKey: string | null,
     excludeSelf: boolean): void {
-    let self: SharedFrame | null = null
-    let mine: SharedFrame | null = null
-    let other: SharedFrame | null = null
+    const copies = new BroadcastCopies(body, senderKey)
     const seen = list.length > 1 ? new Set<ChannelMember>() : null
     for (let g = 0; g < list.length; g++) {
       const set = this.channels.get('g:' + list[g])
@@ -437,18 +298,16 @@ export class ChannelHub {
           if (seen.has(member)) continue
           seen.add(member)
         }
-        let frame: SharedFrame
-        if (member === sender) {
-          if (excludeSelf) continue
-          frame = self ??= new SharedFrame(withFlags(body, senderKey !== null, true))
-        } else if (senderKey !== null && member.userKey === senderKey) {
-          frame = mine ??= new SharedFrame(withFlags(body, true, false))
-        } else {
-          frame = other ??= new SharedFrame(withFlags(body, false, false))
-        }
-        this.sendCopy(member, frame)
+        if (member === sender && excludeSelf) continue
+        this.sendCopy(member, copies.for(member.userKey, member === sender))
       }
     }
+  }
+
+  /** Every local member of the user channel `channel` gets `body` as it is. */
+  private deliverUser (channel: string, body: string): void {
+    const set = this.channels.get(channel)
+    if (set !== undefined) for (const member of set) this.send(member, body)
   }
 
   /** Local: the union of `list`, once each. */
@@ -513,7 +372,9 @@ export class ChannelHub {
 
   private receive (channel: string, text: string): void {
     if (this.history !== null && text.charCodeAt(0) === 126) {
-      this.receivePositioned(channel, text)
+      const entry = this.history.receive(channel, text)
+      if (entry === null) this.malformed.report(channel, text, 'bad positioned publication')
+      else this.deliverEntry(channel, entry)
       return
     }
     // Our own echo: already delivered locally. Our own size query still counts as one answer (ours,
@@ -526,25 +387,23 @@ export class ChannelHub {
     // secret is set) before anything is delivered.
     const env = this.codec.open(channel, text)
     if (typeof env === 'string') {
-      this.malformed(channel, text, env)
+      this.malformed.report(channel, text, env)
       return
     }
     switch (env.k) {
       case 'b':
-        if (!this.receiveBroadcast(channel, env.g, env.s, env.m)) this.malformed(channel, text, 'channel not among the groups')
+        if (!this.receiveBroadcast(channel, env.g, env.s, env.m)) this.malformed.report(channel, text, 'channel not among the groups')
         return
-      case 'u': {
-        const set = this.channels.get(channel)
-        if (set !== undefined) for (const member of set) this.send(member, env.m)
+      case 'u':
+        this.deliverUser(channel, env.m)
         return
-      }
       case 'c':
         this.closeLocal(channel, env.c, env.r)
         return
       case 'e': {
         const hearers = this.firstHearers(channel, env.g)
         if (hearers === null) {
-          this.malformed(channel, text, 'channel not among the groups')
+          this.malformed.report(channel, text, 'channel not among the groups')
           return
         }
         for (let i = 0; i < hearers.length; i++) this.emit(hearers[i], env.n, env.p)
@@ -553,13 +412,8 @@ export class ChannelHub {
       case 'q':
         this.answerQuery(channel, env.o, env.i)
         return
-      case 'a': {
-        const pending = this.counts.get(env.i)
-        if (pending === undefined) return
-        pending.total += env.n
-        pending.answers++
-        this.settleCount(env.i, pending)
-      }
+      case 'a':
+        this.sizes.answered(env.i, env.n)
     }
   }
 
@@ -567,16 +421,27 @@ export class ChannelHub {
     // The common case, the channel first in the list: every local member hears it, no copy of the set needed.
     const hearers = list[0] === channel.slice(2) ? this.channels.get(channel) ?? [] : this.firstHearers(channel, list)
     if (hearers === null) return false
-    let mine: SharedFrame | null = null
-    let other: SharedFrame | null = null
-    for (const member of hearers) {
-      // The sending connection lives in the sending process, so nothing here is "current".
-      const frame = senderKey !== null && member.userKey === senderKey
-        ? (mine ??= new SharedFrame(withFlags(body, true, false)))
-        : (other ??= new SharedFrame(withFlags(body, false, false)))
-      this.sendCopy(member, frame)
-    }
+    const copies = new BroadcastCopies(body, senderKey)
+    // The sending connection lives in the sending process, so nothing here is "current".
+    for (const member of hearers) this.sendCopy(member, copies.for(member.userKey, false))
     return true
+  }
+
+  /** A kept entry, as it came back positioned from the store that publishes: the sender's own process included. */
+  private deliverEntry (channel: string, entry: HistoryEntry): void {
+    if (entry.groups === null) {
+      this.deliverUser(channel, entry.body)
+      return
+    }
+    const hearers = this.firstHearers(channel, entry.groups)
+    if (hearers === null) return
+    const copies = new BroadcastCopies(entry.body, entry.senderKey)
+    for (let i = 0; i < hearers.length; i++) {
+      const member = hearers[i]!
+      const current = entry.sender !== null && memberIdentity(member, this.origin) === entry.sender
+      if (current && entry.excluded) continue
+      this.sendCopy(member, copies.for(member.userKey, current))
+    }
   }
 
   private answerQuery (channel: string, origin: string, id: number): void {
@@ -591,166 +456,30 @@ export class ChannelHub {
     // Checked like any other: someone could publish a query that claims to be ours.
     const env = this.codec.open(channel, text)
     if (typeof env === 'string' || env.k !== 'q' || env.o !== this.origin) {
-      this.malformed(channel, text, typeof env === 'string' ? env : 'bad size query')
+      this.malformed.report(channel, text, typeof env === 'string' ? env : 'bad size query')
       return
     }
-    const pending = this.counts.get(env.i)
-    if (pending === undefined) return
     // Counted when the query comes back rather than when size() was called, as the others count.
-    pending.total += this.channels.get(channel)?.size ?? 0
-    pending.answers++
-    this.settleCount(env.i, pending)
+    this.sizes.answered(env.i, this.channels.get(channel)?.size ?? 0)
   }
 
-  /** Dropped and logged, at most MALFORMED_LOGS lines per window: a flood of forgeries cannot flood the log. */
-  private malformed (channel: string, text: string, reason: string): void {
-    const now = Date.now()
-    if (now - this.malformedWindow >= MALFORMED_WINDOW) {
-      this.malformedWindow = now
-      this.malformedLogged = 0
-    }
-    if (this.malformedLogged >= MALFORMED_LOGS) {
-      this.malformedSuppressed++
-      return
-    }
-    this.malformedLogged++
-    const suppressed = this.malformedSuppressed
-    this.malformedSuppressed = 0
-    this.logger.warn({ channel: channel.slice(0, 300), reason, envelope: text.slice(0, 200), suppressed },
-      'fastify-chanx: ignored a malformed channel envelope')
-  }
-
-  // ---------------------------------------------------------------- history (issue 17, plugin/channels/history.ts)
+  // ---------------------------------------------------------------- history
 
   /** A member's identity across reconnections: its recovery token, else this process's origin and its id. */
   identityOf (member: ChannelMember): string {
-    return member.recoveryToken ?? this.origin + ':' + member.id
+    return memberIdentity(member, this.origin)
   }
 
   /** Keep broadcasts and user messages from now on (a store per hub; set once, before any broadcast). */
   useHistory (store: HistoryStore): void {
-    this.history = store
-    if (store.publishes) (store as PublishingHistoryStore).decoder = this.decodeRecord.bind(this)
-  }
-
-  private broadcastKept (list: readonly string[], body: string, sender: ChannelMember | null, senderKey: string | null,
-    excludeSelf: boolean): Promise<void> {
-    if (list.length === 0) return Promise.resolve()
-    const identity = sender === null ? null : this.identityOf(sender)
-    const excluded = sender !== null && excludeSelf
-    const store = this.history!
-    if (store.publishes) {
-      // Positions are Redis's: every process, this one included, delivers when the publication comes back.
-      const pending: Promise<number>[] = []
-      for (let i = 0; i < list.length; i++) {
-        const channel = 'g:' + list[i]
-        const envelope = this.codec.seal(channel, this.codec.broadcast(list, senderKey, body))
-        const own: OwnRecord = { body, groups: list, senderKey, sender: identity, excluded }
-        pending.push(this.publishOwn(store as PublishingHistoryStore, channel, historyRecord(excluded, identity, envelope), own))
-      }
-      return Promise.all(pending).then(() => {})
+    const delivery: KeptDelivery = {
+      listens: (channel) => this.channels.has(channel),
+      deliverGroups: (list, body, sender, senderKey, excludeSelf) => this.deliverGroups(list, body, sender, senderKey, excludeSelf),
+      deliverUser: (channel, body) => this.deliverUser(channel, body),
+      publishGroups: (list, envelope) => this.publishGroups(list, envelope),
+      publish: (channel, envelope) => this.publish(channel, envelope)
     }
-    const local = store as LocalHistoryStore
-    const positions = list.map((group) => local.next('g:' + group))
-    const kept = withGroupPositions(body, list, positions)
-    const time = local.clock()
-    for (let i = 0; i < list.length; i++) {
-      local.keep('g:' + list[i], { offset: positions[i]!.offset, time, body: kept, groups: list, senderKey, sender: identity, excluded })
-    }
-    this.deliverLocal(list, kept, sender, senderKey, excludeSelf)
-    return this.publishAll(list, this.codec.broadcast(list, senderKey, kept))
-  }
-
-  private sendToUserKept (channel: string, body: string): Promise<void> {
-    const store = this.history!
-    if (store.publishes) {
-      const envelope = this.codec.seal(channel, this.codec.toUser(body))
-      const own: OwnRecord = { body, groups: null, senderKey: null, sender: null, excluded: false }
-      return this.publishOwn(store as PublishingHistoryStore, channel, historyRecord(false, null, envelope), own).then(() => {})
-    }
-    const local = store as LocalHistoryStore
-    const position = local.next(channel)
-    const kept = withUserPosition(body, position)
-    local.keep(channel, { offset: position.offset, time: local.clock(), body: kept, groups: null, senderKey: null, sender: null, excluded: false })
-    const set = this.channels.get(channel)
-    if (set !== undefined) for (const member of set) this.send(member, kept)
-    return this.layer.publish(channel, this.codec.seal(channel, this.codec.toUser(kept))).then(() => {})
-  }
-
-  /** Publishes `record`, remembering it when this process listens on `channel` (it will hear it back). */
-  private publishOwn (store: PublishingHistoryStore, channel: string, record: string, own: OwnRecord): Promise<number> {
-    if (!this.channels.has(channel)) return store.publish(channel, record)
-    // Bounded: an echo can be lost (an unsubscribe meanwhile, a Redis outage).
-    if (this.ownRecords.size >= 10_000) this.ownRecords.clear()
-    const key = channel + '\n' + record
-    this.ownRecords.set(key, own)
-    return store.publish(channel, record).catch((err: unknown) => {
-      this.ownRecords.delete(key)
-      throw err
-    })
-  }
-
-  /** A kept record, checked like any envelope, as an entry with its position in the message; null if refused. */
-  private decodeRecord (channel: string, offset: number, epoch: string, time: number, text: string): HistoryEntry | null {
-    const record = parseRecord(text)
-    if (record === null) return null
-    const env = this.codec.open(channel, record.envelope)
-    if (typeof env === 'string') return null
-    if (env.k === 'b') {
-      const group = channel.slice(2)
-      if (!env.g.includes(group)) return null
-      const body = withGroupPositions(env.m, [group], [{ offset, epoch }])
-      return { offset, time, body, groups: env.g, senderKey: env.s, sender: record.sender, excluded: record.excluded }
-    }
-    if (env.k === 'u') return { offset, time, body: withUserPosition(env.m, { offset, epoch }), groups: null, senderKey: null, sender: null, excluded: false }
-    return null
-  }
-
-  /** A publication of a store that publishes (`~offset~epoch~record`): delivered here, the sender's process included. */
-  private receivePositioned (channel: string, text: string): void {
-    const positioned = parsePositioned(text)
-    let entry: HistoryEntry | null = null
-    if (positioned !== null) {
-      const key = channel + '\n' + positioned.record
-      const own = this.ownRecords.get(key)
-      if (own === undefined) {
-        entry = this.decodeRecord(channel, positioned.offset, positioned.epoch, 0, positioned.record)
-      } else {
-        // Our own publication: known already, not parsed again.
-        this.ownRecords.delete(key)
-        const position = { offset: positioned.offset, epoch: positioned.epoch }
-        const body = own.groups === null ? withUserPosition(own.body, position) : withGroupPositions(own.body, [channel.slice(2)], [position])
-        entry = { ...own, offset: position.offset, time: 0, body }
-      }
-    }
-    if (entry === null) {
-      this.malformed(channel, text, 'bad positioned publication')
-      return
-    }
-    if (entry.groups === null) {
-      const set = this.channels.get(channel)
-      if (set !== undefined) for (const member of set) this.send(member, entry.body)
-      return
-    }
-    const hearers = this.firstHearers(channel, entry.groups)
-    if (hearers === null) return
-    let self: SharedFrame | null = null
-    let mine: SharedFrame | null = null
-    let other: SharedFrame | null = null
-    const senderKey = entry.senderKey
-    for (let i = 0; i < hearers.length; i++) {
-      const member = hearers[i]!
-      let frame: SharedFrame
-      if (entry.sender !== null && this.identityOf(member) === entry.sender) {
-        if (entry.excluded) continue
-        frame = self ??= new SharedFrame(withFlags(entry.body, senderKey !== null, true))
-      } else if (senderKey !== null && member.userKey === senderKey) {
-        frame = mine ??= new SharedFrame(withFlags(entry.body, true, false))
-      } else {
-        frame = other ??= new SharedFrame(withFlags(entry.body, false, false))
-      }
-      this.sendCopy(member, frame)
-    }
+    this.history = new HubHistory(store, this.codec, delivery)
   }
 
   /** Stop: pending counts fail, the layer is closed. Members are not closed; the caller owns them. */
@@ -758,14 +487,10 @@ export class ChannelHub {
     if (this.closed) return
     this.closed = true
     this.history?.close()
-    for (const [id, pending] of this.counts) {
-      clearTimeout(pending.timer)
-      this.counts.delete(id)
-      pending.reject(new ChannelLayerClosedError())
-    }
-    for (const set of this.channels.values()) for (const member of set) this.setChannelsOf(member, undefined)
+    this.sizes.close()
+    for (const set of this.channels.values()) for (const member of set) this.memberChannels.forget(member)
     this.channels.clear()
-    this.sealedMembers.clear()
+    this.memberChannels.clear()
     this.subscriptions.clear()
     await this.layer.close()
   }

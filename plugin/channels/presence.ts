@@ -1,4 +1,5 @@
 import { InvalidOptionError } from '../core/errors'
+import { withTimeout } from '../core/timeout'
 import type { ChannelHub } from './hub'
 import type { ChannelLayer, ChannelLogger } from './layer'
 import { logSafely } from './layer'
@@ -90,11 +91,7 @@ interface ScriptClient {
 }
 
 function bounded<T> (promise: Promise<T>, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ChannelLayerTimeoutError(what, COMMAND_TIMEOUT)), COMMAND_TIMEOUT)
-    timer.unref()
-    promise.then((v) => { clearTimeout(timer); resolve(v) }, (e) => { clearTimeout(timer); reject(e) })
-  })
+  return withTimeout(promise, COMMAND_TIMEOUT, () => new ChannelLayerTimeoutError(what, COMMAND_TIMEOUT))
 }
 
 /** The layer's Redis, when it is a Redis layer. */

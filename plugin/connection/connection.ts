@@ -1,157 +1,38 @@
 import type { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { WebSocket, type WebSocketServer } from 'ws'
-import type { ChanxAuthenticator } from '../auth/authenticator'
-import type { ChannelHub, ChannelMember } from '../channels/hub'
+import { WebSocket } from 'ws'
+import type { ChannelMember } from '../channels/member'
 import { guarded, settle } from '../channels/settle'
-import { SharedFrame } from '../core/frame'
-import type { UserKeyFunction } from '../core/identity'
+import { DETAIL_TOKEN_EXPIRED, takeCredentialExpiry, type CredentialHolder } from '../core/credentials'
+import type { SharedFrame } from '../core/frame'
 import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
-import { untrackClient, upgradeStream, writeFramed, writeText } from '../core/ws-internals'
-import type { MessageRouter } from '../messages/compile'
+import { dropTrackingListener, untrackClient, upgradeStream } from '../core/ws-internals'
 import { RouterConnection, type ConnectionOwner, type RawFrame } from '../messages/dispatch'
+import { CLOSE_IDLE, CLOSE_SLOW_READER, type SlotHolder, type Swept } from './guard'
+import { cutSlowReader, writeSharedToSocket, writeToSocket } from './output'
+import { reauthenticate } from './reauthentication'
+import { CLOSE_GRACE, completionOf, type ConnectionRoute, type ConnectionScope, type ConnectionServices } from './scope'
+import { carry, onFrame, onPing, onPong, onSocketClose, type SocketOwner } from './socket-listeners'
 import {
-  DETAIL_ANOTHER_USER,
-  DETAIL_TOKEN_EXPIRED,
-  takeCredentialExpiry,
-  type CredentialHolder
-} from './credential-lifetime'
-import { CLOSE_IDLE, CLOSE_SLOW_READER, type ConnectionGuard, type SlotHolder, type Swept } from './guard'
+  AWAITING_PONG, HAS_EXPIRY, KILL_PENDING, Opening, REAUTHENTICATING, RELEASED, Seldom, sinceEpoch, UNTRACKS_CLIENT, unwatch
+} from './state'
+
+export { CLOSE_GRACE, type ConnectionRoute, type ConnectionScope, type ConnectionServices } from './scope'
 
 /**
- * One object owns a socket from admission to release (README "Connection lifecycle"): its connection
- * slots, its membership in the channel hub (it is the hub's member), its output (what waits before the
- * socket opens, and every write after), its credential watch, its router state, and its one close path.
- *
- * - Admission (the handshake hook): slots are taken, the transport's 'close' is watched, groups are joined.
- * - Open (@fastify/websocket's 'connection'): the authentication message and the waiting output go out,
- *   the router starts, the sweep visits the connection.
- * - Release, once, whichever comes first: the socket's 'close', the transport dropping before the socket
- *   opened, a failed or timed-out handshake. Slots are given back, every group is left, the sweep forgets
- *   it; a `join` after that does nothing.
- *
- * Per socket there is one 'close' listener, and listeners are shared functions that find the connection
- * through a symbol on the socket, not closures.
- *
- * An idle socket is the common case, so what each one holds is kept small (docs/benchmarks.md "Memory per
- * idle connection"): what only the handshake needs lives in an `Opening` dropped at open, the router state
- * is made at the first frame (or at open when `onAuthenticated` needs it), flags share one small integer,
- * and times are milliseconds since this module loaded, which V8 stores unboxed, where epoch milliseconds
- * would cost a heap number each.
+ * One object owns a socket from admission to release (docs/lifecycle.md): its connection slots, its
+ * membership in the channel hub (it is the hub's member), its output (what waits before the socket opens,
+ * and every write after), its credential watch, its router state, and its one close path. An idle socket
+ * is the common case, so what each one holds is kept small (connection/state.ts; docs/benchmarks.md
+ * "Memory per idle connection"); its listeners are shared functions (connection/socket-listeners.ts).
  */
-
-const kConnection = Symbol('fastify-chanx.connection')
-
-type Carrier = { [kConnection]?: SocketConnection }
-
-/** Times on a connection count from here: small integers, unboxed in the object (epoch ms are not). */
-const EPOCH = Date.now()
-
-/**
- * `epochMs` as ms since EPOCH, as a small integer where it is one: V8 keeps the result of a subtraction
- * boxed (a heap number per field and object) unless it is turned back into an integer. Exact either way.
- */
-function sinceEpoch (epochMs: number): number {
-  const ms = epochMs - EPOCH
-  const small = ms | 0
-  return small === ms ? small : ms
-}
-
-const RELEASED = 1
-const AWAITING_PONG = 2
-const REAUTHENTICATING = 4
-const HAS_EXPIRY = 8
-const KILL_PENDING = 16
-/** The connection's 'close' listener stands in for ws's client-tracking one (`untrackClient`). */
-const UNTRACKS_CLIENT = 32
-
-/** What few connections need: made when one of these is first set (connection limits, a close, re-authentication, history, the id). */
-class Seldom {
-  userSlot: string | null = null
-  ipSlot: string | null = null
-  /** After a server-side close, when a close the peer did not complete is cut (since EPOCH, with KILL_PENDING). */
-  killAt = 0
-  nextReauthentication = 0
-  recoveryToken: string | null = null
-  id = ''
-}
-
-/** What a connection holds from admission until its socket opens; dropped at open. */
-class Opening {
-  /** The authentication message to send when the socket opens; `null` when messages are off. */
-  message: string | null = null
-  /** Output produced before the socket opened, and its size. */
-  pending: string[] | null = null
-  pendingBytes = 0
-  closeCode = 0
-  closeText = ''
-  /** What reports the upgrade's transport closing before the socket opens, and the listener there. */
-  watched: EventEmitter | null = null
-  onWatchedClose: (() => void) | null = null
-}
-
-/** What every connection of one route shares, fixed at registration. */
-export interface ConnectionRoute {
-  readonly authenticator: ChanxAuthenticator<unknown, unknown>
-  readonly sendAuthenticationMessage: boolean
-  readonly reauthenticateInterval: number
-  readonly maxQueuedFrames: number
-  readonly router: MessageRouter | null
-}
-
-export interface ConnectionServices {
-  readonly guard: ConnectionGuard
-  readonly hub: ChannelHub
-  readonly userKey: UserKeyFunction
-  /** `app.websocketServer` where a connection can stand in for ws's per-socket client tracking, else null. */
-  readonly clientTracking: WebSocketServer | null
-}
-
-/** The route's and the plugin's, made once per route (handshake/hook.ts) and shared by its connections. */
-export interface ConnectionScope {
-  readonly route: ConnectionRoute
-  readonly services: ConnectionServices
-}
-
-/** A server-side close the peer does not complete is cut this long after (ws itself waits 30 s). */
-export const CLOSE_GRACE = 2000
 
 let nextId = 0
 
-/** Each router's `group_complete`, framed once for all its sockets. */
-const completions = new WeakMap<MessageRouter, SharedFrame>()
-
-function completionOf (router: MessageRouter): SharedFrame {
-  let frame = completions.get(router)
-  if (frame === undefined) {
-    frame = new SharedFrame(router.replies.groupComplete)
-    completions.set(router, frame)
-  }
-  return frame
-}
-
 function noop (): void {}
 
-function onSocketClose (this: WebSocket & Carrier, code: number): void {
-  const connection = this[kConnection]
-  if (connection === undefined) return
-  connection.closed(code)
-}
-
-function onFrame (this: WebSocket & Carrier, data: RawFrame, isBinary: boolean): void {
-  this[kConnection]?.receive(data, isBinary)
-}
-
-function onPing (this: WebSocket & Carrier): void {
-  this[kConnection]?.touch()
-}
-
-function onPong (this: WebSocket & Carrier): void {
-  this[kConnection]?.ponged()
-}
-
-export class SocketConnection implements ChannelMember, ConnectionOwner, CredentialHolder, SlotHolder, Swept {
+export class SocketConnection implements ChannelMember, ConnectionOwner, CredentialHolder, SlotHolder, Swept, SocketOwner {
   /** RELEASED, AWAITING_PONG, REAUTHENTICATING, HAS_EXPIRY, KILL_PENDING, UNTRACKS_CLIENT. */
   private flags = 0
   /** Times since EPOCH (ms). */
@@ -326,13 +207,10 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     unwatch(opening)
     this.stage = null
     this.socket = socket
-    ;(socket as WebSocket & Carrier)[kConnection] = this
+    carry(socket, this)
     // ws's server puts one 'close' listener, a closure, on each socket it tracks; a second listener would also
     // turn that into an array for the socket's whole life. The connection's shared listener takes its place.
-    if (tracked && this.services.clientTracking !== null && socket.listenerCount('close') === 1) {
-      socket.removeListener('close', socket.rawListeners('close')[0] as (...args: unknown[]) => void)
-      this.flags |= UNTRACKS_CLIENT
-    }
+    if (tracked && this.services.clientTracking !== null && dropTrackingListener(socket)) this.flags |= UNTRACKS_CLIENT
     socket.on('close', onSocketClose)
     const { guard } = this.services
     const limits = guard.limits
@@ -406,14 +284,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       if (frame.next !== null) this.write(frame.next.text)
       return
     }
-    const limit = this.services.guard.limits.maxBufferedBytes
-    if (limit > 0 && socket.bufferedAmount > limit) {
-      this.slowReader(socket)
-      return
-    }
-    if (writeFramed(socket, frame.framed)) return
-    socket.send(frame.text)
-    if (frame.next !== null) socket.send(frame.next.text)
+    writeSharedToSocket(socket, frame, this.services.guard.limits.maxBufferedBytes, this.log)
   }
 
   /**
@@ -456,22 +327,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       (opening.pending ??= []).push(text)
       return
     }
-    if (socket.readyState !== WebSocket.OPEN) return
-    if (limit > 0 && socket.bufferedAmount > limit) {
-      this.slowReader(socket)
-      return
-    }
-    if (!writeText(socket, text)) socket.send(text)
-  }
-
-  /**
-   * A close frame cannot get past a megabyte of unread output, and ws would wait 30 s for the peer to
-   * answer it: the close is sent (a peer that catches up reads it), and the connection cut at once.
-   */
-  private slowReader (socket: WebSocket): void {
-    this.log.warn('fastify-chanx: a slow reader passed maxBufferedBytes; closing the socket')
-    socket.close(CLOSE_SLOW_READER, 'Slow reader')
-    socket.terminate()
+    writeToSocket(socket, text, limit, this.log)
   }
 
   /** Closes the socket (or, before it opens, as soon as it does). A close the peer does not complete is cut after CLOSE_GRACE. */
@@ -552,34 +408,6 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     }
   }
 
-  private async reauthenticate (): Promise<void> {
-    const request = this.request
-    const previous = request.user
-    this.flags |= REAUTHENTICATING
-    try {
-      const result = await this.route.authenticator.reauthenticate(request)
-      if (this.released) return
-      if (!result.isAuthenticated) {
-        this.log.info({ statusCode: result.statusCode }, 'fastify-chanx: re-authentication refused, closing the socket')
-        this.refuse(result.statusCode, result.statusText, result.data)
-      } else if ((this.services.userKey(result.user) ?? null) !== this.userKey) {
-        // The socket, its slots and its hub membership belong to the user of the handshake.
-        request.user = previous
-        this.log.warn('fastify-chanx: re-authentication yielded another user, closing the socket')
-        this.refuse(401, statusText(401), { detail: DETAIL_ANOTHER_USER })
-      } else {
-        // The last expiry recorded for the request: a re-run that records none leaves the one in force.
-        const expiry = takeCredentialExpiry(request)
-        if (expiry !== undefined) this.setExpiry(expiry)
-      }
-    } catch (err) {
-      // An outage of the user store must not log everyone out: keep the socket, try again next time.
-      this.log.error({ err }, 'fastify-chanx: re-authentication threw; the socket stays open')
-    } finally {
-      this.flags &= ~REAUTHENTICATING
-    }
-  }
-
   // ---------------------------------------------------------------- the sweep
 
   /** Visited by the guard's one timer, about every second (or each heartbeat/idle/re-authentication period). */
@@ -594,7 +422,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     }
     const limits = this.services.guard.limits
     if (limits.maxBufferedBytes > 0 && socket.bufferedAmount > limits.maxBufferedBytes) {
-      this.slowReader(socket)
+      cutSlowReader(socket, this.log)
       return
     }
     if ((flags & HAS_EXPIRY) !== 0 && now >= this.expiresAt) {
@@ -610,7 +438,10 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     const interval = this.route.reauthenticateInterval
     if (interval > 0 && now >= this.seldom!.nextReauthentication) {
       this.seldom!.nextReauthentication = now + interval
-      if ((this.flags & REAUTHENTICATING) === 0) this.reauthenticate().then(noop, noop)
+      if ((this.flags & REAUTHENTICATING) === 0) {
+        this.flags |= REAUTHENTICATING
+        reauthenticate(this, this.route.authenticator, this.services.userKey).finally(() => { this.flags &= ~REAUTHENTICATING }).then(noop, noop)
+      }
     }
     if (limits.heartbeatInterval > 0 && now - this.lastPing >= limits.heartbeatInterval) {
       if ((this.flags & AWAITING_PONG) !== 0) {
@@ -649,12 +480,4 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     }
     this.leaveAll()
   }
-}
-
-function unwatch (opening: Opening): void {
-  const watched = opening.watched
-  if (watched === null) return
-  watched.removeListener('close', opening.onWatchedClose!)
-  opening.watched = null
-  opening.onWatchedClose = null
 }

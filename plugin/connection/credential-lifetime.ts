@@ -1,63 +1,16 @@
 import type { FastifyRequest } from 'fastify'
-import type { WebSocket } from 'ws'
 import type { Authenticator } from '../auth/authenticator'
+import { takeCredentialExpiry } from '../core/credentials'
 import { AuthenticationFailed, ChanxRefusal } from '../core/errors'
 import type { UserKeyFunction } from '../core/identity'
-import { AUTHENTICATION_OK_MESSAGE, authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
+import { AUTHENTICATION_OK_MESSAGE, statusText } from '../core/wire'
+import type { RefreshCredentials } from '../messages/compile'
 
 /**
- * A socket outlives the credentials it opened with. Authenticators record when they lapse (a JWT's `exp`);
- * the socket's connection (connection.ts) closes it then, and whenever a periodic re-run of the route's
- * pipeline refuses. This file holds what authenticators and the in-band refresh share with it.
+ * A socket outlives the credentials it opened with: its connection (connection.ts) closes it when they
+ * lapse, and whenever a periodic re-run of the route's pipeline refuses. This file holds the in-band
+ * refresh that moves their expiry while the socket stays open.
  */
-
-const expiries = new WeakMap<FastifyRequest, number>()
-
-/** Records when the credentials of `request` stop being valid (epoch ms); authenticators call it. */
-export function setCredentialExpiry (request: FastifyRequest, expiresAt: number): void {
-  expiries.set(request, expiresAt)
-}
-
-export function credentialExpiry (request: FastifyRequest): number | undefined {
-  return expiries.get(request)
-}
-
-/**
- * The expiry recorded for `request` since the last take, forgotten here: the open connection keeps it
- * from then on, so an idle socket holds no entry in this map (docs/benchmarks.md "Memory per idle connection").
- */
-export function takeCredentialExpiry (request: FastifyRequest): number | undefined {
-  const expiresAt = expiries.get(request)
-  if (expiresAt !== undefined) expiries.delete(request)
-  return expiresAt
-}
-
-export const DETAIL_TOKEN_EXPIRED = 'Token expired'
-export const DETAIL_ANOTHER_USER = 'The credentials belong to another user'
-
-export interface CredentialHolder {
-  /** Moves the expiry (an in-band token refresh); `undefined` removes it. */
-  setExpiry (expiresAt: number | undefined): void
-  /** Sends the refusal's authentication message (unless messages are off) and closes with 4000 + status. */
-  refuse (statusCode: number, text: string, data: unknown): void
-  write (text: string): void
-}
-
-/**
- * Sends a refusal's authentication message (unless messages are off) and closes with 4000 + status, the
- * status text as reason: for a refused handshake's socket, which no connection owns.
- */
-export function closeWithRefusal (
-  socket: WebSocket,
-  statusCode: number,
-  text: string,
-  data: unknown,
-  sendMessage: boolean
-): void {
-  if (socket.readyState !== socket.OPEN) return
-  if (sendMessage) socket.send(authenticationMessage(statusCode, text, data))
-  socket.close(refusalCloseCode(statusCode), closeReason(text))
-}
 
 /**
  * The built-in `authenticate` action: `{"action":"authenticate","payload":{"token":"<fresh jwt>"}}`. A
@@ -67,13 +20,11 @@ export function closeWithRefusal (
  */
 export function createInBandRefresh (
   authentication: readonly Authenticator<unknown>[],
-  userKey: UserKeyFunction,
-  sendAuthenticationMessage: boolean
-): ((request: FastifyRequest, socket: WebSocket, payload: unknown, holder?: CredentialHolder) => Promise<void>) | null {
+  userKey: UserKeyFunction
+): RefreshCredentials | null {
   const authenticator = authentication.find((candidate) => typeof candidate.refreshToken === 'function')
   if (authenticator === undefined) return null
-  // `holder`: the socket's open connection, which keeps its expiry and sends through its output.
-  return async function refreshInBand (request, socket, payload, holder) {
+  return async function refreshInBand (request, payload, holder) {
     const token = payload !== null && typeof payload === 'object' ? (payload as { token?: unknown }).token : undefined
     // @fastify/jwt's verification writes request.user: remember who the socket belongs to.
     const previous = request.user
@@ -84,18 +35,15 @@ export function createInBandRefresh (
         throw new AuthenticationFailed('The token belongs to another user')
       }
       request.user = user as FastifyRequest['user']
-      if (holder !== undefined) {
-        // The last expiry recorded for the request: a refresh that records none leaves the one in force.
-        const expiresAt = takeCredentialExpiry(request)
-        if (expiresAt !== undefined) holder.setExpiry(expiresAt)
-        holder.write(AUTHENTICATION_OK_MESSAGE)
-      } else if (socket.readyState === socket.OPEN) socket.send(AUTHENTICATION_OK_MESSAGE)
+      // The last expiry recorded for the request: a refresh that records none leaves the one in force.
+      const expiresAt = takeCredentialExpiry(request)
+      if (expiresAt !== undefined) holder.setExpiry(expiresAt)
+      holder.write(AUTHENTICATION_OK_MESSAGE)
     } catch (err) {
       request.user = previous
       if (!(err instanceof ChanxRefusal)) throw err
       request.log.info('fastify-chanx: an in-band token refresh was refused, closing the socket')
-      if (holder !== undefined) holder.refuse(401, statusText(401), { detail: err.detail })
-      else closeWithRefusal(socket, 401, statusText(401), { detail: err.detail }, sendAuthenticationMessage)
+      holder.refuse(401, statusText(401), { detail: err.detail })
     }
   }
 }

@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import type { ChannelHub } from '../channels/hub'
-import { framePositions, type HistoryEntry, type LossReason, type Position } from '../channels/history/model'
-import { withFlags } from '../core/wire'
+import type { HistoryEntry, LossReason, Position } from '../channels/history/model'
+import { framePositions } from '../channels/history/positions'
+import { flaggedCopy } from '../channels/copies'
 import { newRecoveryToken, readResume, tokenFits, type ResumeRequest } from './resume'
 import type { SocketConnection } from './connection'
 
@@ -182,8 +183,9 @@ function byTime (a: HistoryEntry, b: HistoryEntry): number {
 /** The copy of a kept message this connection gets, or null when its lineage sent it with excludeSelf. */
 function frameOf (entry: HistoryEntry, identity: string, userKey: string | null): string | null {
   if (entry.groups === null) return entry.body
-  if (entry.sender === identity) return entry.excluded ? null : withFlags(entry.body, entry.senderKey !== null, true)
-  return withFlags(entry.body, entry.senderKey !== null && entry.senderKey === userKey, false)
+  const current = entry.sender === identity
+  if (current && entry.excluded) return null
+  return flaggedCopy(entry.body, entry.senderKey, userKey, current)
 }
 
 /** A live copy whose position in a replayed stream is at or below what the replay read. */

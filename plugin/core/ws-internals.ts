@@ -192,6 +192,16 @@ export function untrackClient (wss: WebSocketServer, socket: WebSocket): void {
   if (server._shouldEmitClose === true && server.clients.size === 0) process.nextTick(emitServerClose, wss)
 }
 
+/**
+ * Removes ws's own client-tracking `'close'` listener from `socket` when it is the only one there, so that the
+ * caller's shared listener takes its place and calls `untrackClient`; false, nothing removed, otherwise.
+ */
+export function dropTrackingListener (socket: WebSocket): boolean {
+  if (socket.listenerCount('close') !== 1) return false
+  socket.removeListener('close', socket.rawListeners('close')[0] as (...args: unknown[]) => void)
+  return true
+}
+
 function emitServerClose (wss: WebSocketServer): void {
   (wss as unknown as TrackingServer)._state = SERVER_CLOSED
   wss.emit('close')

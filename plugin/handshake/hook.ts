@@ -3,7 +3,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthenticationResult } from '../auth/authenticator'
-import { closeWithRefusal } from '../connection/credential-lifetime'
 import { SocketConnection, type ConnectionScope, type ConnectionServices } from '../connection/connection'
 import type { RouteHandshake } from './route-options'
 import { DETAIL_ORIGIN_REFUSED } from './origin'
@@ -12,8 +11,8 @@ import {
   DETAIL_INTERNAL_ERROR,
   authenticationMessage
 } from '../core/wire'
-import { upgradeSocket } from '../core/ws-internals'
 import { HandshakeDeadlines, TIMED_OUT } from './deadlines'
+import { refuseSocket } from './refusal'
 import { finishRecovery, startRecovery } from '../connection/replay'
 
 export const DETAIL_TOO_MANY_CONNECTIONS = 'Too many connections'
@@ -181,44 +180,6 @@ async function admitSocket (
     return failed()
   }
   return { result, message: message ?? '', connection }
-}
-
-/** A refused socket whose refusal could not be flushed to the kernel by then is cut all the same (ms). */
-const REFUSED_FLUSH_TIMEOUT = 1000
-
-/**
- * Cuts a refused socket once its message and close frame are flushed, instead of reading on until the client
- * answers the close (ws waits up to 30 s): whatever the client sends after the handshake (an endless
- * fragmented message) then has nothing to land in.
- */
-function cutWhenFlushed (socket: WebSocket, deadline: number): void {
-  if (socket.readyState === socket.CLOSED) return
-  if (socket.bufferedAmount === 0 || Date.now() >= deadline) {
-    socket.terminate()
-    return
-  }
-  setTimeout(cutWhenFlushed, 10, socket, deadline).unref()
-}
-
-/** Completes the upgrade, sends the refusal, closes with 4000 + status and cuts the connection once flushed. */
-function refuseSocket (
-  request: FastifyRequest,
-  reply: FastifyReply,
-  result: AuthenticationResult<unknown, unknown>,
-  route: RouteHandshake,
-  wss: WebSocketServer
-): void {
-  reply.hijack()
-  try {
-    upgradeSocket(wss, request.raw, (socket: WebSocket) => {
-      socket.on('error', (err) => request.log.debug({ err }, 'fastify-chanx: a refused socket failed'))
-      closeWithRefusal(socket, result.statusCode, result.statusText, result.data, route.sendAuthenticationMessage)
-      cutWhenFlushed(socket, Date.now() + REFUSED_FLUSH_TIMEOUT)
-    })
-  } catch (err) {
-    request.log.error({ err }, 'fastify-chanx: could not complete the refused upgrade')
-    request.raw.socket?.destroy()
-  }
 }
 
 /**

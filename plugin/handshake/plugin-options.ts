@@ -1,5 +1,4 @@
 import type {} from '@fastify/websocket'
-import type { AsyncApiOptions, PlaygroundOptions } from '../asyncapi/options'
 import { ChanxAuthenticator, type Authenticator, type AuthenticatorClass } from '../auth/authenticator'
 import { AllowAny, assertPermission, type Permission } from '../auth/permissions'
 import type { ChannelOptions } from '../channels/options'
@@ -11,8 +10,11 @@ import type { RateLimit } from '../messages/types'
 import { checkAllowedOrigins, type AllowedOrigins } from './origin'
 import { resolveHistoryOption, type HistoryLimits } from '../channels/history/model'
 
-/** Plugin options: defaults for every route that sets none (DRF's DEFAULT_* settings). */
-export interface FastifyChanxOptions extends ChannelOptions {
+/**
+ * Plugin options that set defaults for every route that sets none (DRF's DEFAULT_* settings), and the
+ * channels. The public `FastifyChanxOptions` (plugin/options.ts) adds what the plugin serves (asyncapi, playground).
+ */
+export interface PluginDefaultOptions extends ChannelOptions {
   /** Default authenticators (default: none, so requests are anonymous unless a route authenticates). */
   authentication?: readonly Authenticator<unknown>[]
   /** Default permissions (default: `[AllowAny]`). */
@@ -72,10 +74,6 @@ export interface FastifyChanxOptions extends ChannelOptions {
   userKey?: UserKeyFunction
   /** More query parameters to redact from socket routes' log lines, besides `token` and the authenticators' own. */
   redactQueryParams?: readonly string[]
-  /** Serve the AsyncAPI document as JSON and YAML (off unless set): `{ path: '/asyncapi', info: { title, version } }`. */
-  asyncapi?: AsyncApiOptions
-  /** Serve the playground page (off unless set): `{ path: '/chanx/playground' }`. */
-  playground?: PlaygroundOptions
   /**
    * Keep recoverable history of every group and user stream (docs/recovery.md): `true` (1,000 messages,
    * 120 s per stream) or `{ size, maxAge }` (messages, ms). Off unless set; routes may opt out or in.
@@ -102,7 +100,10 @@ export interface ResolvedDefaults {
   history: HistoryLimits | null
 }
 
-/** Every plugin option, checked by the compiler against `FastifyChanxOptions`: adding one there without here fails to build. */
+/**
+ * Every plugin option, checked by the compiler against `PluginDefaultOptions` and the two options of the
+ * served documents (checked by asyncapi/options.ts): adding one there without here fails to build.
+ */
 const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
   authentication: true,
   permissions: true,
@@ -130,7 +131,7 @@ const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
   asyncapi: true,
   playground: true,
   history: true
-} satisfies Record<keyof FastifyChanxOptions, true>))
+} satisfies Record<keyof PluginDefaultOptions | 'asyncapi' | 'playground', true>))
 
 export const DEFAULT_MAX_QUEUED_FRAMES = 100
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
@@ -185,7 +186,7 @@ function checkUserKey (value: unknown): UserKeyFunction {
   return value as UserKeyFunction
 }
 
-export function resolvePluginOptions (options: FastifyChanxOptions): ResolvedDefaults {
+export function resolvePluginOptions (options: PluginDefaultOptions): ResolvedDefaults {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('options must be an object')
   for (const key of Object.keys(options)) {
     if (!PLUGIN_OPTIONS.has(key)) {

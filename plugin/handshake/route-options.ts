@@ -164,7 +164,7 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
       ? null
       : compileRouter(route, where, websocket, {
         rateLimit: checkRateLimit(route.rateLimit, defaults.rateLimit, `${where} rateLimit`),
-        refreshCredentials: createInBandRefresh(authentication, defaults.userKey, sendAuthenticationMessage),
+        refreshCredentials: createInBandRefresh(authentication, defaults.userKey),
         strict: defaults.strict
       }),
     headTwin,

@@ -5,11 +5,10 @@
 import type { FastifyRequest } from 'fastify'
 import { KindGuard, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import type { WebSocket } from 'ws'
 import { InvalidOptionError } from '../core/errors'
 import { isRecord, optionalBoolean, optionalFunction, positiveInteger } from '../core/validate'
 import { DETAIL_BINARY, DETAIL_HANDLER_FAILED, DETAIL_INVALID_JSON, DETAIL_RATE_LIMITED } from '../core/wire'
-import type { CredentialHolder } from '../connection/credential-lifetime'
+import type { CredentialHolder } from '../core/credentials'
 import { DEFAULT_MAX_PAYLOAD } from '../core/limits'
 import { compileCoercer, type Coercer } from './coerce'
 import { DEFAULT_MAX_DEPTH } from './safe-json'
@@ -27,8 +26,11 @@ export interface CompiledAction {
   readonly lax: boolean
 }
 
-/** The in-band token refresh behind the built-in `authenticate` action. */
-export type RefreshCredentials = (request: FastifyRequest, socket: WebSocket, payload: unknown, holder?: CredentialHolder) => Promise<void>
+/**
+ * The in-band token refresh behind the built-in `authenticate` action (connection/credential-lifetime.ts):
+ * `holder` is the socket's open connection, which keeps its expiry and sends through its output.
+ */
+export type RefreshCredentials = (request: FastifyRequest, payload: unknown, holder: CredentialHolder) => Promise<void>
 
 /** What a route's router takes from the plugin and route options besides its message options. */
 export interface RouterSettings {

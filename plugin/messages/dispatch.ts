@@ -11,30 +11,18 @@
  */
 import type { FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
-import type { CredentialHolder } from '../connection/credential-lifetime'
 import { TokenBucket } from '../core/limits'
 import { corkSocket, uncorkSocket } from '../core/ws-internals'
-import { MAX_ID_LENGTH, type CompiledAction, type MessageRouter } from './compile'
+import type { CompiledAction, MessageRouter } from './compile'
+import { Context, type ConnectionOwner } from './context'
+import { idJsonOf, OUTGOING_INVALID, prepare, withId } from './outgoing'
 import { INVALID, safeParse } from './safe-json'
-import type { BroadcastTarget, LooseContext, SocketContext } from './types'
+import type { SocketContext } from './types'
 import { admitPayload, quoteTag } from './validation-errors'
 
-export type RawFrame = Buffer | ArrayBuffer | Buffer[]
+export type { ConnectionOwner } from './context'
 
-/** What the router needs of the connection that owns the socket (its credentials too, for the in-band refresh). */
-export interface ConnectionOwner extends CredentialHolder {
-  readonly request: FastifyRequest
-  /** Frames that may wait in the queue (0: no cap); one more closes the socket with 1008. */
-  readonly maxQueuedFrames: number
-  readonly groups: readonly string[]
-  /** Sends one text frame, if the socket is open and keeps up (slow readers are closed there). */
-  write (text: string): void
-  close (code?: number, reason?: string): void
-  join (group: string): Promise<void>
-  leave (group: string): Promise<void>
-  broadcast (message: object, groups?: string | readonly string[], excludeSelf?: boolean): Promise<void>
-  sendEvent (name: string, payload: unknown, groups?: string | readonly string[]): Promise<void>
-}
+export type RawFrame = Buffer | ArrayBuffer | Buffer[]
 
 export const CLOSE_TOO_MANY_PENDING = 1008
 export const REASON_TOO_MANY_PENDING = 'Too many pending messages'
@@ -45,64 +33,7 @@ export const LIMITED_WINDOWS = 5
 /** Marks a handler that threw synchronously. */
 const THREW: unique symbol = Symbol('fastify-chanx.threw')
 
-/** The context handed to handlers and hooks; one per connection. */
-class Context implements LooseContext {
-  readonly params: unknown
-  private boundSend: ((message: unknown) => void) | null = null
-  private boundClose: ((code?: number, reason?: string) => void) | null = null
-
-  constructor (
-    readonly request: FastifyRequest<{ Params: unknown }>,
-    readonly socket: WebSocket,
-    private readonly connection: RouterConnection,
-    private readonly owner: ConnectionOwner
-  ) {
-    this.params = request.params
-  }
-
-  // Bound on first use and kept, so `const { send } = ctx` works too and `ctx.send === ctx.send`; an idle
-  // socket whose handlers never read them holds no closure.
-  get send (): (message: unknown) => void {
-    const connection = this.connection
-    this.boundSend ??= (message) => connection.sendMessage(message)
-    return this.boundSend
-  }
-
-  get close (): (code?: number, reason?: string) => void {
-    const connection = this.connection
-    this.boundClose ??= (code, reason) => connection.close(code, reason)
-    return this.boundClose
-  }
-
-  broadcast (message: object, options?: BroadcastTarget): Promise<void> {
-    return this.owner.broadcast(message, options?.groups, options?.excludeSelf)
-  }
-
-  sendEvent (name: string, payload?: unknown, options?: { groups?: string | readonly string[] }): Promise<void> {
-    return this.owner.sendEvent(name, payload, options?.groups)
-  }
-
-  join (group: string): Promise<void> {
-    return this.owner.join(group)
-  }
-
-  leave (group: string): Promise<void> {
-    return this.owner.leave(group)
-  }
-
-  get groups (): readonly string[] {
-    return this.owner.groups
-  }
-
-  /** Read from the request, so a re-authentication that replaces the user is seen. */
-  get user (): unknown {
-    return this.request.user
-  }
-
-  get obj (): unknown {
-    return this.request.obj
-  }
-}
+function noop (): void {}
 
 /** One socket's router state: its frame queue, its rate limiter, its handlers' context. */
 export class RouterConnection {
@@ -175,12 +106,7 @@ export class RouterConnection {
       this.hookFailed(err)
       return
     }
-    if (isThenable(result)) {
-      Promise.resolve(result).then(() => { this.ready = true; this.pump() }, (err: unknown) => this.hookFailed(err))
-    } else {
-      this.ready = true
-      this.pump()
-    }
+    whenSettled(result, () => { this.ready = true; this.pump() }, (err: unknown) => this.hookFailed(err))
   }
 
   /** A fault of the router itself while finishing a frame: log it and end this connection, not the process. */
@@ -229,15 +155,9 @@ export class RouterConnection {
       return
     }
     // As Chanx's handle_channel_event: `complete` follows every event, handled or failed, when completion is on.
-    if (isThenable(result)) {
-      Promise.resolve(result).then(
-        (value) => { if (value !== undefined) this.sendMessage(value); this.complete() },
-        (err: unknown) => { this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed'); this.complete() }
-      )
-    } else {
-      if (result !== undefined) this.sendMessage(result)
-      this.complete()
-    }
+    whenSettled(result,
+      (value) => { if (value !== undefined) this.sendMessage(value); this.complete() },
+      (err: unknown) => { this.request.log.error({ err, event: name }, 'fastify-chanx: a channel event handler failed'); this.complete() })
   }
 
   hookFailed (err: unknown): void {
@@ -356,7 +276,7 @@ export class RouterConnection {
       this.request.log.error({ err }, 'fastify-chanx: onClose failed')
       return
     }
-    if (isThenable(result)) Promise.resolve(result).then(undefined, (err: unknown) => this.request.log.error({ err }, 'fastify-chanx: onClose failed'))
+    whenSettled(result, noop, (err: unknown) => this.request.log.error({ err }, 'fastify-chanx: onClose failed'))
   }
 }
 
@@ -365,46 +285,10 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
     typeof (value as { then?: unknown }).then === 'function'
 }
 
-function isRecordLike (value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object'
-}
-
-function outgoingValid (router: MessageRouter, message: unknown): boolean {
-  if (!isRecordLike(message)) return false
-  const action = message[router.actionKey]
-  const check = typeof action === 'string' ? router.outgoing!.get(action) : undefined
-  return check !== undefined && check.Check(message.payload === undefined ? null : message.payload)
-}
-
-const OUTGOING_INVALID: unique symbol = Symbol('fastify-chanx.outgoing-invalid')
-
-/** The JSON text of a handler's message; `undefined` when it cannot be serialized (a getter threw, a cycle). */
-function prepare (router: MessageRouter, message: unknown, idJson: string | null): string | undefined | typeof OUTGOING_INVALID {
-  try {
-    if (router.validateOutgoing && !outgoingValid(router, message)) return OUTGOING_INVALID
-    const text = JSON.stringify(message) as string | undefined
-    return idJson === null || text === undefined || text.charCodeAt(0) !== 123 ? text : withId(text, idJson)
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * The JSON of a frame's correlation `id` (a string of at most `MAX_ID_LENGTH` characters, or a finite
- * number); `undefined` when the frame has an `id` of another kind.
- */
-function idJsonOf (id: unknown): string | undefined {
-  if (typeof id === 'string') return id.length <= MAX_ID_LENGTH ? JSON.stringify(id) : undefined
-  return typeof id === 'number' && Number.isFinite(id) ? JSON.stringify(id) : undefined
-}
-
-/**
- * A JSON object's text with the frame's `id` as its last top-level key (an extension Chanx clients
- * ignore). Only frames that carry an `id` pay for this: `null` leaves the prebuilt text as it is.
- */
-function withId (text: string, idJson: string | null): string {
-  if (idJson === null) return text
-  return text.length === 2 ? '{"id":' + idJson + '}' : text.slice(0, -1) + ',"id":' + idJson + '}'
+/** Runs `onValue` with `result`, at once, or once it settles when it is a thenable (`onError` if it rejects). */
+function whenSettled (result: unknown, onValue: (value: unknown) => void, onError: (err: unknown) => void): void {
+  if (isThenable(result)) Promise.resolve(result).then(onValue, onError)
+  else onValue(result)
 }
 
 function byteLength (data: RawFrame): number {
@@ -467,7 +351,7 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
     else if (tag === 'authenticate' && router.refreshCredentials !== null) {
       // In-band token refresh: handled in the frame queue, like a handler, so later frames wait for it.
       connection.inFlight++
-      router.refreshCredentials(connection.request, connection.socket, message.payload, connection.owner).then(connection.onSettled, connection.onFailed)
+      router.refreshCredentials(connection.request, message.payload, connection.owner).then(connection.onSettled, connection.onFailed)
       return
     } else if (tag === undefined) connection.sendRaw(withId(replies.tagNotFound, idJson))
     else connection.sendRaw(withId(tagInvalid(router, tag), idJson))

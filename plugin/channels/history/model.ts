@@ -64,8 +64,6 @@ export interface HistoryStore {
   readonly publishes: boolean
   /** The stream's current position (creating its epoch on first use). */
   position (channel: string): Promise<Position>
-  /** The entries after `since` in order, or why they cannot all be given. */
-  read (channel: string, since: Position): Promise<ReadResult>
   /**
    * Waits until every publication on `channels` made before the last `read` has reached this process's
    * hub (on a Cluster, a round trip on the connection subscribed to each channel's shard).
@@ -81,11 +79,14 @@ export interface LocalHistoryStore extends HistoryStore {
   next (channel: string): Position
   /** Keeps the entry reserved by `next`. */
   keep (channel: string, entry: HistoryEntry): void
+  /** The entries after `since` in order, or why they cannot all be given. */
+  read (channel: string, since: Position): Promise<ReadResult>
   /** The time of the next entry: strictly increasing, so a replay of several streams keeps the order they were sent in. */
   clock (): number
 }
 
-const EPOCH = /^[0-9a-z]{1,32}$/
+/** What an epoch looks like: it goes into frames as it is, so one read from Redis is checked against this. */
+export const EPOCH = /^[0-9a-z]{1,32}$/
 
 export function newEpoch (): string {
   return randomBytes(6).toString('hex')
@@ -110,162 +111,20 @@ export function resolveHistoryOption (value: unknown, where: string): HistoryLim
   return { size, maxAge }
 }
 
-// ---------------------------------------------------------------- positions on the wire
-
-function positionText (offset: number, epoch: string): string {
-  return '[' + offset + ',"' + epoch + '"]'
-}
-
-/** `body` with `"chanx_pos":{…}` appended: the position of the message in each of `groups`. */
-export function withGroupPositions (body: string, groups: readonly string[], positions: readonly Position[]): string {
-  let field = '"chanx_pos":{'
-  for (let i = 0; i < groups.length; i++) {
-    if (i > 0) field += ','
-    field += JSON.stringify(groups[i]) + ':' + positionText(positions[i]!.offset, positions[i]!.epoch)
-  }
-  return appendField(body, field + '}')
-}
-
-/** `body` with `"chanx_upos":[offset,"epoch"]` appended: its position in the user's stream. */
-export function withUserPosition (body: string, position: Position): string {
-  return appendField(body, '"chanx_upos":' + positionText(position.offset, position.epoch))
-}
-
-function appendField (body: string, field: string): string {
-  return body.length === 2 ? '{' + field + '}' : body.slice(0, -1) + ',' + field + '}'
-}
-
-const GROUP_FIELD = ',"chanx_pos":'
-const USER_FIELD = '"chanx_upos":'
-
-/**
- * The positions a frame (a broadcast copy or a user message, flags included) carries: `group -> offset`,
- * with `''` for the user stream; null when it carries none. Only the handshake's live frames are read so.
- */
-export function framePositions (frame: string): Map<string, number> | null {
-  const user = frame.lastIndexOf(USER_FIELD)
-  if (user !== -1 && frame.endsWith(']}')) {
-    const offset = Number(frame.slice(user + USER_FIELD.length + 1, frame.indexOf(',', user)))
-    return Number.isSafeInteger(offset) ? new Map([['', offset]]) : null
-  }
-  const at = frame.lastIndexOf(GROUP_FIELD)
-  if (at === -1) return null
-  const end = frame.lastIndexOf(',"is_mine":')
-  try {
-    const parsed = JSON.parse(frame.slice(at + GROUP_FIELD.length, end > at ? end : -1)) as Record<string, [number, string]>
-    const out = new Map<string, number>()
-    for (const group of Object.keys(parsed)) out.set(group, parsed[group]![0])
-    return out
-  } catch {
-    return null
-  }
-}
-
-// ---------------------------------------------------------------- in process
-
-/** One stream's kept entries: a ring of at most `size`, trimmed by age as it is used. */
-class Ring {
-  readonly epoch = newEpoch()
-  offset = 0
-  entries: HistoryEntry[] = []
-  start = 0
-  lastUse = Date.now()
-
-  trim (now: number, limits: HistoryLimits): void {
-    const entries = this.entries
-    let start = this.start
-    if (entries.length - start > limits.size) start = entries.length - limits.size
-    const oldest = now - limits.maxAge
-    while (start < entries.length && entries[start]!.time < oldest) start++
-    if (start === entries.length) {
-      this.entries = []
-      this.start = 0
-    } else if (start > limits.size) {
-      this.entries = entries.slice(start)
-      this.start = 0
-    } else {
-      this.start = start
-    }
-  }
-}
-
-/**
- * History in this process: a ring per stream. A stream left with no entry and unused for `maxAge` is
- * dropped, and made again under a new epoch: a client resuming it then hears `epoch_changed`.
- */
-export class MemoryHistory implements LocalHistoryStore {
-  readonly publishes = false
-  private readonly rings = new Map<string, Ring>()
-  private readonly timer: NodeJS.Timeout
-  private last = 0
-
-  constructor (readonly limits: HistoryLimits) {
-    this.timer = setInterval(() => this.sweep(Date.now()), Math.min(limits.maxAge, 60_000))
-    this.timer.unref()
-  }
-
-  private ring (channel: string): Ring {
-    let ring = this.rings.get(channel)
-    if (ring === undefined) {
-      ring = new Ring()
-      this.rings.set(channel, ring)
-    }
-    return ring
-  }
-
-  next (channel: string): Position {
-    const ring = this.ring(channel)
-    return { offset: ++ring.offset, epoch: ring.epoch }
-  }
-
-  clock (): number {
-    const now = Date.now()
-    this.last = now > this.last ? now : this.last + 0.001
-    return this.last
-  }
-
-  keep (channel: string, entry: HistoryEntry): void {
-    const ring = this.ring(channel)
-    ring.entries.push(entry)
-    ring.lastUse = entry.time
-    if (ring.entries.length - ring.start > this.limits.size) ring.trim(entry.time, this.limits)
-  }
-
-  async position (channel: string): Promise<Position> {
-    const ring = this.ring(channel)
-    ring.lastUse = Date.now()
-    return { offset: ring.offset, epoch: ring.epoch }
-  }
-
-  async read (channel: string, since: Position): Promise<ReadResult> {
-    const ring = this.ring(channel)
-    const now = Date.now()
-    ring.lastUse = now
-    ring.trim(now, this.limits)
-    const position = { offset: ring.offset, epoch: ring.epoch }
-    if (since.epoch !== ring.epoch || since.offset > ring.offset) return { position, entries: null, lost: 'epoch_changed' }
-    const missed = ring.offset - since.offset
-    const kept = ring.entries.length - ring.start
-    if (missed > kept) return { position, entries: null, lost: 'window_exceeded' }
-    return { position, entries: ring.entries.slice(ring.entries.length - missed), lost: null }
-  }
-
-  async barrier (): Promise<void> {}
-
-  private sweep (now: number): void {
-    for (const [channel, ring] of this.rings) {
-      ring.trim(now, this.limits)
-      if (ring.entries.length === 0 && now - ring.lastUse >= this.limits.maxAge) this.rings.delete(channel)
-    }
-  }
-
-  close (): void {
-    clearInterval(this.timer)
-    this.rings.clear()
-  }
-}
-
 // ---------------------------------------------------------------- kept by the store that publishes (Redis)
+
+/** One kept record of a store that publishes, as it was kept: not yet checked (channels/history/hub-history.ts does). */
+export interface KeptRecord {
+  readonly offset: number
+  readonly epoch: string
+  /** When it was kept (epoch ms, the store's clock). */
+  readonly time: number
+  readonly record: string
+}
+
+export type RecordReadResult =
+  | { readonly position: Position, readonly records: readonly KeptRecord[], readonly lost: null }
+  | { readonly position: Position, readonly records: null, readonly lost: 'window_exceeded' | 'epoch_changed' }
 
 /** A store that assigns positions as it publishes (Redis: one script keeps and publishes atomically). */
 export interface PublishingHistoryStore extends HistoryStore {
@@ -275,40 +134,6 @@ export interface PublishingHistoryStore extends HistoryStore {
    * resolves with the number of processes that received it.
    */
   publish (channel: string, record: string): Promise<number>
-  /** How a kept record becomes an entry (the hub's checks, signature included); set by the hub. */
-  decoder: ((channel: string, offset: number, epoch: string, time: number, record: string) => HistoryEntry | null) | null
-}
-
-/**
- * A record: `<excluded 0|1>~<sender identity>~<envelope>`. Published positioned: `~<offset>~<epoch>~<record>`.
- * Identities and epochs never hold `~`, and an envelope starts with `{`, so the first `~`s split it.
- */
-export function historyRecord (excluded: boolean, sender: string | null, envelope: string): string {
-  return (excluded ? '1~' : '0~') + (sender ?? '') + '~' + envelope
-}
-
-export interface ParsedRecord {
-  readonly excluded: boolean
-  readonly sender: string | null
-  readonly envelope: string
-}
-
-export function parseRecord (record: string): ParsedRecord | null {
-  const flag = record.charCodeAt(0)
-  if ((flag !== 48 && flag !== 49) || record.charCodeAt(1) !== 126) return null
-  const end = record.indexOf('~', 2)
-  if (end === -1 || end > 200) return null
-  return { excluded: flag === 49, sender: end === 2 ? null : record.slice(2, end), envelope: record.slice(end + 1) }
-}
-
-/** `~<offset>~<epoch>~<record>` split, or null. */
-export function parsePositioned (text: string): { offset: number, epoch: string, record: string } | null {
-  const a = text.indexOf('~', 1)
-  const b = a === -1 ? -1 : text.indexOf('~', a + 1)
-  if (text.charCodeAt(0) !== 126 || b === -1 || b - a > 65) return null
-  const offset = Number(text.slice(1, a))
-  const epoch = text.slice(a + 1, b)
-  // Whoever can publish on Redis wrote this, and the epoch goes into frames as it is.
-  if (!Number.isSafeInteger(offset) || offset < 1 || !EPOCH.test(epoch)) return null
-  return { offset, epoch, record: text.slice(b + 1) }
+  /** The records after `since` in order, unchecked, or why they cannot all be given. */
+  readRecords (channel: string, since: Position): Promise<RecordReadResult>
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
-import {
-  newEpoch, parsePositioned, type HistoryEntry, type HistoryLimits, type Position, type PublishingHistoryStore, type ReadResult
-} from './model'
+import { withTimeout } from '../../core/timeout'
+import { newEpoch, type HistoryLimits, type KeptRecord, type Position, type PublishingHistoryStore, type RecordReadResult } from './model'
+import { parsePositioned } from './positions'
 import { ChannelLayerPublishError, ChannelLayerTimeoutError } from '../errors'
 import { redisName } from '../redis/names'
 
@@ -84,19 +84,10 @@ function sha1 (text: string): string {
 const PUBLISH_SHA = sha1(PUBLISH)
 const READ_SHA = sha1(READ)
 
-function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ChannelLayerTimeoutError(what, ms)), ms)
-    timer.unref()
-    promise.then((value) => { clearTimeout(timer); resolve(value) }, (err) => { clearTimeout(timer); reject(err) })
-  })
-}
-
 type RawEntry = [string, string[]]
 
 export class RedisHistory implements PublishingHistoryStore {
   readonly publishes = true
-  decoder: PublishingHistoryStore['decoder'] = null
   private readonly client: ScriptClient
 
   constructor (private readonly access: RedisHistoryAccess, readonly limits: HistoryLimits) {
@@ -122,7 +113,7 @@ export class RedisHistory implements PublishingHistoryStore {
       this.access.pubsub(channel), this.access.publishCommand]).then(
       (receivers) => Number(receivers),
       (err: Error) => { throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err }) })
-    return withTimeout(reply, this.access.publishTimeout, `publishing to "${channel}"`)
+    return this.bounded(reply, `publishing to "${channel}"`)
   }
 
   async position (channel: string): Promise<Position> {
@@ -130,28 +121,30 @@ export class RedisHistory implements PublishingHistoryStore {
     return { offset, epoch }
   }
 
-  async read (channel: string, since: Position): Promise<ReadResult> {
+  async readRecords (channel: string, since: Position): Promise<RecordReadResult> {
     const [epoch, offset, loss, raw] = await this.readRaw(channel, String(since.offset), since.epoch)
     const position = { offset, epoch }
-    if (loss === 'epoch_changed' || loss === 'window_exceeded') return { position, entries: null, lost: loss }
-    const entries: HistoryEntry[] = []
+    if (loss === 'epoch_changed' || loss === 'window_exceeded') return { position, records: null, lost: loss }
+    const records: KeptRecord[] = []
     for (let i = raw.length - 1; i >= 0; i--) {
       const [id, fields] = raw[i]!
       const positioned = parsePositioned(fields[1] ?? '')
-      const entry = positioned === null || this.decoder === null
-        ? null
-        : this.decoder(channel, positioned.offset, positioned.epoch, Number(id.slice(0, id.indexOf('-'))), positioned.record)
-      // An entry that fails the hub's checks (forged, or signed with a retired secret) is a hole: say so.
-      if (entry === null || entry.offset !== since.offset + entries.length + 1) return { position, entries: null, lost: 'window_exceeded' }
-      entries.push(entry)
+      // An entry that is not a positioned publication is a hole: say so.
+      if (positioned === null) return { position, records: null, lost: 'window_exceeded' }
+      records.push({ offset: positioned.offset, epoch: positioned.epoch, time: Number(id.slice(0, id.indexOf('-'))), record: positioned.record })
     }
-    return { position, entries, lost: null }
+    return { position, records, lost: null }
   }
 
   private async readRaw (channel: string, since: string, epoch: string): Promise<[string, number, string, RawEntry[]]> {
     const reply = this.run(READ, READ_SHA, [...this.keys(channel), newEpoch(), since, epoch, this.limits.size, this.limits.maxAge])
-    const [e, o, loss, entries] = await withTimeout(reply, this.access.publishTimeout, `reading the history of "${channel}"`) as [string, number, string, RawEntry[]]
+    const [e, o, loss, entries] = await this.bounded(reply, `reading the history of "${channel}"`) as [string, number, string, RawEntry[]]
     return [String(e), Number(o), String(loss), entries]
+  }
+
+  private bounded<T> (reply: Promise<T>, what: string): Promise<T> {
+    const ms = this.access.publishTimeout
+    return withTimeout(reply, ms, () => new ChannelLayerTimeoutError(what, ms))
   }
 
   async barrier (channels: readonly string[]): Promise<void> {

@@ -1,5 +1,6 @@
 import { InvalidOptionError } from '../../core/errors'
-import { MemoryHistory, type HistoryLimits, type HistoryStore } from './model'
+import { MemoryHistory } from './memory-store'
+import type { HistoryLimits, HistoryStore } from './model'
 import type { ChannelLayer } from '../layer'
 import { MemoryLayer } from '../memory-layer'
 import { RedisHistory, type RedisHistoryAccess } from './redis-store'

@@ -1,4 +1,6 @@
 import { InvalidOptionError } from '../../core/errors'
+import { withTimeout } from '../../core/timeout'
+import { pingShardedSubscribers, throttleSlotRefresh, type Pingable } from './ioredis-internals'
 import { ChannelLayerUnreachableError, MissingIoredisError } from '../errors'
 
 /**
@@ -150,63 +152,22 @@ function describeNode (node: RedisClusterNode): string {
 /** Resolve once `client` is ready; reject on its first error, its end, or after `ms`. */
 export function waitReady (client: { status: string } & Pick<RedisClientLike, 'on' | 'removeListener' | 'connect'>, ms: number): Promise<void> {
   if (client.status === 'ready') return Promise.resolve()
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error): void => {
-      clearTimeout(timer)
-      client.removeListener('ready', onReady)
-      client.removeListener('error', onError)
-      client.removeListener('end', onEnd)
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const onReady = (): void => done()
-    const onError = (err: Error): void => done(err)
-    const onEnd = (): void => done(new Error('connection ended'))
-    const timer = setTimeout(() => done(new Error(`no answer within ${ms} ms`)), ms)
-    timer.unref()
+  let onReady!: () => void
+  let onError!: (err: Error) => void
+  let onEnd!: () => void
+  const ready = new Promise<void>((resolve, reject) => {
+    onReady = resolve
+    onError = reject
+    onEnd = () => reject(new Error('connection ended'))
     client.on('ready', onReady)
     client.on('error', onError)
     client.on('end', onEnd)
     if (client.status === 'wait') client.connect().catch(() => {})
   })
-}
-
-/** At most one CLUSTER SLOTS per this many ms per connection. */
-const SLOT_REFRESH_INTERVAL = 500
-
-/**
- * Space out a cluster client's slot-map refreshes. During a failover ioredis 6 refreshes once per failed
- * attempt to reach the dead primary (its sharded subscriber reconnects at once on every refresh, and the
- * publisher refreshes on every MOVED or failed publish): a loop of about a hundred CLUSTER SLOTS a second per
- * process until the replica is promoted. Here the refreshes asked for within the interval run together
- * at its end, with every callback; the first runs at once.
- */
-function throttleSlotRefresh (client: RedisClusterLike): void {
-  const original = (client as { refreshSlotsCache?: (callback?: (err?: Error) => void) => void }).refreshSlotsCache
-  if (typeof original !== 'function') return
-  let last = 0
-  let timer: NodeJS.Timeout | null = null
-  let callbacks: Array<(err?: Error) => void> = []
-  const run = (): void => {
-    timer = null
-    last = Date.now()
-    const waiting = callbacks
-    callbacks = []
-    original.call(client, (err?: Error) => { for (const callback of waiting) callback(err) })
-  }
-  Object.defineProperty(client, 'refreshSlotsCache', {
-    configurable: true,
-    writable: true,
-    value (callback?: (err?: Error) => void): void {
-      if (typeof callback === 'function') callbacks.push(callback)
-      if (timer !== null) return
-      const wait = last + SLOT_REFRESH_INTERVAL - Date.now()
-      if (wait <= 0) run()
-      else {
-        timer = setTimeout(run, wait)
-        timer.unref()
-      }
-    }
+  return withTimeout(ready, ms, () => new Error(`no answer within ${ms} ms`)).finally(() => {
+    client.removeListener('ready', onReady)
+    client.removeListener('error', onError)
+    client.removeListener('end', onEnd)
   })
 }
 
@@ -285,25 +246,13 @@ export async function openConnections (target: RedisLayerTarget, connectTimeout:
   return connections
 }
 
-interface Pingable { readonly status: string, ping (): Promise<unknown> }
-
 /**
  * A round trip on every connection that receives the layer's messages: Redis answers a PING after every
  * message it pushed to that connection before it, so once this resolves, whatever was published before
- * the call has been received. On a Cluster the sharded subscribers are ioredis's own connections, one
- * per primary, reached through its ClusterSubscriberGroup; if that shape ever moves, this rejects, and
- * the caller treats the barrier as not reached (a recovery then reports `unavailable`, never a gap).
+ * the call has been received. If it rejects, the caller treats the barrier as not reached (a recovery then
+ * reports `unavailable`, never a gap).
  */
 export function pingSubscribers (connections: RedisConnections): Promise<unknown> {
   if (!connections.cluster) return (connections.subscriber as unknown as Pingable).ping()
-  const group = (connections.subscriber as unknown as { shardedSubscribers?: { shardedSubscribers?: unknown } })
-    .shardedSubscribers?.shardedSubscribers
-  if (!(group instanceof Map)) return Promise.reject(new Error('ioredis Cluster has no sharded subscribers to reach'))
-  const pings: Promise<unknown>[] = []
-  for (const subscriber of group.values()) {
-    const instance = (subscriber as { getInstance?: () => Pingable | null }).getInstance?.()
-    if (instance == null) return Promise.reject(new Error('a sharded subscriber has no connection'))
-    pings.push(instance.ping())
-  }
-  return Promise.all(pings)
+  return pingShardedSubscribers(connections.subscriber)
 }

@@ -6,6 +6,7 @@ import {
   ChannelLayerTimeoutError
 } from '../errors'
 import { InvalidOptionError } from '../../core/errors'
+import { withTimeout } from '../../core/timeout'
 import { redisName } from './names'
 import {
   openConnections,
@@ -59,15 +60,9 @@ export interface RedisLayerAccess {
   name (channel: string, suffix?: string): string
 }
 
-function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ChannelLayerTimeoutError(what, ms)), ms)
-    timer.unref()
-    promise.then(
-      (value) => { clearTimeout(timer); resolve(value) },
-      (err) => { clearTimeout(timer); reject(err) }
-    )
-  })
+/** `promise`, or FST_CHANX_CHANNEL_LAYER_TIMEOUT after `ms`. */
+function bounded<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return withTimeout(promise, ms, () => new ChannelLayerTimeoutError(what, ms))
 }
 
 function positive (value: unknown, name: string, fallback: number): number {
@@ -210,7 +205,7 @@ export class RedisLayer implements ChannelLayer {
     const subscribing = this.connections.cluster
       ? this.subscribeSharded(this.connections.subscriber, channel, name, Date.now() + this.subscribeTimeout)
       : this.connections.subscriber.subscribe(name)
-    await withTimeout(subscribing, this.subscribeTimeout, `subscribing to "${channel}"`)
+    await bounded(subscribing, this.subscribeTimeout, `subscribing to "${channel}"`)
   }
 
   /**
@@ -237,7 +232,7 @@ export class RedisLayer implements ChannelLayer {
       ? this.connections.subscriber.sunsubscribe(name)
       : this.connections.subscriber.unsubscribe(name)
     // A failed UNSUBSCRIBE only leaves envelopes the hub ignores, and a reconnection drops it anyway.
-    await withTimeout(unsubscribing, this.subscribeTimeout, `unsubscribing from "${channel}"`)
+    await bounded(unsubscribing, this.subscribeTimeout, `unsubscribing from "${channel}"`)
       .catch((err: Error) => this.logger.warn({ err, channel }, 'fastify-chanx: Redis channel layer could not unsubscribe'))
   }
 
@@ -265,7 +260,7 @@ export class RedisLayer implements ChannelLayer {
     })
     // Settled by Redis's answer or by the timeout, whichever comes first: ioredis never settles a
     // command that was in flight when the connection broke, and a hung Redis never answers.
-    return withTimeout(reply, this.publishTimeout, `publishing to "${channel}"`)
+    return bounded(reply, this.publishTimeout, `publishing to "${channel}"`)
   }
 
   /**
@@ -281,7 +276,7 @@ export class RedisLayer implements ChannelLayer {
       publishCommand: connections.cluster ? 'SPUBLISH' : 'PUBLISH',
       publishTimeout: this.publishTimeout,
       pubsub: this.redis.name,
-      barrier: () => withTimeout(pingSubscribers(connections), this.subscribeTimeout, 'a subscriber round trip')
+      barrier: () => bounded(pingSubscribers(connections), this.subscribeTimeout, 'a subscriber round trip')
     }
   }
 
@@ -293,7 +288,7 @@ export class RedisLayer implements ChannelLayer {
     this.live.clear()
     const { publisher, subscriber } = this.connections
     subscriber.disconnect()
-    await withTimeout(publisher.quit(), 1000, 'closing the Redis publisher').catch(() => {})
+    await bounded(publisher.quit(), 1000, 'closing the Redis publisher').catch(() => {})
     publisher.disconnect()
   }
 }

@@ -1,0 +1,162 @@
+import type { EnvelopeCodec } from '../envelope'
+import { memberIdentity, type ChannelMember } from '../member'
+import type { HistoryEntry, HistoryStore, LocalHistoryStore, PublishingHistoryStore, Position, ReadResult } from './model'
+import { historyRecord, parsePositioned, parseRecord, withGroupPositions, withUserPosition } from './positions'
+
+type OwnRecord = Omit<HistoryEntry, 'offset' | 'time'>
+
+/** At most this many own publications are remembered while their echo is awaited (an echo can be lost). */
+const MAX_OWN_RECORDS = 10_000
+
+/** What the history needs of the hub that owns it: its local delivery and its publishing. */
+export interface KeptDelivery {
+  /** Whether this process has members on `channel` (it then hears its own publication back). */
+  listens (channel: string): boolean
+  /** Every local member of `groups` gets its copy of `body` now. */
+  deliverGroups (groups: readonly string[], body: string, sender: ChannelMember | null, senderKey: string | null, excludeSelf: boolean): void
+  /** Every local member of the user channel `channel` gets `body` now. */
+  deliverUser (channel: string, body: string): void
+  /** One publish of `envelope` per group, to the other processes. */
+  publishGroups (groups: readonly string[], envelope: string): Promise<void>
+  /** `envelope` published on `channel`, to the other processes. */
+  publish (channel: string, envelope: string): Promise<void>
+}
+
+/**
+ * The hub's recoverable history (docs/recovery.md): what a broadcast and a user message become when kept,
+ * how a positioned publication from a store that publishes (Redis) is checked and turned back into an
+ * entry, and the reads a resume makes. The hub owns one and hands it its envelope codec, which checks every
+ * record read back as it checks any envelope.
+ */
+export class HubHistory {
+  /** With a store that publishes: what this hub published and awaits back, by channel + record, so its echo is not parsed again. */
+  private readonly ownRecords = new Map<string, OwnRecord>()
+
+  constructor (readonly store: HistoryStore, private readonly codec: EnvelopeCodec, private readonly delivery: KeptDelivery) {}
+
+  get limits (): HistoryStore['limits'] {
+    return this.store.limits
+  }
+
+  /** A member's identity across reconnections (what `sender` of a kept entry names). */
+  identityOf (member: ChannelMember): string {
+    return memberIdentity(member, this.codec.origin)
+  }
+
+  broadcast (list: readonly string[], body: string, sender: ChannelMember | null, senderKey: string | null, excludeSelf: boolean): Promise<void> {
+    if (list.length === 0) return Promise.resolve()
+    const identity = sender === null ? null : this.identityOf(sender)
+    const excluded = sender !== null && excludeSelf
+    const store = this.store
+    if (store.publishes) {
+      // Positions are Redis's: every process, this one included, delivers when the publication comes back.
+      const pending: Promise<number>[] = []
+      for (let i = 0; i < list.length; i++) {
+        const channel = 'g:' + list[i]
+        const envelope = this.codec.seal(channel, this.codec.broadcast(list, senderKey, body))
+        const own: OwnRecord = { body, groups: list, senderKey, sender: identity, excluded }
+        pending.push(this.publishOwn(store as PublishingHistoryStore, channel, historyRecord(excluded, identity, envelope), own))
+      }
+      return Promise.all(pending).then(() => {})
+    }
+    const local = store as LocalHistoryStore
+    const positions = list.map((group) => local.next('g:' + group))
+    const kept = withGroupPositions(body, list, positions)
+    const time = local.clock()
+    for (let i = 0; i < list.length; i++) {
+      local.keep('g:' + list[i], { offset: positions[i]!.offset, time, body: kept, groups: list, senderKey, sender: identity, excluded })
+    }
+    this.delivery.deliverGroups(list, kept, sender, senderKey, excludeSelf)
+    return this.delivery.publishGroups(list, this.codec.broadcast(list, senderKey, kept))
+  }
+
+  sendToUser (channel: string, body: string): Promise<void> {
+    const store = this.store
+    if (store.publishes) {
+      const envelope = this.codec.seal(channel, this.codec.toUser(body))
+      const own: OwnRecord = { body, groups: null, senderKey: null, sender: null, excluded: false }
+      return this.publishOwn(store as PublishingHistoryStore, channel, historyRecord(false, null, envelope), own).then(() => {})
+    }
+    const local = store as LocalHistoryStore
+    const position = local.next(channel)
+    const kept = withUserPosition(body, position)
+    local.keep(channel, { offset: position.offset, time: local.clock(), body: kept, groups: null, senderKey: null, sender: null, excluded: false })
+    this.delivery.deliverUser(channel, kept)
+    return this.delivery.publish(channel, this.codec.seal(channel, this.codec.toUser(kept)))
+  }
+
+  /**
+   * A publication of a store that publishes (`~offset~epoch~record`), as the entry every process delivers,
+   * the sender's included; null when it is refused.
+   */
+  receive (channel: string, text: string): HistoryEntry | null {
+    const positioned = parsePositioned(text)
+    if (positioned === null) return null
+    const key = channel + '\n' + positioned.record
+    const own = this.ownRecords.get(key)
+    if (own === undefined) return this.decodeRecord(channel, positioned.offset, positioned.epoch, 0, positioned.record)
+    // Our own publication: known already, not parsed again.
+    this.ownRecords.delete(key)
+    const position = { offset: positioned.offset, epoch: positioned.epoch }
+    const body = own.groups === null ? withUserPosition(own.body, position) : withGroupPositions(own.body, [channel.slice(2)], [position])
+    return { ...own, offset: position.offset, time: 0, body }
+  }
+
+  /** The stream's current position (creating its epoch on first use). */
+  position (channel: string): Promise<Position> {
+    return this.store.position(channel)
+  }
+
+  /** The entries after `since` in order, each checked like any envelope, or why they cannot all be given. */
+  async read (channel: string, since: Position): Promise<ReadResult> {
+    if (!this.store.publishes) return (this.store as LocalHistoryStore).read(channel, since)
+    const result = await (this.store as PublishingHistoryStore).readRecords(channel, since)
+    if (result.records === null) return { position: result.position, entries: null, lost: result.lost }
+    const entries: HistoryEntry[] = []
+    for (const kept of result.records) {
+      const entry = this.decodeRecord(channel, kept.offset, kept.epoch, kept.time, kept.record)
+      // An entry that fails the checks (forged, or signed with a retired secret) is a hole: say so.
+      if (entry === null || entry.offset !== since.offset + entries.length + 1) return { position: result.position, entries: null, lost: 'window_exceeded' }
+      entries.push(entry)
+    }
+    return { position: result.position, entries, lost: null }
+  }
+
+  /** See {@link HistoryStore.barrier}. */
+  barrier (channels: readonly string[]): Promise<void> {
+    return this.store.barrier(channels)
+  }
+
+  close (): void {
+    this.ownRecords.clear()
+    this.store.close()
+  }
+
+  /** Publishes `record`, remembering it when this process listens on `channel` (it will hear it back). */
+  private publishOwn (store: PublishingHistoryStore, channel: string, record: string, own: OwnRecord): Promise<number> {
+    if (!this.delivery.listens(channel)) return store.publish(channel, record)
+    if (this.ownRecords.size >= MAX_OWN_RECORDS) this.ownRecords.clear()
+    const key = channel + '\n' + record
+    this.ownRecords.set(key, own)
+    return store.publish(channel, record).catch((err: unknown) => {
+      this.ownRecords.delete(key)
+      throw err
+    })
+  }
+
+  /** A kept record, checked like any envelope, as an entry with its position in the message; null if refused. */
+  private decodeRecord (channel: string, offset: number, epoch: string, time: number, text: string): HistoryEntry | null {
+    const record = parseRecord(text)
+    if (record === null) return null
+    const env = this.codec.open(channel, record.envelope)
+    if (typeof env === 'string') return null
+    if (env.k === 'b') {
+      const group = channel.slice(2)
+      if (!env.g.includes(group)) return null
+      const body = withGroupPositions(env.m, [group], [{ offset, epoch }])
+      return { offset, time, body, groups: env.g, senderKey: env.s, sender: record.sender, excluded: record.excluded }
+    }
+    if (env.k === 'u') return { offset, time, body: withUserPosition(env.m, { offset, epoch }), groups: null, senderKey: null, sender: null, excluded: false }
+    return null
+  }
+}
