@@ -1,7 +1,7 @@
 import createError from '@fastify/error'
 
 /**
- * Errors of the channel layers and the group hub. Like plugin/errors.ts: each is made once with
+ * Errors of the channel layers and the group hub. Like core/errors.ts: each is made once with
  * @fastify/error, so callers test `err.code`, never message text.
  */
 

@@ -13,6 +13,7 @@ import { MemberChannelLists, memberIdentity, type BroadcastOptions, type Channel
 import { MemoryLayer } from './memory-layer'
 import { channelKeys, type ChannelSecret } from './secret'
 import { GroupSizeQueries } from './size-query'
+import { LayerSubscriptions } from './subscriptions'
 
 export type { BroadcastOptions, ChannelMember } from './member'
 
@@ -51,10 +52,7 @@ export class ChannelHub {
   private readonly channels = new Map<string, Set<ChannelMember>>()
   /** member -> layer channels it is in, in joining order */
   private readonly memberChannels = new MemberChannelLists()
-  /** layer channel -> the subscription its members await */
-  private readonly subscriptions = new Map<string, Promise<void>>()
-  /** layer channel -> tail of its subscribe/unsubscribe chain, so the layer sees them in order */
-  private readonly chains = new Map<string, Promise<void>>()
+  private readonly subscriptions: LayerSubscriptions
   private readonly sizes: GroupSizeQueries
   private readonly malformed: MalformedLog
   private membershipListener: ((group: string) => void) | null = null
@@ -68,6 +66,7 @@ export class ChannelHub {
     this.ownQueryPrefix = this.codec.prefix + '"k":"q"'
     this.sizes = new GroupSizeQueries(this.layer, this.codec, options.sizeTimeout ?? 1000)
     this.malformed = new MalformedLog(this.logger)
+    this.subscriptions = new LayerSubscriptions(this.layer, this.logger)
     this.layer.setListener(this.receive.bind(this))
   }
 
@@ -145,12 +144,12 @@ export class ChannelHub {
     if (set === undefined) {
       set = new Set()
       this.channels.set(channel, set)
-      this.subscriptions.set(channel, this.enqueue(channel, () => this.layer.subscribe(channel)))
+      this.subscriptions.open(channel)
     }
     set.add(member)
     this.membershipChanged(channel)
     try {
-      await this.subscriptions.get(channel)
+      await this.subscriptions.ready(channel)
     } catch (err) {
       // Not subscribed: undo, so the member is not half in a group that other processes cannot reach.
       // The undo's unsubscribe is not awaited: during an outage it would double the wait of join().
@@ -166,19 +165,7 @@ export class ChannelHub {
     this.membershipChanged(channel)
     if (set.size > 0) return Promise.resolve()
     this.channels.delete(channel)
-    this.subscriptions.delete(channel)
-    return this.enqueue(channel, () => this.layer.unsubscribe(channel)).catch((err: Error) => {
-      this.logger.warn({ err, channel }, 'fastify-chanx: could not unsubscribe from a channel')
-    })
-  }
-
-  private enqueue (channel: string, op: () => Promise<void>): Promise<void> {
-    const previous = this.chains.get(channel) ?? Promise.resolve()
-    const next = previous.then(op)
-    const tail = next.catch(() => {})
-    this.chains.set(channel, tail)
-    tail.then(() => { if (this.chains.get(channel) === tail) this.chains.delete(channel) })
-    return next
+    return this.subscriptions.close(channel)
   }
 
   // ---------------------------------------------------------------- sending

@@ -1,7 +1,7 @@
 /**
  * The one interface every channel layer implements (Django Channels' channel layer, reduced to what groups
  * need). A layer carries opaque envelope strings between the processes that share it; it knows nothing of
- * members, users or message shapes, which are the hub's business (plugin/groups.ts).
+ * members, users or message shapes, which are the hub's business (channels/hub.ts).
  *
  * Delivery is at-most-once: an envelope published while a process is not subscribed, or while the
  * transport is down, is lost, never replayed.

@@ -264,7 +264,7 @@ export class RedisLayer implements ChannelLayer {
   }
 
   /**
-   * What the history over Redis (history/redis-store.ts) needs: the publisher to run its scripts on,
+   * What the history over Redis (channels/history/redis-store.ts) needs: the publisher to run its scripts on,
    * the layer's names, and a round trip on the subscriber connection. `pubsub(channel)` is the name this
    * layer subscribes to; keys of a channel come from redisName(prefix, channel, suffix), in its hash slot.
    */
