@@ -46,12 +46,12 @@ export function createServerApi (
   }
   return {
     hub,
-    broadcast: (groups, message) => settle(() => hub.broadcast(groups, message), log),
-    sendToUser: (user, message) => settle(() => hub.sendToUser(keyOf(user), message), log),
-    disconnectUser: (user, code = 1000, reason = '') => settle(() => hub.disconnectUser(keyOf(user), code, reason), log),
+    broadcast: (groups, message) => settle(() => hub.broadcast(groups, message), hub.failures, log),
+    sendToUser: (user, message) => settle(() => hub.sendToUser(keyOf(user), message), hub.failures, log),
+    disconnectUser: (user, code = 1000, reason = '') => settle(() => hub.disconnectUser(keyOf(user), code, reason), hub.failures, log),
     groupSize: (group) => guarded(hub.size(group), log),
     presence: (group) => guarded(presence === null ? Promise.reject(new PresenceDisabledError()) : presence.get(group), log),
-    sendEvent: (groups, name, payload) => settle(() => hub.sendEvent(groups, name, payload), log),
+    sendEvent: (groups, name, payload) => settle(() => hub.sendEvent(groups, name, payload), hub.failures, log),
     asyncapi
   }
 }

@@ -117,21 +117,25 @@ test('redis as an ioredis client is used by the plugin', { skip }, async (t) => 
   t.same(await socket.receive(), { action: 'news', payload: 'from the client', is_mine: false, is_current: false })
 })
 
-test('a broadcast through app.chanx that the layer cannot publish is logged, and the call still resolves', async (t) => {
+test('broadcasts through app.chanx that the layer cannot publish are counted in one summary line, and the calls still resolve', async (t) => {
   class DownLayer extends MemoryLayer {
     override async publish (): Promise<number> { throw new Error('layer down') }
   }
   const lines: Array<Record<string, unknown>> = []
-  const app = Fastify({ logger: { level: 'error', stream: { write (line: string) { lines.push(JSON.parse(line) as Record<string, unknown>) } } } })
-  t.teardown(() => closeApp(app))
+  const app = Fastify({ logger: { level: 'warn', stream: { write (line: string) { lines.push(JSON.parse(line) as Record<string, unknown>) } } } })
   await app.register(websocket)
   await app.register(chanx, { channelLayer: new DownLayer() })
   app.get('/ws', { websocket: true, groups: () => ['room'] }, () => {})
   await app.ready()
   const client = await connect(app, '/ws')
   await client.authentication()
-  await app.chanx.broadcast('room', { action: 'news', payload: 1 })
-  t.same(await client.receive(), { action: 'news', payload: 1, is_mine: false, is_current: false }, 'local members are served first')
-  const line = lines.find((l) => l.msg === 'fastify-chanx: a message could not be published to the channel layer')
-  t.equal((line?.err as { message?: string } | undefined)?.message, 'layer down')
+  for (let i = 0; i < 3; i++) await app.chanx.broadcast('room', { action: 'news', payload: i })
+  t.same(await client.receive(), { action: 'news', payload: 0, is_mine: false, is_current: false }, 'local members are served first')
+  t.same(lines.filter((l) => String(l.msg).includes('failed in the last')), [], 'no line per failed broadcast')
+  await closeApp(app)
+  const summaries = lines.filter((l) => String(l.msg).startsWith('fastify-chanx: ') && String(l.msg).includes('failed in the last'))
+  t.equal(summaries.length, 1, 'one summary line, flushed on close')
+  t.equal(summaries[0]?.msg, 'fastify-chanx: 3 broadcasts failed in the last 10 s')
+  t.same(summaries[0]?.failed, { broadcast: 3 })
+  t.equal((summaries[0]?.err as { message?: string } | undefined)?.message, 'layer down')
 })

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto'
+import { channels, type BroadcastEvent } from '../core/diagnostics'
 import type { SharedFrame } from '../core/frame'
 import { checkGroups, checkName, serializeObject } from './arguments'
 import { BroadcastCopies } from './copies'
 import { EnvelopeCodec } from './envelope'
 import { ChannelLayerClosedError, InvalidChannelArgumentError } from './errors'
+import { FailureLog } from './failure-log'
 import { HubHistory, type KeptDelivery } from './history/hub-history'
 import type { HistoryEntry, HistoryStore } from './history/model'
 import type { ChannelLayer, ChannelLogger } from './layer'
@@ -34,6 +36,18 @@ export interface ChannelHubOptions {
 
 const EMPTY: ReadonlySet<ChannelMember> = new Set()
 
+/** `sent`, publishing the `fastify-chanx.broadcast` event once it settled (docs/observability.md). */
+function observeBroadcast (sent: Promise<void>, groups: readonly string[], localDeliveries: number, started: number): Promise<void> {
+  const publish = (error: Error | null): void => {
+    const event: BroadcastEvent = { groups, localDeliveries, durationMs: performance.now() - started, error }
+    channels.broadcast.publish(event)
+  }
+  return sent.then(() => publish(null), (err: Error) => {
+    publish(err)
+    throw err
+  })
+}
+
 /**
  * Group membership and delivery for every connection of one process. Membership is local; the layer
  * carries envelopes to the other processes, each of which delivers to its own members. One layer
@@ -45,6 +59,8 @@ export class ChannelHub {
   readonly origin: string
   /** Recoverable history (channels/history/), null when off. */
   history: HubHistory | null = null
+  /** Failed publishes and presence writes, logged as one summary line per window. */
+  readonly failures: FailureLog
   private readonly logger: ChannelLogger
   private readonly codec: EnvelopeCodec
   private readonly ownQueryPrefix: string
@@ -57,6 +73,8 @@ export class ChannelHub {
   private readonly malformed: MalformedLog
   private membershipListener: ((group: string) => void) | null = null
   private closed = false
+  /** Copies the last local delivery of a broadcast made (the `fastify-chanx.broadcast` event). */
+  private delivered = 0
 
   constructor (options: ChannelHubOptions = {}) {
     this.layer = options.layer ?? new MemoryLayer()
@@ -66,6 +84,7 @@ export class ChannelHub {
     this.ownQueryPrefix = this.codec.prefix + '"k":"q"'
     this.sizes = new GroupSizeQueries(this.layer, this.codec, options.sizeTimeout ?? 1000)
     this.malformed = new MalformedLog(this.logger)
+    this.failures = new FailureLog(this.logger)
     this.subscriptions = new LayerSubscriptions(this.layer, this.logger)
     this.layer.setListener(this.receive.bind(this))
   }
@@ -182,10 +201,15 @@ export class ChannelHub {
     const body = serializeObject(message)
     const sender = options.sender ?? null
     const senderKey = sender === null ? null : sender.userKey
-    if (this.history !== null) return this.history.broadcast(list, body, sender, senderKey, options.excludeSelf !== false)
-    this.deliverGroups(list, body, sender, senderKey, options.excludeSelf !== false)
-    if (list.length === 0) return Promise.resolve()
-    return this.publishGroups(list, this.codec.broadcast(list, senderKey, body))
+    const started = channels.broadcast.hasSubscribers ? performance.now() : 0
+    this.delivered = 0
+    let sent: Promise<void>
+    if (this.history !== null) sent = this.history.broadcast(list, body, sender, senderKey, options.excludeSelf !== false)
+    else {
+      this.deliverGroups(list, body, sender, senderKey, options.excludeSelf !== false)
+      sent = list.length === 0 ? Promise.resolve() : this.publishGroups(list, this.codec.broadcast(list, senderKey, body))
+    }
+    return started === 0 ? sent : observeBroadcast(sent, list, this.delivered, started)
   }
 
   /** Send `message` as it is (no flags) to every connection of `userKey`, in every process. */
@@ -277,6 +301,7 @@ export class ChannelHub {
     excludeSelf: boolean): void {
     const copies = new BroadcastCopies(body, senderKey)
     const seen = list.length > 1 ? new Set<ChannelMember>() : null
+    let delivered = 0
     for (let g = 0; g < list.length; g++) {
       const set = this.channels.get('g:' + list[g])
       if (set === undefined) continue
@@ -287,8 +312,10 @@ export class ChannelHub {
         }
         if (member === sender && excludeSelf) continue
         this.sendCopy(member, copies.for(member.userKey, member === sender))
+        delivered++
       }
     }
+    this.delivered = delivered
   }
 
   /** Every local member of the user channel `channel` gets `body` as it is. */
@@ -475,6 +502,7 @@ export class ChannelHub {
     this.closed = true
     this.history?.close()
     this.sizes.close()
+    this.failures.flush()
     for (const set of this.channels.values()) for (const member of set) this.memberChannels.forget(member)
     this.channels.clear()
     this.memberChannels.clear()

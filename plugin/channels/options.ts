@@ -60,7 +60,7 @@ export async function createChannels (options: ChannelOptions, logger: FastifyBa
     throw new InvalidOptionError('option presence needs the in-process channel layer or redis; a channelLayer of your own cannot share presence across processes')
   }
   const hub = await createHub(options, logger)
-  return { hub, presence: presence === null ? null : new Presence(hub, presence, logger) }
+  return { hub, presence: presence === null ? null : new Presence(hub, presence) }
 }
 
 /** Builds the hub the plugin's options ask for; a Redis that cannot be reached fails registration. */

@@ -1,8 +1,8 @@
 import { InvalidOptionError } from '../core/errors'
+import { channels, type PresenceEvent } from '../core/diagnostics'
 import { withTimeout } from '../core/timeout'
 import type { ChannelHub } from './hub'
-import type { ChannelLayer, ChannelLogger } from './layer'
-import { logSafely } from './layer'
+import type { ChannelLayer } from './layer'
 import { checkName } from './arguments'
 import { ChannelLayerClosedError, ChannelLayerTimeoutError } from './errors'
 import type { RedisLayerAccess } from './redis/layer'
@@ -94,6 +94,11 @@ function bounded<T> (promise: Promise<T>, what: string): Promise<T> {
   return withTimeout(promise, COMMAND_TIMEOUT, () => new ChannelLayerTimeoutError(what, COMMAND_TIMEOUT))
 }
 
+function publishWrite (group: string, error: Error | null): void {
+  const event: PresenceEvent = { group, ok: error === null, error }
+  channels.presence.publish(event)
+}
+
 /** The layer's Redis, when it is a Redis layer. */
 export function redisOf (layer: ChannelLayer): RedisLayerAccess | null {
   const access = (layer as { redis?: RedisLayerAccess }).redis
@@ -108,7 +113,6 @@ export class Presence {
   private readonly hub: ChannelHub
   private readonly redis: RedisLayerAccess | null
   private readonly ttl: number
-  private readonly logger: ChannelLogger
   /** Groups whose entry must be rewritten at the next flush. */
   private readonly dirty = new Set<string>()
   /** Groups that have (or may have, after a failed delete) an entry of this process in Redis. */
@@ -117,11 +121,11 @@ export class Presence {
   private scheduled = false
   private closed = false
 
-  constructor (hub: ChannelHub, options: { ttl: number }, logger: ChannelLogger) {
+  /** Failed writes are counted in the hub's failure log. */
+  constructor (hub: ChannelHub, options: { ttl: number }) {
     this.hub = hub
     this.redis = redisOf(hub.layer)
     this.ttl = options.ttl
-    this.logger = logger
     if (this.redis !== null) {
       hub.onMembershipChange((group) => this.changed(group))
       this.heartbeat = setInterval(() => this.beat(), Math.floor(this.ttl / 3))
@@ -191,10 +195,13 @@ export class Presence {
       const client = this.redis!.client as unknown as ScriptClient
       await bounded(client.eval(WRITE, 1, this.key(group), this.hub.origin, payload, this.ttl), `writing the presence of "${group}"`)
       if (payload === '' && this.hub.localMembers(group).size === 0) this.written.delete(group)
+      if (channels.presence.hasSubscribers) publishWrite(group, null)
     } catch (err) {
+      if (channels.presence.hasSubscribers) publishWrite(group, err as Error)
       if (this.closed) return
       this.dirty.add(group)
-      logSafely(this.logger, 'warn', err, { group }, 'fastify-chanx: could not write presence; the heartbeat retries')
+      // Counted, not logged one by one: during an outage every group fails on every heartbeat. The heartbeat retries.
+      this.hub.failures.record('presence write', err)
     }
   }
 

@@ -11,22 +11,28 @@ function isArgumentError (err: unknown): boolean {
   }
 }
 
-async function publishing (send: () => Promise<void>, log: FastifyBaseLogger): Promise<void> {
+/** What a failed publish is reported to: one summary line per window (channels/failure-log.ts). */
+export interface FailureSink {
+  record (kind: 'broadcast', err: unknown): void
+}
+
+async function publishing (send: () => Promise<void>, failures: FailureSink): Promise<void> {
   try {
     await send()
   } catch (err) {
     if (isArgumentError(err)) throw err
-    logSafely(log, 'error', err, {}, 'fastify-chanx: a message could not be published to the channel layer')
+    failures.record('broadcast', err)
   }
 }
 
 /**
- * Runs a hub send. A channel layer that fails to publish (Redis down or hung) is logged and resolves:
- * delivery is at-most-once. A wrong argument (a group name the client chose, '' or too long) rejects for
- * a caller that awaits, and is logged by {@link guarded}, so a send nobody awaits cannot end the process.
+ * Runs a hub send. A channel layer that fails to publish (Redis down or hung) is counted in `failures`, which
+ * logs a summary per window, and resolves: delivery is at-most-once. A wrong argument (a group name the
+ * client chose, '' or too long) rejects for a caller that awaits, and is logged by {@link guarded}, so a send
+ * nobody awaits cannot end the process.
  */
-export function settle (send: () => Promise<void>, log: FastifyBaseLogger): Promise<void> {
-  return guarded(publishing(send, log), log)
+export function settle (send: () => Promise<void>, failures: FailureSink, log: FastifyBaseLogger): Promise<void> {
+  return guarded(publishing(send, failures), log)
 }
 
 /** One handler per logger, made once: guarded() runs per broadcast and per join. */

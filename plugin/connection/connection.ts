@@ -1,9 +1,11 @@
+import type { Channel } from 'node:diagnostics_channel'
 import type { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
 import type { ChannelMember } from '../channels/member'
 import { guarded, settle } from '../channels/settle'
+import { channels, routeOf, type ConnectionEvent } from '../core/diagnostics'
 import { DETAIL_TOKEN_EXPIRED, takeCredentialExpiry, type CredentialHolder } from '../core/credentials'
 import type { SharedFrame } from '../core/frame'
 import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
@@ -222,6 +224,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     this.setExpiry(takeCredentialExpiry(this.request))
     if (this.route.reauthenticateInterval > 0) this.more().nextReauthentication = now + this.route.reauthenticateInterval
     guard.track(this)
+    if (channels.connectionOpen.hasSubscribers) this.publish(channels.connectionOpen, 0)
     if (opening.message !== null) this.write(opening.message)
     // What the groups received since the handshake joined them goes out right after the message.
     const pending = opening.pending
@@ -378,12 +381,12 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   broadcast (message: object, groups?: string | readonly string[], excludeSelf = true): Promise<void> {
     const hub = this.services.hub
-    return settle(() => hub.broadcast(groups ?? hub.groupsOf(this), message, { sender: this, excludeSelf }), this.log)
+    return settle(() => hub.broadcast(groups ?? hub.groupsOf(this), message, { sender: this, excludeSelf }), hub.failures, this.log)
   }
 
   sendEvent (name: string, payload: unknown, groups?: string | readonly string[]): Promise<void> {
     const hub = this.services.hub
-    return settle(() => hub.sendEvent(groups ?? hub.groupsOf(this), name, payload), this.log)
+    return settle(() => hub.sendEvent(groups ?? hub.groupsOf(this), name, payload), hub.failures, this.log)
   }
 
   onEvent (name: string, payload: unknown): void {
@@ -459,10 +462,16 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
   /** The socket's one 'close' listener. */
   closed (code: number): void {
     const socket = this.socket
+    if (channels.connectionClose.hasSubscribers) this.publish(channels.connectionClose, code)
     if ((this.flags & UNTRACKS_CLIENT) !== 0 && socket !== null) untrackClient(this.services.clientTracking!, socket)
     this.release()
     // A socket that never sent a frame has no router state: it is made here only for an `onClose` to run.
     if (this.router !== null || this.route.router?.onClose !== undefined) this.routed()?.closedWith(code)
+  }
+
+  private publish (channel: Channel, code: number): void {
+    const event: ConnectionEvent = { request: this.request, route: routeOf(this.request), code }
+    channel.publish(event)
   }
 
   /** Gives back the slots, leaves every group, leaves the sweep. Idempotent; safe before the socket opened. */

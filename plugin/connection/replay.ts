@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { ChannelHub } from '../channels/hub'
+import { channels, routeOf, type RecoveryEvent } from '../core/diagnostics'
 import type { HistoryEntry, LossReason, Position } from '../channels/history/model'
 import { framePositions } from '../channels/history/positions'
 import { flaggedCopy } from '../channels/copies'
@@ -125,12 +126,14 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
   replay.sort(byTime)
 
   const identity = hub.identityOf(connection)
+  let replayedCount = 0
   connection.editPending((pending, completion, limit) => {
     let out: string[] = []
     let size = 0
     for (const entry of replay) {
       const frame = frameOf(entry, identity, userKey)
       if (frame === null) continue
+      replayedCount++
       out.push(frame)
       size += frame.length
       if (completion !== null && entry.groups !== null) out.push(completion)
@@ -140,6 +143,7 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
       // The replay would pass maxBufferedBytes and close the socket as a slow reader, on every retry: it is
       // not sent, and the client is told to refetch instead.
       out = []
+      replayedCount = 0
       covered.clear()
       for (const stream of replayed) failed.push([stream, 'window_exceeded'])
     }
@@ -168,6 +172,13 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
       }
     }
     connection.message = connection.message.slice(0, -1) + ',"chanx_recovery":' + info + '}}'
+  }
+  if (start.resume !== null && channels.recovery.hasSubscribers) {
+    const request = connection.request
+    const event: RecoveryEvent = {
+      request, route: routeOf(request), recovered: failed.length === 0, reason: failed.length === 0 ? null : failed[0]![1], replayed: replayedCount
+    }
+    channels.recovery.publish(event)
   }
 }
 

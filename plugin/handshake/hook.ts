@@ -11,6 +11,7 @@ import {
   DETAIL_INTERNAL_ERROR,
   authenticationMessage
 } from '../core/wire'
+import { channels, routeOf, tracing, type HandshakeEvent, type HandshakeTraceContext } from '../core/diagnostics'
 import { HandshakeDeadlines, TIMED_OUT } from './deadlines'
 import { refuseSocket } from './refusal'
 import { finishRecovery, startRecovery } from '../connection/replay'
@@ -80,7 +81,8 @@ export function createHandshakeHook (
   const scope: ConnectionScope = { route, services }
 
   return async function chanxHandshake (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const pipeline = runPipeline(request, reply.raw, route, scope)
+    const started = channels.handshake.hasSubscribers ? performance.now() : 0
+    const pipeline = tracing.handshake.hasSubscribers ? tracePipeline(request, reply.raw, route, scope) : runPipeline(request, reply.raw, route, scope)
     let outcome: Outcome | typeof TIMED_OUT = deadlines !== null ? await deadlines.race(pipeline) : await pipeline
     if (outcome === TIMED_OUT) {
       request.log.warn({ handshakeTimeout }, 'fastify-chanx: the handshake did not complete within handshakeTimeout')
@@ -90,6 +92,12 @@ export function createHandshakeHook (
       outcome = { result, message: messageFor(result), connection: null }
     }
     const { result, connection } = outcome
+    if (started !== 0 && channels.handshake.hasSubscribers) {
+      const event: HandshakeEvent = {
+        request, route: routeOf(request), websocket: request.ws && route.websocket, statusCode: result.statusCode, durationMs: performance.now() - started
+      }
+      channels.handshake.publish(event)
+    }
 
     if (result.isAuthenticated) {
       request.user = result.user as FastifyRequest['user']
@@ -108,6 +116,16 @@ export function createHandshakeHook (
 
     refuseSocket(request, reply, result, route, wss)
   }
+}
+
+/** The pipeline inside the `fastify-chanx.handshake` TracingChannel (docs/observability.md). */
+function tracePipeline (request: FastifyRequest, response: ServerResponse, route: RouteHandshake, scope: ConnectionScope): Promise<Outcome> {
+  const context: HandshakeTraceContext = { request, route: routeOf(request) }
+  return tracing.handshake.tracePromise(async () => {
+    const outcome = await runPipeline(request, response, route, scope)
+    context.statusCode = outcome.result.statusCode
+    return outcome
+  }, context)
 }
 
 /** Origin, authenticators, permissions, object; then, for an accepted socket, admission. Never throws. */

@@ -11,6 +11,7 @@
  */
 import type { FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
+import { channels, routeOf, traceHandler, tracing, type FrameEvent, type FrameOutcome } from '../core/diagnostics'
 import { TokenBucket } from '../core/limits'
 import { corkSocket, uncorkSocket } from '../core/ws-internals'
 import type { CompiledAction, MessageRouter } from './compile'
@@ -166,12 +167,16 @@ export class RouterConnection {
   }
 
   receive (data: RawFrame, isBinary: boolean): void {
-    if (!this.open) return
+    if (!this.open) {
+      if (channels.frame.hasSubscribers) publishFrame(this, null, 'dropped')
+      return
+    }
     if (byteLength(data) > this.router.maxPayload) {
       this.close(1009, 'Message too big')
       return
     }
     if (this.bucket !== null && !this.bucket.take()) {
+      if (channels.frame.hasSubscribers) publishFrame(this, null, 'rate_limited')
       this.rateLimited()
       return
     }
@@ -181,12 +186,19 @@ export class RouterConnection {
     }
     const cap = this.owner.maxQueuedFrames
     if (cap > 0 && this.frames.length - this.head >= cap) {
+      if (channels.frame.hasSubscribers) publishFrame(this, null, 'dropped')
       this.request.log.warn('fastify-chanx: too many frames wait for a handler; closing the socket')
       this.close(CLOSE_TOO_MANY_PENDING, REASON_TOO_MANY_PENDING)
       return
     }
     this.frames.push(data)
     this.binary.push(isBinary)
+  }
+
+  /** Frames still queued when the socket closes are never handled: each is reported `dropped`. */
+  private dropQueued (): void {
+    if (!channels.frame.hasSubscribers) return
+    for (let i = this.head; i < this.frames.length; i++) publishFrame(this, null, 'dropped')
   }
 
   /** Dispatches queued frames while the route's concurrency allows. */
@@ -201,6 +213,7 @@ export class RouterConnection {
       dispatch(this, data, isBinary)
     }
     if (this.head === frames.length || !this.open) {
+      if (this.head < frames.length) this.dropQueued()
       frames.length = 0
       this.binary.length = 0
       this.head = 0
@@ -256,6 +269,7 @@ export class RouterConnection {
 
   close (code?: number, reason?: string): void {
     this.closed = true
+    this.dropQueued()
     this.frames.length = 0
     this.binary.length = 0
     this.head = 0
@@ -264,6 +278,7 @@ export class RouterConnection {
 
   closedWith (code: number): void {
     this.closed = true
+    this.dropQueued()
     this.frames.length = 0
     this.binary.length = 0
     this.head = 0
@@ -306,10 +321,15 @@ function toText (data: RawFrame): string {
   return data.toString('utf8')
 }
 
-/** Calls a handler; a synchronous throw becomes `THREW` so the caller needs no try/catch of its own. */
-function invoke (connection: RouterConnection, handler: CompiledAction['handler'], message: unknown, idJson: string | null): unknown {
+/**
+ * Calls a handler (inside the `fastify-chanx.handler` TracingChannel when it has subscribers); a synchronous
+ * throw becomes `THREW` so the caller needs no try/catch of its own.
+ */
+function invoke (connection: RouterConnection, handler: CompiledAction['handler'], message: unknown, idJson: string | null, action: string): unknown {
   try {
-    return handler(message, connection.ctx as SocketContext)
+    if (!tracing.handler.hasSubscribers) return handler(message, connection.ctx as SocketContext)
+    const request = connection.request
+    return traceHandler({ request, route: routeOf(request), action }, () => handler(message, connection.ctx as SocketContext))
   } catch (err) {
     connection.fail(err, idJson)
     return THREW
@@ -321,12 +341,14 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
   const router = connection.router
   const replies = router.replies
   if (isBinary && !router.acceptBinary) {
+    if (channels.frame.hasSubscribers) publishFrame(connection, null, 'binary')
     connection.sendRaw(replies.binary)
     connection.complete()
     return
   }
   const value = safeParse(toText(data), router.maxDepth)
   if (value === INVALID || value === null || typeof value !== 'object' || Array.isArray(value)) {
+    if (channels.frame.hasSubscribers) publishFrame(connection, null, 'invalid_json')
     connection.sendRaw(replies.invalidJson)
     connection.complete()
     return
@@ -339,6 +361,7 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
   if (message.id !== undefined) {
     const json = idJsonOf(message.id)
     if (json === undefined) {
+      if (channels.frame.hasSubscribers) publishFrame(connection, tag, 'invalid_id')
       connection.sendRaw(replies.invalidId)
       connection.complete()
       return
@@ -347,6 +370,7 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
   }
   const action = typeof tag === 'string' ? router.actions.get(tag) : undefined
   if (action === undefined) {
+    if (channels.frame.hasSubscribers) publishFrame(connection, tag, tag === 'ping' || (tag === 'authenticate' && router.refreshCredentials !== null) ? 'handled' : 'unknown_action')
     if (tag === 'ping') connection.sendRaw(withId(replies.pong, idJson))
     else if (tag === 'authenticate' && router.refreshCredentials !== null) {
       // In-band token refresh: handled in the frame queue, like a handler, so later frames wait for it.
@@ -363,12 +387,14 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
     // Only on failure: pydantic's lax conversions, or the error list (validation-errors.ts).
     const errors = admitPayload(action, message)
     if (errors !== null) {
+      if (channels.frame.hasSubscribers) publishFrame(connection, tag, 'validation_error')
       connection.sendRaw(withId(replies.errorPrefix + errors + '}', idJson))
       connection.complete(idJson)
       return
     }
   }
-  const result = invoke(connection, action.handler, message, idJson)
+  const result = invoke(connection, action.handler, message, idJson, tag as string)
+  if (channels.frame.hasSubscribers) publishOutcome(connection, tag as string, result)
   if (result === THREW) {
     connection.complete(idJson)
   } else if (isThenable(result)) {
@@ -385,6 +411,18 @@ function dispatch (connection: RouterConnection, data: RawFrame, isBinary: boole
 /** A pending handler of a frame with an `id`: its own pair of reactions carries the id (only such frames pay). */
 function settleTagged (connection: RouterConnection, promise: Promise<unknown>, idJson: string): void {
   promise.then((value) => connection.settled(value, idJson), (error: unknown) => connection.failed(error, idJson))
+}
+
+function publishFrame (connection: RouterConnection, action: unknown, outcome: FrameOutcome): void {
+  const event: FrameEvent = { request: connection.request, route: routeOf(connection.request), action: typeof action === 'string' ? action : null, outcome }
+  channels.frame.publish(event)
+}
+
+/** A handled frame's outcome: at once, or once its handler's promise settled. */
+function publishOutcome (connection: RouterConnection, action: string, result: unknown): void {
+  if (result === THREW) publishFrame(connection, action, 'failed')
+  else if (isThenable(result)) Promise.resolve(result).then(() => publishFrame(connection, action, 'handled'), () => publishFrame(connection, action, 'failed'))
+  else publishFrame(connection, action, 'handled')
 }
 
 /** Chanx's per-frame log context (`message_id`, `received_action`), as a debug line in the connection's logger (its reqId included). */

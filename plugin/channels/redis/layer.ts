@@ -6,6 +6,7 @@ import {
   ChannelLayerTimeoutError
 } from '../errors'
 import { InvalidOptionError } from '../../core/errors'
+import { channels, type LayerEvent } from '../../core/diagnostics'
 import { withTimeout } from '../../core/timeout'
 import { redisName } from './names'
 import {
@@ -71,6 +72,11 @@ function positive (value: unknown, name: string, fallback: number): number {
     throw new InvalidOptionError(`${name} must be a positive number of milliseconds`)
   }
   return value
+}
+
+function publishState (state: LayerEvent['state'], error: Error | null): void {
+  const event: LayerEvent = { layer: 'redis', state, error }
+  channels.layer.publish(event)
 }
 
 /** How long a cluster must go without losing a node before the layer says it is back. */
@@ -178,7 +184,10 @@ export class RedisLayer implements ChannelLayer {
   private onError (which: string, err: Error): void {
     if (this.closed) return
     // One line per outage, not one per retry.
-    if (!this.down) this.logger.warn({ err, connection: which }, 'fastify-chanx: Redis channel layer connection lost; reconnecting')
+    if (!this.down) {
+      this.logger.warn({ err, connection: which }, 'fastify-chanx: Redis channel layer connection lost; reconnecting')
+      if (channels.layer.hasSubscribers) publishState('lost', err)
+    }
     this.down = true
   }
 
@@ -186,6 +195,7 @@ export class RedisLayer implements ChannelLayer {
     if (this.closed || !this.down) return
     this.logger.warn({ channels: this.live.size }, 'fastify-chanx: Redis channel layer reconnected; resubscribing')
     this.down = false
+    if (channels.layer.hasSubscribers) publishState('back', null)
   }
 
   private onReady (): void {
