@@ -110,7 +110,15 @@ test('every titled object is a schema of its own in components/schemas, referred
   app.route(defineSocketRoute({
     url: '/ws/a',
     messages: { chat: Type.Object({ text: Type.String() }) },
-    outgoing: { chat: Entry, history: Type.Object({ entries: Type.Array(Entry), by: Type.Object({ id: Type.String() }, { title: 'Author' }) }) },
+    outgoing: {
+      chat: Entry,
+      history: Type.Object({
+        entries: Type.Array(Entry),
+        by: Type.Object({ id: Type.String() }, { title: 'Author' }),
+        for: Type.Object({ ok: Type.Boolean() }, { title: 'Author' }),
+        kind: Type.Union([Type.Object({ a: Type.Null() }, { title: 'one kind' }), Type.Object({ b: Type.Null() }, { title: '2fa' })])
+      })
+    },
     handlers: { chat: () => undefined }
   }))
   app.route(defineSocketRoute({
@@ -132,6 +140,10 @@ test('every titled object is a schema of its own in components/schemas, referred
   t.same(schemas.Author, { type: 'object', required: ['id', 'name'], properties: { id: { type: 'integer' }, name: { type: 'string' } }, title: 'Author' })
   t.same(schemas.WsAChatPayload!.properties, { text: { type: 'string' }, author: { $ref: '#/components/schemas/Author' } }, 'the outgoing chat payload refers to Author')
   t.same((schemas.HistoryPayload!.properties as any).by, { $ref: '#/components/schemas/WsAAuthor' })
+  t.same((schemas.HistoryPayload!.properties as any).for, { $ref: '#/components/schemas/WsAAuthor2' }, 'a third Author gets a number')
+  t.same((schemas.HistoryPayload!.properties as any).kind, { anyOf: [{ $ref: '#/components/schemas/OneKind' }, { $ref: '#/components/schemas/M2fa' }] },
+    'inside anyOf too; a title that is no class name becomes one')
+  t.equal(schemas.OneKind!.title, 'OneKind')
   t.same(schemas.WsAAuthor, { type: 'object', required: ['id'], properties: { id: { type: 'string' } }, title: 'WsAAuthor' },
     'a different schema under a title already taken gets the channel\'s name, and its title follows')
   t.equal(schemas.Field, undefined, 'Field (pydantic\'s import in every generated module) is never a class name')
