@@ -15,10 +15,12 @@ function cookiesOf (response: Response): string {
   return response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ')
 }
 
-function median (values: number[]): number {
+/** The value below which `share` of `values` fall (nearest rank). */
+function percentile (values: number[], share: number): number {
   const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]!
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * share))]!
 }
+const median = (values: number[]): number => percentile(values, 0.5)
 
 test('login is throttled per username: the 11th attempt for alice within 15 minutes is 429, even with the right password; bob still logs in', async (t) => {
   const base = await startExample(t)
@@ -101,9 +103,13 @@ test('a missing user costs the same scrypt work as a wrong password: no timing o
   }
   const [m, w] = [median(missing), median(wrong)]
   t.comment(`median login time: missing user ${m.toFixed(1)} ms, wrong password ${w.toFixed(1)} ms`)
-  // Without the dummy hash a missing user answered in ~1.5 ms against ~45 ms: a ratio near 30.
-  t.ok(m > w / 2 && m < w * 2, `the two medians are within a factor of 2 (${m.toFixed(1)} vs ${w.toFixed(1)} ms)`)
-  t.ok(m > 5, 'a missing user runs scrypt (over 5 ms)')
+  const [mMin, wMin] = [Math.min(...missing), Math.min(...wrong)]
+  t.comment(`fastest: missing user ${mMin.toFixed(1)} ms, wrong password ${wMin.toFixed(1)} ms`)
+  // Without the dummy hash a missing user answered in 2.8 ms against 51 ms: a ratio near 20. The fastest
+  // of each (the work itself, least disturbed by a busy machine) within a factor of 2, the medians of 3.
+  t.ok(mMin > wMin / 2 && mMin < wMin * 2, `the fastest of each are within a factor of 2 (${mMin.toFixed(1)} vs ${wMin.toFixed(1)} ms)`)
+  t.ok(m > w / 3 && m < w * 3, `the medians are within a factor of 3 (${m.toFixed(1)} vs ${w.toFixed(1)} ms)`)
+  t.ok(mMin > 5, 'a missing user runs scrypt (over 5 ms)')
 })
 
 test('20 concurrent logins do not stall a chat socket: its pings stay fast while scrypt runs off the event loop', { timeout: 60_000 }, async (t) => {
@@ -146,10 +152,12 @@ test('20 concurrent logins do not stall a chat socket: its pings stay fast while
   const loginsTook = performance.now() - started
   t.same(responses.map((r) => r.status), Array.from({ length: 20 }, (_, i) => i % 2 === 0 ? 200 : 401), 'every login was judged (none throttled)')
   t.comment(`idle ping: median ${median(idle).toFixed(2)} ms; during 20 logins (${loginsTook.toFixed(0)} ms): ` +
-    `${busy.length} pings, median ${median(busy).toFixed(2)} ms, max ${Math.max(...busy).toFixed(2)} ms`)
+    `${busy.length} pings, median ${median(busy).toFixed(2)} ms, p90 ${percentile(busy, 0.9).toFixed(2)} ms, max ${Math.max(...busy).toFixed(2)} ms`)
   t.ok(busy.length >= 5, `pings went on during the logins (${busy.length})`)
-  // With scryptSync on the event loop, pings waited behind the hashes queued before them: median 38 ms, max
-  // 142 ms on a 2-core machine (470 ms where the issue measured it). Off the loop: ~1.5 ms, max ~12 ms.
+  // With scryptSync on the event loop, pings waited behind the hashes queued before them. Measured on a
+  // 2-core machine, alone: median 38 ms, max 142 ms (470 ms where the issue measured it); off the loop:
+  // median ~1.2 ms, max ~7 ms. The max is left out of the bound: on a machine busy with other test files
+  // one ping can wait for the scheduler whatever the example does; the median and p90 cannot.
   t.ok(median(busy) < 15, `the median ping stays under 15 ms (${median(busy).toFixed(2)} ms)`)
-  t.ok(Math.max(...busy) < 100, `no ping waited 100 ms (max ${Math.max(...busy).toFixed(1)} ms)`)
+  t.ok(percentile(busy, 0.9) < 40, `9 pings in 10 under 40 ms (p90 ${percentile(busy, 0.9).toFixed(1)} ms)`)
 })
