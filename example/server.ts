@@ -3,11 +3,12 @@
 // room, and one static page. `npm run example`; set REDIS_URL to carry rooms across processes.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import Fastify, { type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import cookie from '@fastify/cookie'
 import session from '@fastify/session'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
+import rateLimit from '@fastify/rate-limit'
 import { Type } from '@sinclair/typebox'
 import { buildSync } from 'esbuild'
 import chanx, {
@@ -33,12 +34,44 @@ export interface ExampleOptions {
   dbPath?: string
   redisUrl?: string
   logLevel?: string
+  /** Login attempts allowed per IP per minute, and per username per 15 minutes (env LOGIN_LIMIT_PER_IP, LOGIN_LIMIT_PER_USER). */
+  loginLimits?: { perIp?: number, perUser?: number }
 }
 
 // Embedded defaults so the example runs with nothing to set up; a real app reads these from its secrets.
 const SESSION_SECRET = process.env.SESSION_SECRET ?? 'example-session-secret-at-least-32-characters'
 const JWT_SECRET = process.env.JWT_SECRET ?? 'example-jwt-secret-at-least-32-characters-long'
 const SESSION_MAX_AGE_MS = 60 * 60 * 1000
+const LOGIN_LIMIT_PER_IP = 30
+const LOGIN_LIMIT_PER_USER = 10
+
+/**
+ * Refuses a state-changing request that a browser sent from another origin (a form or a no-cors fetch on
+ * another site, or on a sibling origin of the same site, which SameSite=Lax cookies do not stop), and any
+ * such request whose body is not JSON: a cross-site form can only send `text/plain`, urlencoded or multipart,
+ * and a cross-site `application/json` fetch needs a CORS preflight this app never grants. Browsers say where
+ * a request comes from in `Sec-Fetch-Site` (all current ones) or at least `Origin` (on every POST); a client
+ * that sends neither is no browser, so carries no cookie it did not choose to send. A CSRF token would
+ * need a session before login, which the example does not create (`saveUninitialized: false`).
+ */
+function refuseCrossSiteWrites (request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return done()
+  const site = request.headers['sec-fetch-site']
+  const origin = request.headers.origin
+  const crossSite = site !== undefined
+    ? site !== 'same-origin' && site !== 'none'
+    : origin !== undefined && origin !== `${request.protocol}://${request.host}`
+  if (crossSite) {
+    reply.code(403).send({ detail: 'Cross-site request refused.' })
+    return
+  }
+  const type = request.headers['content-type']
+  if (type === undefined || !/^application\/json\s*(;|$)/i.test(type)) {
+    reply.code(415).send({ detail: 'Send JSON: content-type application/json.' })
+    return
+  }
+  done()
+}
 
 const page = readFileSync(join(__dirname, 'public', 'index.html'), 'utf8')
 
@@ -107,12 +140,41 @@ export async function buildApp (options: ExampleOptions = {}) {
       : { asyncapi: { path: '/asyncapi', info: { title: 'Example chat', version: '1.0.0' } }, playground: { path: '/playground' } })
   })
 
+  app.addHook('onRequest', refuseCrossSiteWrites)
+
+  // Login throttling: per IP (before the body is read) and per username (every attempt counts, successes
+  // too, and is counted before scrypt runs, so a burst of parallel guesses cannot slip past the count).
+  // In memory, per process: with several processes give @fastify/rate-limit a Redis store. Behind a proxy,
+  // set Fastify's trustProxy so request.ip is the client's and not the proxy's.
+  await app.register(rateLimit, { global: false })
+  const limits = {
+    perIp: options.loginLimits?.perIp ?? (Number(process.env.LOGIN_LIMIT_PER_IP) || LOGIN_LIMIT_PER_IP),
+    perUser: options.loginLimits?.perUser ?? (Number(process.env.LOGIN_LIMIT_PER_USER) || LOGIN_LIMIT_PER_USER)
+  }
+  const loginsPerIp = app.createRateLimit({ max: limits.perIp, timeWindow: 60_000 })
+  const loginsPerUser = app.createRateLimit({
+    max: limits.perUser,
+    timeWindow: 15 * 60_000,
+    keyGenerator: (request) => `login-user:${(request.body as { username: string }).username}`
+  })
+  const tooMany = (reply: FastifyReply, ttl: number) => reply.code(429).header('retry-after', Math.ceil(ttl / 1000))
+    .send({ detail: `Too many login attempts; try again in ${Math.ceil(ttl / 1000)} s.` })
+
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
   app.get('/client.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(browserClient()))
 
-  app.post<{ Body: { username?: string, password?: string } }>('/login', async (request, reply) => {
+  app.post<{ Body: { username?: unknown, password?: unknown } }>('/login', {
+    onRequest: async (request, reply) => {
+      const limit = await loginsPerIp(request)
+      if (!limit.isAllowed && limit.isExceeded) return tooMany(reply, limit.ttl)
+    }
+  }, async (request, reply) => {
     const { username, password } = request.body ?? {}
-    const user = typeof username === 'string' && typeof password === 'string' ? store.login(username, password) : null
+    const wellFormed = typeof username === 'string' && typeof password === 'string' && username.length <= 64 && password.length <= 1024
+    if (!wellFormed) return reply.code(401).send({ detail: 'Invalid username or password.' })
+    const limit = await loginsPerUser(request)
+    if (!limit.isAllowed && limit.isExceeded) return tooMany(reply, limit.ttl)
+    const user = await store.login(username, password)
     if (user === null) return reply.code(401).send({ detail: 'Invalid username or password.' })
     // A new session id at login: an id planted before it (session fixation) would otherwise become the
     // user's. regenerate() also drops the old session from the store.

@@ -60,8 +60,10 @@ test('the same action with the same schema on two routes shares one schema; a di
   t.same((document.channels.ws_lobby!.messages as Record<string, unknown>)['client.chat'], { $ref: '#/components/messages/chatMessage' })
   t.same((document.channels.ws_rooms_room!.messages as Record<string, unknown>)['client.chat'], { $ref: '#/components/messages/chatMessage' })
   t.same((document.channels.ws_rooms_room!.messages as Record<string, unknown>)['server.chat'], { $ref: '#/components/messages/wsRoomsRoomChatMessage' })
-  t.equal((schemas.ChatMessage!.properties as any).payload.title, 'ChatPayload')
-  t.equal((schemas.WsRoomsRoomChatMessage!.properties as any).payload.title, 'WsRoomsRoomChatPayload')
+  t.same((schemas.ChatMessage!.properties as any).payload, { $ref: '#/components/schemas/ChatPayload' })
+  t.equal(schemas.ChatPayload!.title, 'ChatPayload')
+  t.same((schemas.WsRoomsRoomChatMessage!.properties as any).payload, { $ref: '#/components/schemas/WsRoomsRoomChatPayload' })
+  t.equal(schemas.WsRoomsRoomChatPayload!.title, 'WsRoomsRoomChatPayload')
   t.ok(schemas.WsRoomsRoomIncomingMessage, 'an action called "incoming" does not take the generator\'s IncomingMessage')
 })
 
@@ -81,6 +83,71 @@ test('security is declared in operation traits, never in operations.*.security o
   t.same(chat.traits, [{ security: [{ $ref: '#/components/securitySchemes/jwt-Bearer' }, { $ref: '#/components/securitySchemes/jwt-query-token' }] }])
   // Chanx types security lists as list[dict[str, list[str]]]: nothing of that shape is required, and a
   // trait is read as an object whose unknown keys are ignored.
+  const diagnostics = await new Parser().validate(document as never)
+  t.same(diagnostics.filter((d) => d.severity <= 1).map((d) => `${d.path.join('.')}: ${d.message}`), [], 'valid AsyncAPI 3.0')
+})
+
+/** Every schema nested in `schema` (not `schema` itself), with its path. */
+function * nestedSchemas (schema: unknown, path: string): Generator<[string, Record<string, unknown>]> {
+  if (schema === null || typeof schema !== 'object') return
+  for (const [key, value] of Object.entries(schema)) {
+    if (value === null || typeof value !== 'object') continue
+    for (const [name, child] of Array.isArray(value) || ['properties', 'patternProperties'].includes(key) ? Object.entries(value) : [[key, value]]) {
+      if (child === null || typeof child !== 'object') continue
+      yield [`${path}.${key}.${name}`, child as Record<string, unknown>]
+      yield * nestedSchemas(child, `${path}.${key}.${name}`)
+    }
+  }
+}
+
+test('every titled object is a schema of its own in components/schemas, referred to by $ref, as pydantic lays them out', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(websocket)
+  await app.register(chanx)
+  const Author = Type.Object({ id: Type.Integer(), name: Type.String() }, { title: 'Author' })
+  const Entry = Type.Object({ text: Type.String(), author: Author })
+  app.route(defineSocketRoute({
+    url: '/ws/a',
+    messages: { chat: Type.Object({ text: Type.String() }) },
+    outgoing: {
+      chat: Entry,
+      history: Type.Object({
+        entries: Type.Array(Entry),
+        by: Type.Object({ id: Type.String() }, { title: 'Author' }),
+        for: Type.Object({ ok: Type.Boolean() }, { title: 'Author' }),
+        kind: Type.Union([Type.Object({ a: Type.Null() }, { title: 'one kind' }), Type.Object({ b: Type.Null() }, { title: '2fa' })])
+      })
+    },
+    handlers: { chat: () => undefined }
+  }))
+  app.route(defineSocketRoute({
+    url: '/ws/b',
+    messages: { chat: Type.Object({ text: Type.String() }) },
+    outgoing: { chat: Entry, note: Type.Object({ field: Type.Object({ x: Type.Integer() }, { title: 'Field' }) }) },
+    handlers: { chat: () => undefined }
+  }))
+  await app.ready()
+  const document = app.chanx.asyncapi()
+  const schemas = document.components.schemas!
+
+  for (const [name, schema] of Object.entries(schemas)) {
+    for (const [path, nested] of nestedSchemas(schema, name)) {
+      t.notOk(typeof nested.title === 'string' && nested.properties !== undefined, `${path}: no titled object inline (${String(nested.title)})`)
+      if (typeof nested.$ref === 'string') t.ok(schemas[nested.$ref.replace('#/components/schemas/', '')], `${path}: ${nested.$ref} exists`)
+    }
+  }
+  t.same(schemas.Author, { type: 'object', required: ['id', 'name'], properties: { id: { type: 'integer' }, name: { type: 'string' } }, title: 'Author' })
+  t.same(schemas.WsAChatPayload!.properties, { text: { type: 'string' }, author: { $ref: '#/components/schemas/Author' } }, 'the outgoing chat payload refers to Author')
+  t.same((schemas.HistoryPayload!.properties as any).by, { $ref: '#/components/schemas/WsAAuthor' })
+  t.same((schemas.HistoryPayload!.properties as any).for, { $ref: '#/components/schemas/WsAAuthor2' }, 'a third Author gets a number')
+  t.same((schemas.HistoryPayload!.properties as any).kind, { anyOf: [{ $ref: '#/components/schemas/OneKind' }, { $ref: '#/components/schemas/M2fa' }] },
+    'inside anyOf too; a title that is no class name becomes one')
+  t.equal(schemas.OneKind!.title, 'OneKind')
+  t.same(schemas.WsAAuthor, { type: 'object', required: ['id'], properties: { id: { type: 'string' } }, title: 'WsAAuthor' },
+    'a different schema under a title already taken gets the channel\'s name, and its title follows')
+  t.equal(schemas.Field, undefined, 'Field (pydantic\'s import in every generated module) is never a class name')
+  t.equal(schemas.WsBField?.title, 'WsBField')
   const diagnostics = await new Parser().validate(document as never)
   t.same(diagnostics.filter((d) => d.severity <= 1).map((d) => `${d.path.join('.')}: ${d.message}`), [], 'valid AsyncAPI 3.0')
 })

@@ -39,12 +39,23 @@ async function buildApp (t: { teardown (fn: () => unknown): void }, options: Rec
   return app
 }
 
+/** `schema` with every `$ref` into `components/schemas` replaced by its target, at any depth. */
+function inlined (document: AsyncApiDocument, schema: unknown): any {
+  if (Array.isArray(schema)) return schema.map((item) => inlined(document, item))
+  if (schema === null || typeof schema !== 'object') return schema
+  const ref = (schema as { $ref?: unknown }).$ref
+  if (typeof ref === 'string' && ref.startsWith('#/components/schemas/')) {
+    return inlined(document, document.components.schemas![ref.slice('#/components/schemas/'.length)])
+  }
+  return Object.fromEntries(Object.entries(schema).map(([key, value]) => [key, inlined(document, value)]))
+}
+
 /** A channel's messages with their `$ref`s into `components` followed, keyed as the channel keys them. */
 function resolved (document: AsyncApiDocument, channel: string): Record<string, { payload: Record<string, any>, examples?: unknown[] }> {
   const out: Record<string, any> = {}
   for (const [key, ref] of Object.entries(document.channels[channel]!.messages as Record<string, { $ref: string }>)) {
     const message = document.components.messages![ref.$ref.replace('#/components/messages/', '')] as { payload: { $ref: string } }
-    out[key] = { ...message, payload: document.components.schemas![message.payload.$ref.replace('#/components/schemas/', '')] }
+    out[key] = { ...message, payload: inlined(document, message.payload) }
   }
   return out
 }

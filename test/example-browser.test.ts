@@ -1,5 +1,7 @@
 import { test } from 'tap'
 import { mkdirSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { browserSkipReason, launchChromium } from './helpers/browser'
@@ -51,4 +53,40 @@ test('two members chat in a real browser; a non-member sees the 4403 refusal', {
   mkdirSync(shots, { recursive: true })
   await bob.screenshot({ path: join(shots, 'example-chat.png'), fullPage: true })
   await carol.screenshot({ path: join(shots, 'example-refused.png'), fullPage: true })
+})
+
+test('a form on a sibling origin that posts to /logout does not log the user out (SameSite=Lax lets its cookies through)', { skip, timeout: 90_000 }, async (t) => {
+  const base = await startExample(t)
+  // Another port of 127.0.0.1: the same site, so the browser sends the Lax cookies with the form's POST
+  // (a sibling subdomain is the same case in production); another origin, so Sec-Fetch-Site says same-site.
+  const attacker = createServer((_request, response) => {
+    response.setHeader('content-type', 'text/html')
+    response.end(`<form id="f" method="POST" action="${base}/logout" enctype="text/plain"><input name="x" value="y"></form>
+      <script>document.getElementById('f').submit()</script>`)
+  })
+  await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => attacker.close())
+  const browser = await launchChromium()
+  t.teardown(() => browser.close())
+
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  page.setDefaultTimeout(10_000)
+  await page.goto(base + '/')
+  await page.fill('#username', 'alice')
+  await page.fill('#password', 'alice')
+  await page.click('#login')
+  await page.waitForSelector('#chat-panel:not([hidden])')
+
+  const submitted = page.waitForResponse(`${base}/logout`)
+  await page.goto(`http://127.0.0.1:${(attacker.address() as AddressInfo).port}/`)
+  const response = await submitted
+  t.equal(response.status(), 403, 'the form\'s POST is refused')
+  t.match((await response.request().allHeaders()).cookie, /sessionId=/, 'the browser did send the session cookie: only the server\'s check stopped it')
+
+  await page.goto(base + '/')
+  await page.waitForSelector('#chat-panel:not([hidden])')
+  t.equal(await page.textContent('#me'), 'alice', 'alice is still logged in')
+  await Promise.all([page.waitForEvent('load'), page.click('#logout')])
+  t.equal((await page.request.get(base + '/me')).status(), 403, 'the page\'s own logout button still logs out')
 })

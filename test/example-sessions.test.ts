@@ -63,7 +63,7 @@ test('logging in issues a new session id, so a planted session id logs nobody in
 test('logging out destroys the session and clears its cookie', async (t) => {
   const base = await startExample(t)
   const session = setCookies(await login(base, 'alice')).sessionId!
-  const loggedOut = await fetch(`${base}/logout`, { method: 'POST', headers: { cookie: `sessionId=${session}` } })
+  const loggedOut = await fetch(`${base}/logout`, { method: 'POST', headers: { cookie: `sessionId=${session}`, 'content-type': 'application/json' }, body: '{}' })
   t.equal(loggedOut.status, 200)
   t.equal(setCookies(loggedOut).sessionId, '', 'the session cookie is cleared')
   const after = await fetch(`${base}/me`, { headers: { cookie: `sessionId=${session}` } })

@@ -84,7 +84,7 @@ test('the example chat: REST and sockets share one set of rules, and messages re
   await anonymous.until(() => anonymous.code !== null)
   t.equal(anonymous.code, 4403)
 
-  const loggedOut = await fetch(`http://${host}/logout`, { method: 'POST', headers: { cookie: alice.cookies } })
+  const loggedOut = await fetch(`http://${host}/logout`, { method: 'POST', headers: { cookie: alice.cookies, 'content-type': 'application/json' }, body: '{}' })
   t.equal(loggedOut.status, 200)
   await aliceSocket.until(() => aliceSocket.code !== null)
   t.equal(aliceSocket.code, 4401, 'logging out closes the user\'s sockets')

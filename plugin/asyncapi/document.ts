@@ -13,6 +13,7 @@ import type { Authenticator, CredentialSource } from '../auth/authenticator'
 import { ChanxAuthenticator } from '../auth/authenticator'
 import type { AsyncApiInfo, AsyncApiServer, ResolvedAsyncApiOptions } from './options'
 import { addressOf, pathParams, type SocketRouteRecord } from './routes'
+import { hoistTitledSchemas, pascalOf, RESERVED_TITLES } from './schemas'
 import type { Json, JsonObject } from './yaml'
 import { DETAIL_BINARY, DETAIL_HANDLER_FAILED, DETAIL_INVALID_JSON, DETAIL_RATE_LIMITED } from '../core/wire'
 
@@ -38,16 +39,6 @@ function identifierOf (text: string): string {
   if (id === '') return 'root'
   return /^[0-9]/.test(id) ? `channel_${id}` : id
 }
-
-/** `chat_message` → `ChatMessage`: schema titles become class names in Chanx's and chanx-js's generators. */
-function pascalOf (text: string): string {
-  const words = text.split(/[^A-Za-z0-9]+/).filter((w) => w !== '')
-  const name = words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('')
-  return name === '' ? 'Unnamed' : /^[0-9]/.test(name) ? `M${name}` : name
-}
-
-/** Names the generators give their own unions of a channel's messages: never a schema title. */
-const RESERVED_TITLES = new Set(['IncomingMessage', 'OutgoingMessage', 'BaseMessage', 'BaseModel'])
 
 function idOf (text: string): string {
   const id = text.replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '')
@@ -149,25 +140,29 @@ interface Builder {
 /**
  * Stores a message in `components`, as Chanx's documents do: the frame schema titled and kept in
  * `components/schemas`, the message in `components/messages` pointing at it with `$ref` (chanx-js finds
- * message types that way; Chanx's generator makes classes only from titled schemas). A name another route
- * already took for a different schema gets the channel's name in front. Returns the message's `$ref`.
+ * message types that way; Chanx's generator makes classes only from titled schemas), and every titled
+ * object inside it (the payload among them) a schema of its own there too, by `$ref` (see `./schemas`). A
+ * name another route already took for a different schema gets the channel's name in front. Returns the
+ * message's `$ref`.
  */
 function addComponent (builder: Builder, channelTitle: string, key: string, message: JsonObject): Json {
   const frameSchema = message.payload as JsonObject
   /** The frame schema under `name`; an untitled object payload is titled after it (`ChatMessage` → `ChatPayload`). */
-  const titled = (name: string): JsonObject => {
+  const titled = (name: string) => {
     const copy = JSON.parse(JSON.stringify(frameSchema)) as JsonObject
     copy.title = name
     const payload = (copy.properties as JsonObject | undefined)?.payload as JsonObject | undefined
     if (payload !== undefined && payload.type === 'object' && payload.title === undefined) payload.title = name.replace(/Message(\d*)$/, 'Payload$1')
-    return copy
+    return hoistTitledSchemas(copy, builder.schemas, channelTitle)
   }
   const free = (name: string): boolean => builder.schemas[name] === undefined ||
-    JSON.stringify(builder.schemas[name]) === JSON.stringify(titled(name))
+    JSON.stringify(builder.schemas[name]) === JSON.stringify(titled(name).root)
   let title = pascalOf(key.replace(/^(client|server)\./, '') + '_message')
   if (RESERVED_TITLES.has(title) || !free(title)) title = pascalOf(channelTitle) + title
   for (let n = 2; !free(title); n++) title = `${pascalOf(channelTitle)}${pascalOf(key)}Message${n}`
-  builder.schemas[title] = titled(title)
+  const { root, added } = titled(title)
+  Object.assign(builder.schemas, added)
+  builder.schemas[title] = root
   const messageKey = title[0]!.toLowerCase() + title.slice(1)
   builder.messages[messageKey] = { ...message, payload: { $ref: `#/components/schemas/${title}` } }
   return { $ref: `#/components/messages/${messageKey}` }
