@@ -431,6 +431,8 @@ async function messages (): Promise<void> {
   ]
   const servers = [
     { name: 'plugin', server: 'messages-plugin' },
+    // The same plugin with a subscriber on the diagnostics channels of a round trip (docs/observability.md).
+    { name: 'plugin-observed', server: 'messages-plugin-observed', onlyAt: 'full' },
     { name: 'fastify-ws', server: 'messages-fastify-ws' },
     { name: 'ws', server: 'messages-ws' },
     ...(SOCKET_IO ? [{ name: 'socketio', server: 'messages-socketio', notAt: 'half' }] : []),
@@ -438,7 +440,8 @@ async function messages (): Promise<void> {
   ]
   const only = process.env.BENCH_MESSAGE_LOADS?.split(',')
   const variants = loads.filter((l) => only === undefined || only.includes(l.load))
-    .flatMap((l) => servers.filter((s) => !('notAt' in s) || s.notAt !== l.load).map((s) => ({ ...l, ...s, key: `${s.name}@${l.load}` })))
+    .flatMap((l) => servers.filter((s) => (!('notAt' in s) || s.notAt !== l.load) && (!('onlyAt' in s) || s.onlyAt === l.load))
+      .map((s) => ({ ...l, ...s, key: `${s.name}@${l.load}` })))
   const rounds: Rounds = new Map()
   for (let round = 0; round < ROUNDS; round++) {
     for (const v of shuffle(variants)) {
@@ -457,6 +460,8 @@ async function messages (): Promise<void> {
   }
   compare(rounds, `messages (${MESSAGE_RATE}/s, 10% invalid)`, 'plugin@full', 'fastify-ws@full', 'CPU µs/round trip', 1.05)
   compare(rounds, 'messages-vs-ws', 'plugin@full', 'ws@full', 'CPU µs/round trip')
+  compare(rounds, 'messages-observed-vs-unobserved', 'plugin-observed@full', 'plugin@full', 'CPU µs/round trip')
+  compare(rounds, 'messages-observed-vs-fastify-ws', 'plugin-observed@full', 'fastify-ws@full', 'CPU µs/round trip')
   compareSocketIo(rounds, `messages-vs-socketio (${MESSAGE_RATE}/s, event + ack)`, 'plugin@full', 'socketio@full', 'CPU µs/round trip', 0.80)
   compareLimit(rounds, 'messages-vs-uws', 'plugin@full', 'uws@full', 'CPU µs/round trip')
   compare(rounds, `messages-4k (${MESSAGE_4K_RATE}/s)`, 'plugin@4k', 'fastify-ws@4k', 'CPU µs/round trip', 1.05)

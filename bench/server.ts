@@ -13,6 +13,7 @@
  * websocket transport only and ping every 10 minutes (never inside a run); the uWebSockets.js servers
  * disable its idle timeout and automatic pings.
  */
+import diagnostics from 'node:diagnostics_channel'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { writeHeapSnapshot } from 'node:v8'
@@ -164,6 +165,19 @@ async function messagesPlugin (): Promise<FastifyInstance> {
     handlers: { echo: (message) => ({ action: 'echo', payload: message.payload }) }
   }))
   return app
+}
+
+/**
+ * The plugin's route with a subscriber on every diagnostics channel a round trip publishes on (the frame
+ * channel and the handler's TracingChannel), each counting what it hears: what observability costs when on.
+ */
+async function messagesPluginObserved (): Promise<FastifyInstance> {
+  let heard = 0
+  const count = (): void => { heard++ }
+  diagnostics.subscribe('fastify-chanx.frame', count)
+  diagnostics.tracingChannel('fastify-chanx.handler').subscribe({ start: count, end: count, asyncStart: count, asyncEnd: count, error: count })
+  process.on('exit', () => { if (heard === 0) console.error('messages-plugin-observed: the subscribers heard nothing') })
+  return await messagesPlugin()
 }
 
 /** The same pipeline by hand: parse, route by action, compiled TypeBox check, Chanx-shaped errors. */
@@ -470,6 +484,7 @@ async function start (variant: string): Promise<number> {
     case 'handshake-ws': return handshakeRawWs()
     case 'bare-fastify-ws': return listen(await bareFastifyWs())
     case 'messages-plugin': return listen(await messagesPlugin())
+    case 'messages-plugin-observed': return listen(await messagesPluginObserved())
     case 'messages-fastify-ws': return listen(await messagesFastifyWs())
     case 'messages-ws': return messagesRawWs()
     case 'broadcast-plugin': return listen(await broadcastPlugin(undefined))

@@ -19,6 +19,7 @@ import chanx, {
   type Permission
 } from 'fastify-chanx'
 import { openStore, type ChatMessage, type Room, type User } from './db'
+import { chanxMetrics } from './metrics'
 
 declare module 'fastify-chanx' {
   interface ChanxTypes { user: User | null, obj: Room | null }
@@ -141,6 +142,12 @@ export async function buildApp (options: ExampleOptions = {}) {
   })
 
   app.addHook('onRequest', refuseCrossSiteWrites)
+
+  // Prometheus metrics from fastify-chanx's diagnostics channels (docs/observability.md). Per process; open
+  // here for the example: put it behind your network or an authenticator in production.
+  const metrics = chanxMetrics()
+  app.addHook('onClose', async () => { metrics.close() })
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()))
 
   // Login throttling: per IP (before the body is read) and per username (every attempt counts, successes
   // too, and is counted before scrypt runs, so a burst of parallel guesses cannot slip past the count).

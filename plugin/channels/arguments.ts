@@ -33,3 +33,13 @@ export function serializeObject (message: unknown): string {
   if (typeof body !== 'string' || body.charCodeAt(0) !== 123) throw new InvalidChannelArgumentError('a broadcast message must serialize to a JSON object')
   return body
 }
+
+/** A close code and reason `disconnectUser` may send: 1000 or 3000–4999, and at most 123 bytes of reason. */
+export function checkClose (code: number, reason: unknown): void {
+  if (!Number.isInteger(code) || !(code === 1000 || (code >= 3000 && code <= 4999))) {
+    throw new InvalidChannelArgumentError('a close code must be 1000 or an integer from 3000 to 4999')
+  }
+  if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
+    throw new InvalidChannelArgumentError('a close reason must be a string of at most 123 bytes')
+  }
+}

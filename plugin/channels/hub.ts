@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { channels, type BroadcastEvent } from '../core/diagnostics'
+import { channels, observeBroadcast } from '../core/diagnostics'
 import type { SharedFrame } from '../core/frame'
-import { checkGroups, checkName, serializeObject } from './arguments'
+import { checkClose, checkGroups, checkName, serializeObject } from './arguments'
 import { BroadcastCopies } from './copies'
 import { EnvelopeCodec } from './envelope'
-import { ChannelLayerClosedError, InvalidChannelArgumentError } from './errors'
+import { ChannelLayerClosedError } from './errors'
 import { FailureLog } from './failure-log'
 import { HubHistory, type KeptDelivery } from './history/hub-history'
 import type { HistoryEntry, HistoryStore } from './history/model'
@@ -35,18 +35,6 @@ export interface ChannelHubOptions {
 }
 
 const EMPTY: ReadonlySet<ChannelMember> = new Set()
-
-/** `sent`, publishing the `fastify-chanx.broadcast` event once it settled (docs/observability.md). */
-function observeBroadcast (sent: Promise<void>, groups: readonly string[], localDeliveries: number, started: number): Promise<void> {
-  const publish = (error: Error | null): void => {
-    const event: BroadcastEvent = { groups, localDeliveries, durationMs: performance.now() - started, error }
-    channels.broadcast.publish(event)
-  }
-  return sent.then(() => publish(null), (err: Error) => {
-    publish(err)
-    throw err
-  })
-}
 
 /**
  * Group membership and delivery for every connection of one process. Membership is local; the layer
@@ -224,12 +212,7 @@ export class ChannelHub {
   /** Close every connection of `userKey`, in every process, with `code` and `reason`. */
   disconnectUser (userKey: string, code: number, reason = ''): Promise<void> {
     const channel = 'u:' + checkName(userKey, 'userKey')
-    if (!Number.isInteger(code) || !(code === 1000 || (code >= 3000 && code <= 4999))) {
-      throw new InvalidChannelArgumentError('a close code must be 1000 or an integer from 3000 to 4999')
-    }
-    if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
-      throw new InvalidChannelArgumentError('a close reason must be a string of at most 123 bytes')
-    }
+    checkClose(code, reason)
     this.closeLocal(channel, code, reason)
     return this.publish(channel, this.codec.seal(channel, this.codec.close(code, reason)))
   }

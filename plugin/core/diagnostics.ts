@@ -118,6 +118,18 @@ export function routeOf (request: FastifyRequest): string {
   return request.routeOptions?.url ?? request.url
 }
 
+/** `sent`, publishing the `fastify-chanx.broadcast` event once it settled (docs/observability.md). */
+export function observeBroadcast (sent: Promise<void>, groups: readonly string[], localDeliveries: number, started: number): Promise<void> {
+  const publish = (error: Error | null): void => {
+    const event: BroadcastEvent = { groups, localDeliveries, durationMs: performance.now() - started, error }
+    channels.broadcast.publish(event)
+  }
+  return sent.then(() => publish(null), (err: Error) => {
+    publish(err)
+    throw err
+  })
+}
+
 function isThenable (value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') &&
     typeof (value as { then?: unknown }).then === 'function'
