@@ -18,7 +18,10 @@ export function chanxMetrics (registry = new Registry()): ChanxMetrics {
   const open = new Gauge({ name: 'chanx_connections_open', help: 'Open sockets', labelNames: ['route'], registers: [registry] })
   const handshakes = new Counter({ name: 'chanx_handshakes_total', help: 'Handshakes by outcome status', labelNames: ['route', 'status'], registers: [registry] })
   const handshakeSeconds = new Histogram({
-    name: 'chanx_handshake_duration_seconds', help: 'Handshake pipeline duration', labelNames: ['route'], registers: [registry],
+    name: 'chanx_handshake_duration_seconds',
+    help: 'Handshake pipeline duration',
+    labelNames: ['route'],
+    registers: [registry],
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]
   })
   const frames = new Counter({ name: 'chanx_frames_total', help: 'Frames by action and outcome', labelNames: ['route', 'action', 'outcome'], registers: [registry] })
@@ -26,7 +29,9 @@ export function chanxMetrics (registry = new Registry()): ChanxMetrics {
   const broadcasts = new Counter({ name: 'chanx_broadcasts_total', help: 'Broadcasts by outcome', labelNames: ['outcome'], registers: [registry] })
   const deliveries = new Counter({ name: 'chanx_broadcast_deliveries_total', help: 'Copies delivered to this process\'s sockets', registers: [registry] })
   const broadcastSeconds = new Histogram({
-    name: 'chanx_broadcast_duration_seconds', help: 'Until every publish of a broadcast settled', registers: [registry],
+    name: 'chanx_broadcast_duration_seconds',
+    help: 'Until every publish of a broadcast settled',
+    registers: [registry],
     buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]
   })
   const layerUp = new Gauge({ name: 'chanx_layer_up', help: '1 while the channel layer is connected', labelNames: ['layer'], registers: [registry] })
