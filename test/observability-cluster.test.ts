@@ -24,10 +24,10 @@ test('a Redis Cluster failover logs one line lost, one line back, and the failed
   t.teardown(() => client.socket.terminate())
   await client.next()
 
-  let broadcasting = true
+  const state = { broadcasting: true }
   let sent = 0
   const loop = (async () => {
-    while (broadcasting) {
+    while (state.broadcasting) {
       await app.chanx.broadcast(groups, { action: 'tick', payload: sent++ })
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
@@ -40,7 +40,7 @@ test('a Redis Cluster failover logs one line lost, one line back, and the failed
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   await new Promise((resolve) => setTimeout(resolve, 1000))
-  broadcasting = false
+  state.broadcasting = false
   await loop
   const failover = Date.now() - started
   await closeApp(app)
