@@ -13,6 +13,7 @@ import type { FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
 import type { CredentialHolder } from '../connection/credential-lifetime'
 import { TokenBucket } from '../connection/limits'
+import { withoutServerFields } from '../core/protocol-fields'
 import { corkSocket, uncorkSocket } from '../core/ws-internals'
 import { MAX_ID_LENGTH, type CompiledAction, type MessageRouter } from './compile'
 import { INVALID, safeParse } from './safe-json'
@@ -382,7 +383,8 @@ const OUTGOING_INVALID: unique symbol = Symbol('fastify-chanx.outgoing-invalid')
 function prepare (router: MessageRouter, message: unknown, idJson: string | null): string | undefined | typeof OUTGOING_INVALID {
   try {
     if (router.validateOutgoing && !outgoingValid(router, message)) return OUTGOING_INVALID
-    const text = JSON.stringify(message) as string | undefined
+    // Only withId below may put an `id` on what the client gets (docs/protocol.md): the handler's own is dropped.
+    const text = JSON.stringify(withoutServerFields(message)) as string | undefined
     return idJson === null || text === undefined || text.charCodeAt(0) !== 123 ? text : withId(text, idJson)
   } catch {
     return undefined
