@@ -82,7 +82,7 @@ function hostileFrames (seed: number, count: number): Array<{ kind: Kind, data: 
     else if (roll < 84) frames.push({ kind: 'hostile authentication', data: JSON.stringify(authentication()) })
     else if (roll < 94) {
       const key = pick(PROTO_KEYS)
-      frames.push({ kind: 'prototype keys', data: pick([`{"${key}":{"action":"authentication"}}`, `{"action":"chat","chanx_pos":{"${key}":[5,"x"]}}`, `{"action":"authentication","payload":{"status_code":200},"chanx_recovery":{"token":"t","positions":{"${key}":[1,"e"]},"${key}":null}}`, `{"action":"${key}","payload":{"${key}":{"${key}":1}}}`, `{"action":"authentication","payload":{"status_code":403,"status_text":{"toString":1},"data":{"detail":{"valueOf":1}}}}`]) })
+      frames.push({ kind: 'prototype keys', data: pick([`{"${key}":{"action":"authentication"}}`, `{"action":"chat","chanx_pos":{"${key}":[5,"x"]}}`, `{"action":"authentication","payload":{"status_code":200},"chanx_recovery":{"token":"t","positions":{"${key}":[1,"e"]},"${key}":null}}`, `{"action":"${key}","payload":{"${key}":{"${key}":1}}}`, '{"action":"authentication","payload":{"status_code":403,"status_text":{"toString":1},"data":{"detail":{"valueOf":1}}}}']) })
     } else {
       const bytes = Buffer.alloc(int(64))
       for (let j = 0; j < bytes.length; j++) bytes[j] = int(256)
