@@ -1,3 +1,4 @@
+import { withoutServerFields } from '../core/protocol-fields'
 import { MAX_CHANNEL_NAME } from './envelope'
 import { InvalidChannelArgumentError } from './errors'
 import { describeThrown } from './layer'
@@ -18,14 +19,17 @@ export function checkGroups (groups: string | readonly string[]): readonly strin
   return list
 }
 
-/** The message as JSON text; it must be a plain object so that is_mine and is_current can be added to it. */
+/**
+ * The message as JSON text, without the top-level fields only the server sets (core/protocol-fields.ts); it
+ * must be a plain object so that is_mine and is_current can be added to it.
+ */
 export function serializeObject (message: unknown): string {
   if (typeof message !== 'object' || message === null || Array.isArray(message)) {
     throw new InvalidChannelArgumentError('a broadcast message must be a JSON object')
   }
   let body: string
   try {
-    body = JSON.stringify(message)
+    body = JSON.stringify(withoutServerFields(message))
   } catch (err) {
     throw new InvalidChannelArgumentError(`a broadcast message must serialize to JSON: ${describeThrown(err)}`)
   }

@@ -18,7 +18,7 @@ export type ClientEvents<Route> = {
    * says whether every message missed while away was replayed (docs/recovery.md); absent otherwise.
    */
   open: (info: { reconnected: boolean, recovery?: RecoveryInfo }) => void
-  /** Every message except the authentication message and replies to `request`. */
+  /** Every message except the authentication message and replies to `request` (a late reply is dropped). */
   message: (message: Received<Route>) => void
   /** A socket closed and the policy retries after `delay` ms (0: at once with a fresh token, after a 4401). */
   reconnecting: (info: { attempt: number, delay: number, code: number, reason: string }) => void
@@ -43,6 +43,16 @@ interface Pending {
 const OPEN = 1
 /** setTimeout fires at once past this many ms. */
 const MAX_DELAY = 2147483647
+/** The in-band refresh never runs more often than this (ms). */
+const MIN_REFRESH = 1000
+
+/** A resume position, `[offset, epoch]`, as the server sends it. */
+type Position = [number, string]
+type Json = Record<string, unknown>
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null
+const isPosition = (value: unknown): value is Position =>
+  Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string'
+const text = (value: unknown): string => typeof value === 'string' ? value : ''
 
 export class ChanxClient<Route extends ClientRoute = ClientRoute> {
   /** `idle` before `connect()`, `connecting` until authenticated, `open`, or `closed` once the policy stopped. */
@@ -54,11 +64,20 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
   private readonly waiters: Array<{ resolve: () => void, reject: (error: Error) => void }> = []
   private readonly key: string
   private nextId = 0
+  /** Bumped by every dial and by `close()`: an attempt that finds it changed after an await is stale. */
+  private gen = 0
   private attempt = 0
   private wasOpen = false
   private afterRefresh = false
   private refusal: ChanxRefusal | null = null
+  /** The HTTP status of a refused upgrade (seen only through `ws`'s error), 0 otherwise. */
+  private httpStatus = 0
   private token: string | null | undefined = null
+  /** When `getToken` returned the token (ms), and when the socket was authenticated (0: not open). */
+  private tokenAt = 0
+  private openedAt = 0
+  /** When the handshakes of the last minute started: at most `backoff.maxPerMinute` of them. */
+  private readonly dials: number[] = []
   private timer: ReturnType<typeof setTimeout> | undefined
   private refreshTimer: ReturnType<typeof setTimeout> | undefined
   private pingTimer: ReturnType<typeof setInterval> | undefined
@@ -72,7 +91,7 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
   /** The last authentication's recovery outcome; null before it, or on a route without history. */
   recovery: RecoveryInfo | null = null
   /** The recovery token and the last positions, sent back on every reconnection. */
-  private resume: { t: string, g: Record<string, [number, string]>, u?: [number, string] } | null = null
+  private resume: { t: string, g: Record<string, Position>, u: Position | undefined } | null = null
 
   constructor (readonly url: string, readonly options: ClientOptions & { actionKey?: KeyOf<Route> } = {}) {
     this.key = options.actionKey ?? 'action'
@@ -124,11 +143,18 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     return () => { set.delete(listener as Listener) }
   }
 
-  /** Closes the socket for good (1000); pending requests reject, queued frames are dropped and counted in `closed`. */
+  /**
+   * Closes the socket for good (1000) and ends the session: pending requests reject, queued frames are
+   * dropped, an attempt still waiting for `getToken` is abandoned, and the resume state, the recovery outcome
+   * and the "was open" flag are forgotten, so a later `connect()` starts a new session (docs/client.md).
+   */
   close (): void {
     const ws = this.ws
+    this.gen++
     this.stop(1000, '', new ChanxClientError('FST_CHANX_CLIENT_CLOSED', 'The client was closed'), true)
     if (ws !== null && ws.readyState <= OPEN) ws.close(1000)
+    this.resume = this.recovery = this.recovered = null
+    this.wasOpen = false
   }
 
   private emit (event: string, value: unknown): void {
@@ -150,16 +176,19 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
 
   private async dial (reason: TokenReason): Promise<void> {
     const options = this.options
+    const gen = ++this.gen
     let url = this.url
     let protocols = options.protocols
+    let token: string | null | undefined = null
     try {
-      this.token = options.getToken === undefined ? null : await options.getToken(reason)
-    } catch {
-      this.token = null
-    }
-    if (this.state !== 'connecting') return
+      if (options.getToken !== undefined) token = await options.getToken(reason)
+    } catch {}
+    // close() (and maybe connect()) came while getToken ran: this attempt is not the current one.
+    if (gen !== this.gen || this.state !== 'connecting') return
+    this.token = token
+    this.tokenAt = Date.now()
+    this.dials.push(this.tokenAt)
     if (this.resume !== null) url += (url.includes('?') ? '&' : '?') + 'chanx_recover=' + base64url(JSON.stringify(this.resume))
-    const token = this.token
     if (token != null && token !== '') {
       if (options.tokenIn === 'protocol') {
         // The server never echoes the credential: another value must be offered for it to select.
@@ -177,65 +206,90 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     }
     this.ws = ws
     this.refusal = null
-    ws.onopen = () => { if (options.noAuthenticationMessage === true) this.opened() }
-    ws.onmessage = (event) => { if (this.ws === ws) this.received(event.data) }
-    ws.onclose = (event) => { if (this.ws === ws) this.closed(event.code, event.reason) }
-    ws.onerror = () => {}
+    this.httpStatus = 0
+    // A socket that is no longer the current one is closed at once, whatever it says.
+    const stale = (): boolean => {
+      if (this.ws === ws) return false
+      ws.close()
+      return true
+    }
+    ws.onopen = () => { if (!stale() && options.noAuthenticationMessage === true) this.opened() }
+    ws.onmessage = (event) => { if (!stale()) this.received(event.data) }
+    ws.onclose = (event) => {
+      const status = this.httpStatus
+      if (this.ws === ws) this.closed(status > 0 ? 4000 + status : event.code, status > 0 ? this.refusal!.statusText : event.reason)
+    }
+    ws.onerror = (event) => {
+      // `ws` reports a refused upgrade as "Unexpected server response: 431"; browsers never tell the status.
+      const status = Number(/response: (4\d\d)/.exec(text((event as { message?: unknown } | null)?.message))?.[1])
+      if (this.ws !== ws || !(status > 0)) return
+      this.httpStatus = status
+      if (status === 431) this.resume = null
+      this.refusal = new ChanxRefusal(status, 'HTTP ' + status, status === 431 ? 'The resume or the URL was too large' : 'The upgrade was refused', 4000 + status)
+    }
   }
 
+  /** A frame from the server: whatever it holds, it is used or ignored, never thrown on (docs/client.md). */
   private received (data: unknown): void {
     this.lastReceived = Date.now()
     if (this.pongTimer !== undefined) { clearTimeout(this.pongTimer); this.pongTimer = undefined }
-    let message: Record<string, unknown>
+    let message: unknown
     try {
-      message = JSON.parse(typeof data === 'string' ? data : String(data))
+      message = JSON.parse(data as string)
     } catch {
       return
     }
-    if (message === null || typeof message !== 'object') return
+    if (!isObject(message)) return
     const action = message[this.key]
     if (action === 'authentication') {
-      this.authentication(message.payload as { status_code?: unknown, status_text?: unknown, data?: { detail?: unknown } } | null,
-        message.chanx_recovery as RecoveryMessage | undefined)
+      this.authentication(message)
+      return
+    }
+    // Only a reply to this connection's own frame carries an `id` (the server strips it from everything
+    // else): settle its request, or drop it when the request already timed out or was answered.
+    if (message.id !== undefined) {
+      const pending = this.pending.get(message.id as number)
+      if (pending !== undefined) {
+        this.pending.delete(message.id as number)
+        clearTimeout(pending.timer)
+        if (action === 'error') pending.reject(new ChanxClientError('FST_CHANX_CLIENT_ERROR_REPLY', 'The server answered with an error: ' + JSON.stringify(message.payload), message.payload))
+        else pending.resolve(message as never)
+      }
       return
     }
     const resume = this.resume
     if (resume !== null) {
-      const positions = message.chanx_pos as Record<string, [number, string]> | undefined
-      if (positions !== undefined) for (const group in positions) if (group in resume.g) resume.g[group] = positions[group]!
-      if (message.chanx_upos !== undefined) resume.u = message.chanx_upos as [number, string]
-    }
-    const id = message.id
-    if (typeof id === 'number') {
-      const pending = this.pending.get(id)
-      if (pending !== undefined) {
-        this.pending.delete(id)
-        clearTimeout(pending.timer)
-        if (action === 'error') pending.reject(new ChanxClientError('FST_CHANX_CLIENT_ERROR_REPLY', 'The server answered with an error: ' + JSON.stringify(message.payload), message.payload))
-        else pending.resolve(message as never)
-        return
+      const positions = message.chanx_pos
+      if (isObject(positions)) {
+        for (const group of Object.keys(positions)) {
+          if (Object.hasOwn(resume.g, group) && isPosition(positions[group])) resume.g[group] = positions[group]
+        }
       }
-      // A `complete` after the reply: already settled.
-      if (action === 'complete' && id <= this.nextId) return
+      if (isPosition(message.chanx_upos)) resume.u = message.chanx_upos
     }
     this.emit('message', message)
     if (typeof action === 'string') this.emit('message:' + action, message)
   }
 
-  private authentication (payload: { status_code?: unknown, status_text?: unknown, data?: { detail?: unknown } } | null,
-    recovery?: RecoveryMessage): void {
-    const status = typeof payload?.status_code === 'number' ? payload.status_code : 0
-    if (status === 200 && recovery !== undefined) {
-      this.resume = { t: recovery.token, g: { ...recovery.positions }, u: recovery.user_position }
-      this.recovered = recovery.recovered ?? null
-      this.recovery = {
-        recovered: this.recovered,
-        reason: recovery.reason ?? null,
-        failed: recovery.failed ?? {},
-        userFailed: recovery.user_failed ?? null
-      }
-    }
+  private authentication (message: Json): void {
+    const payload = isObject(message.payload) ? message.payload : {}
+    const status = typeof payload.status_code === 'number' ? payload.status_code : 0
     if (status === 200) {
+      const recovery = message.chanx_recovery
+      if (isObject(recovery) && typeof recovery.token === 'string' && isObject(recovery.positions)) {
+        const groups: Record<string, Position> = Object.create(null)
+        for (const group of Object.keys(recovery.positions)) {
+          if (isPosition(recovery.positions[group])) groups[group] = recovery.positions[group]
+        }
+        this.resume = { t: recovery.token, g: groups, u: isPosition(recovery.user_position) ? recovery.user_position : undefined }
+        this.recovered = typeof recovery.recovered === 'boolean' ? recovery.recovered : null
+        this.recovery = {
+          recovered: this.recovered,
+          reason: text(recovery.reason) || null,
+          failed: isObject(recovery.failed) ? recovery.failed as Record<string, string> : {},
+          userFailed: text(recovery.user_failed) || null
+        }
+      }
       if (this.state === 'open') {
         this.emit('refreshed', undefined)
         this.scheduleRefresh()
@@ -244,16 +298,15 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
       }
       return
     }
-    const detail = payload?.data?.detail
-    this.refusal = new ChanxRefusal(status, String(payload?.status_text ?? ''), typeof detail === 'string' ? detail : '', 4000 + status)
+    const data = isObject(payload.data) ? payload.data : {}
+    this.refusal = new ChanxRefusal(status, text(payload.status_text), text(data.detail), 4000 + status)
   }
 
   private opened (): void {
     const reconnected = this.wasOpen
     this.state = 'open'
     this.wasOpen = true
-    this.attempt = 0
-    this.afterRefresh = false
+    this.openedAt = Date.now()
     const ws = this.ws!
     for (let i = 0; i < this.queue.length; i++) ws.send(this.queue[i] as string)
     this.queue.length = 0
@@ -281,13 +334,20 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     }, timeout)
   }
 
-  /** Arms the in-band refresh `refreshBeforeExpiry` ms before the token's `exp`. */
+  /**
+   * Arms the in-band refresh `refreshBeforeExpiry` ms before the token expires, or at half its life when it
+   * lives less than twice that, and never sooner than MIN_REFRESH. The life left is `exp - iat` counted from
+   * when getToken returned the token (both the issuer's clock: the client's clock does not matter), or
+   * `exp` against the local clock for a token without `iat`.
+   */
   private scheduleRefresh (): void {
     clearTimeout(this.refreshTimer)
     const before = this.options.refreshBeforeExpiry ?? 30000
-    const exp = expiryOf(this.token)
-    if (this.options.getToken === undefined || before <= 0 || exp === undefined) return
-    const delay = Math.max(0, exp * 1000 - before - Date.now())
+    const claims = claimsOf(this.token)
+    const exp = claims.exp
+    if (this.options.getToken === undefined || before <= 0 || typeof exp !== 'number') return
+    const left = (typeof claims.iat === 'number' ? (exp - claims.iat) * 1000 + this.tokenAt : exp * 1000) - Date.now()
+    const delay = Math.max(left - before, left / 2, MIN_REFRESH)
     this.refreshTimer = setTimeout(() => {
       if (delay > MAX_DELAY) this.scheduleRefresh()
       else this.refresh()
@@ -295,20 +355,29 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
   }
 
   private async refresh (): Promise<void> {
+    const ws = this.ws
     let token: string | null | undefined
     try {
       token = await this.options.getToken!('refresh')
     } catch {
       return
     }
-    if (this.state !== 'open' || token == null) return
+    if (this.ws !== ws || this.state !== 'open' || token == null) return
     this.token = token
-    this.ws!.send(JSON.stringify({ [this.key]: 'authenticate', payload: { token } }))
+    this.tokenAt = Date.now()
+    ws!.send(JSON.stringify({ [this.key]: 'authenticate', payload: { token } }))
   }
 
   private closed (code: number, reason: string): void {
     this.ws = null
     this.clearTimers()
+    // A connection open for `resetAfter` ms proved healthy: the backoff and the 4401 rule start over.
+    const backoff = this.options.backoff ?? {}
+    if (this.openedAt > 0 && Date.now() - this.openedAt >= (backoff.resetAfter ?? 5000)) {
+      this.attempt = 0
+      this.afterRefresh = false
+    }
+    this.openedAt = 0
     const failure = new ChanxClientError('FST_CHANX_CLIENT_DISCONNECTED', `The connection closed (${code}) before the reply came`)
     this.rejectPending(failure)
     if (this.state === 'closed' || this.state === 'idle') return
@@ -323,13 +392,18 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
       afterRefresh: this.afterRefresh,
       canRefresh: this.options.getToken !== undefined
     }
-    const decision = this.options.policy === undefined ? defaultPolicy(info, this.options.backoff) : this.options.policy(info)
+    const decision = this.options.policy === undefined ? defaultPolicy(info, backoff) : this.options.policy(info)
     if (decision.action === 'stop') {
       this.stop(code, reason, refusal ?? new ChanxRefusal(0, '', reason, code), false)
       return
     }
     this.state = 'connecting'
-    const delay = decision.action === 'refresh' ? 0 : decision.delay
+    let delay = decision.action === 'refresh' ? 0 : decision.delay
+    // At most `maxPerMinute` handshakes in any minute, whatever the policy said.
+    const dials = this.dials
+    const now = Date.now()
+    while (dials.length > 0 && dials[0]! <= now - 60000) dials.shift()
+    if (dials.length >= (backoff.maxPerMinute ?? 12)) delay = Math.max(delay, dials[0]! + 60000 - now)
     this.afterRefresh = decision.action === 'refresh'
     this.emit('reconnecting', { attempt: ++this.attempt, delay, code, reason })
     this.timer = setTimeout(() => { if (this.state === 'connecting') this.dial(code === 4401 ? 'expired' : 'connect') }, delay)
@@ -364,17 +438,6 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
   }
 }
 
-/** `chanx_recovery` of the authentication message. */
-interface RecoveryMessage {
-  token: string
-  positions: Record<string, [number, string]>
-  user_position?: [number, string]
-  recovered?: boolean
-  reason?: string
-  failed?: Record<string, string>
-  user_failed?: string
-}
-
 function base64url (text: string): string {
   let binary = ''
   const bytes = new TextEncoder().encode(text)
@@ -382,14 +445,12 @@ function base64url (text: string): string {
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
 }
 
-/** A JWT's `exp` (seconds), read without verifying: only to know when to refresh. */
-function expiryOf (token: string | null | undefined): number | undefined {
-  const part = token?.split('.')[1]
-  if (part === undefined) return undefined
+/** A JWT's claims, read without verifying: only to know when to refresh; `{}` when unreadable. */
+function claimsOf (token: string | null | undefined): Json {
   try {
-    const claims = JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown }
-    return typeof claims.exp === 'number' ? claims.exp : undefined
+    const claims: unknown = JSON.parse(atob(token!.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')))
+    return isObject(claims) ? claims : {}
   } catch {
-    return undefined
+    return {}
   }
 }

@@ -83,11 +83,11 @@ export interface CloseInfo {
   readonly reason: string
   /** The refusal this socket got, if its authentication message said no. */
   readonly refusal: RefusalInfo | null
-  /** Reconnections tried since the client was last authenticated. */
+  /** Reconnections tried since the last healthy connection (one that stayed open `backoff.resetAfter` ms), or since `connect()`. */
   readonly attempt: number
   /** Whether this client has been authenticated before (false: it is still in `connect()`'s first handshake). */
   readonly wasOpen: boolean
-  /** Whether the last attempt was the retry after a 4401 with a fresh token. */
+  /** Whether a retry after a 4401 with a fresh token was made since the last healthy connection. */
   readonly afterRefresh: boolean
   /** Whether the client has a `getToken` to ask for a fresh token. */
   readonly canRefresh: boolean
@@ -105,6 +105,10 @@ export interface BackoffOptions {
   factor?: number
   /** Reconnections tried before giving up (default Infinity). */
   maxAttempts?: number
+  /** A connection open this many ms proved healthy: the next close starts the backoff over (default 5000). */
+  resetAfter?: number
+  /** Handshakes started in any 60 s, at most (default 12): the next waits, whatever the policy said. */
+  maxPerMinute?: number
 }
 
 /** Why `getToken` is called: for a new socket, after a 4401, or for an in-band refresh before expiry. */
@@ -140,7 +144,7 @@ export interface ClientOptions {
   tokenIn?: 'query' | 'protocol'
   /** The query parameter of the token (default `'token'`). */
   tokenParam?: string
-  /** Refresh the token in-band this many ms before its `exp` (default 30000; 0: never). */
+  /** Refresh the token in-band this many ms before it expires, or at half its life if shorter, never within 1 s of the last (default 30000; 0: never). */
   refreshBeforeExpiry?: number
   /** Backoff of the default policy. */
   backoff?: BackoffOptions

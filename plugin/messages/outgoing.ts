@@ -1,3 +1,4 @@
+import { withoutServerFields } from '../core/protocol-fields'
 import { MAX_ID_LENGTH, type MessageRouter } from './compile'
 
 /** What a handler's reply becomes on the wire: checked against `outgoing` when asked, serialized, tagged with the frame's `id`. */
@@ -19,7 +20,8 @@ export const OUTGOING_INVALID: unique symbol = Symbol('fastify-chanx.outgoing-in
 export function prepare (router: MessageRouter, message: unknown, idJson: string | null): string | undefined | typeof OUTGOING_INVALID {
   try {
     if (router.validateOutgoing && !outgoingValid(router, message)) return OUTGOING_INVALID
-    const text = JSON.stringify(message) as string | undefined
+    // Only withId below may put an `id` on what the client gets (docs/protocol.md): the handler's own is dropped.
+    const text = JSON.stringify(withoutServerFields(message)) as string | undefined
     return idJson === null || text === undefined || text.charCodeAt(0) !== 123 ? text : withId(text, idJson)
   } catch {
     return undefined

@@ -14,13 +14,24 @@ export async function startChildApp (
   entry: string,
   env: Record<string, string> = {}
 ): Promise<string> {
+  return (await startChildProcess(t, entry, env)).base
+}
+
+/** As startChildApp, with `stop()` to kill the process before teardown (a server restart) and wait for its exit. */
+export async function startChildProcess (
+  t: { teardown (fn: () => unknown): void },
+  entry: string,
+  env: Record<string, string> = {}
+): Promise<{ base: string, stop (): Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: root,
     env: childEnv({ PORT: '0', LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe']
   })
   t.teardown(() => { child.kill() })
-  return await new Promise<string>((resolve, reject) => {
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const stop = async () => { child.kill('SIGKILL'); await exited }
+  const base = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${entry} did not listen within 20 s`)), 20_000)
     let out = ''
     child.stdout.on('data', (chunk: Buffer) => {
@@ -30,6 +41,7 @@ export async function startChildApp (
     })
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${entry} exited with ${code}`)) })
   })
+  return { base, stop }
 }
 
 /** The example chat on an in-memory database, in process groups only. */
