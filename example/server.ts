@@ -132,6 +132,9 @@ export async function buildApp (options: ExampleOptions = {}) {
       jwtAuthentication({ cookie: 'token', query: 'token', loadUser: (payload) => store.userById(Number((payload as { sub: unknown }).sub)) })
     ],
     permissions: [IsAuthenticated],
+    // HISTORY=on keeps each room's last broadcasts (1,000, for 2 minutes) so that a page whose connection
+    // dropped gets what it missed when it reconnects (docs/recovery.md); off by default, as in the plugin.
+    ...(process.env.HISTORY === 'on' ? { history: true } : {}),
     // REDIS_URL carries rooms across processes; unset (or empty), rooms live in this process.
     redis: (options.redisUrl ?? process.env.REDIS_URL) || undefined,
     // The AsyncAPI document of the sockets (/asyncapi.json, /asyncapi.yaml) and a page to try them
