@@ -43,6 +43,9 @@ export interface ExampleOptions {
 const SESSION_SECRET = process.env.SESSION_SECRET ?? 'example-session-secret-at-least-32-characters'
 const JWT_SECRET = process.env.JWT_SECRET ?? 'example-jwt-secret-at-least-32-characters-long'
 const SESSION_MAX_AGE_MS = 60 * 60 * 1000
+// The lifetime of the JWTs the example signs, in seconds (env TOKEN_TTL): an hour, or a few seconds to watch
+// a page in token mode refresh its socket's token in-band.
+const TOKEN_TTL_S = Number(process.env.TOKEN_TTL) > 0 ? Number(process.env.TOKEN_TTL) : 3600
 const LOGIN_LIMIT_PER_IP = 30
 const LOGIN_LIMIT_PER_USER = 10
 
@@ -119,19 +122,24 @@ export async function buildApp (options: ExampleOptions = {}) {
     // Only a login creates a session: a visitor without a cookie gets none, and none is stored for them
     // (the default, true, would store one for every cookieless request, bots included).
     saveUninitialized: false,
-    // A session lasts as long as the JWT, counted from the last request (rolling); the store drops it then.
+    // A session lasts as long as the JWT (by default: TOKEN_TTL changes the JWT's), counted from the last
+    // request (rolling); the store drops it then.
     cookie: { secure: false, httpOnly: true, sameSite: 'lax', maxAge: SESSION_MAX_AGE_MS }
   })
-  await app.register(jwt, { secret: JWT_SECRET, cookie: { cookieName: 'token', signed: false }, sign: { expiresIn: '1h' } })
+  await app.register(jwt, { secret: JWT_SECRET, cookie: { cookieName: 'token', signed: false }, sign: { expiresIn: `${TOKEN_TTL_S}s` } })
   await app.register(websocket)
+  const loadTokenUser = (payload: unknown) => store.userById(Number((payload as { sub: unknown }).sub))
   await app.register(chanx, {
     // Session first: a browser that logged in carries the session cookie. The JWT cookie, the Bearer
-    // header and ?token= serve other clients.
+    // header and ?token= serve other clients. (The socket route below reads ?token= before the session.)
     authentication: [
       sessionAuthentication({ key: 'userId', loadUser: (id) => store.userById(Number(id)) }),
-      jwtAuthentication({ cookie: 'token', query: 'token', loadUser: (payload) => store.userById(Number((payload as { sub: unknown }).sub)) })
+      jwtAuthentication({ cookie: 'token', query: 'token', loadUser: loadTokenUser })
     ],
     permissions: [IsAuthenticated],
+    // HISTORY=on keeps each room's last broadcasts (1,000, for 2 minutes) so that a page whose connection
+    // dropped gets what it missed when it reconnects (docs/recovery.md); off by default, as in the plugin.
+    ...(process.env.HISTORY === 'on' ? { history: true } : {}),
     // REDIS_URL carries rooms across processes; unset (or empty), rooms live in this process.
     redis: (options.redisUrl ?? process.env.REDIS_URL) || undefined,
     // The AsyncAPI document of the sockets (/asyncapi.json, /asyncapi.yaml) and a page to try them
@@ -203,6 +211,13 @@ export async function buildApp (options: ExampleOptions = {}) {
     return { detail: 'Logged out.' }
   })
 
+  // A fresh JWT of the logged-in user, for a client that authenticates its socket with a token rather than
+  // its cookies: the page in token mode (/?auth=token) fetches one for each socket and for each in-band
+  // refresh. POST, so the cross-site rules above apply: another site cannot make the browser fetch one.
+  app.post('/token', { permissions: [IsAuthenticated] }, async (request, reply) => {
+    return { token: await reply.jwtSign({ sub: request.user!.id }), expiresIn: TOKEN_TTL_S }
+  })
+
   app.get('/me', { permissions: [IsAuthenticated] }, async (request) => ({
     id: request.user!.id,
     username: request.user!.username,
@@ -231,6 +246,16 @@ export async function buildApp (options: ExampleOptions = {}) {
 
   app.route(defineSocketRoute({
     url: '/ws/rooms/:roomId',
+    // A token in the query string first: a client that sends one chose it over the cookies its browser
+    // sends anyway (the page in token mode), so the socket's credential is that JWT, which expires, and is
+    // refreshed in-band with the `authenticate` action. Then the session, then the JWT cookie or Bearer header.
+    // No challenge on the first, as the session has none: a refused handshake stays a 403 (4403), as when the
+    // session came first (the first authenticator's challenge decides 401 or 403); an expiry is still 4401.
+    authentication: [
+      jwtAuthentication({ query: 'token', cookie: false, header: false, challenge: false, loadUser: loadTokenUser }),
+      sessionAuthentication({ key: 'userId', loadUser: (id) => store.userById(Number(id)) }),
+      jwtAuthentication({ cookie: 'token', loadUser: loadTokenUser })
+    ],
     permissions: [IsAuthenticated, IsRoomMember],
     objectLoader: loadRoom,
     groups: (ctx) => [`room:${ctx.obj.id}`],

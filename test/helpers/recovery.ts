@@ -44,10 +44,13 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>()
   target: number
   port = 0
+  /** While true, each new connection is reset as soon as it is accepted, as a network that is down. */
+  refusing = false
 
   constructor (target: number) {
     this.target = target
     this.server = createServer((inbound) => {
+      if (this.refusing) { inbound.resetAndDestroy(); return }
       const outbound = netConnect(this.target, '127.0.0.1')
       this.sockets.add(inbound).add(outbound)
       inbound.pipe(outbound).pipe(inbound)
