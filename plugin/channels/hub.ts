@@ -11,11 +11,11 @@ import type { HistoryEntry, HistoryStore } from './history/model'
 import type { ChannelLayer, ChannelLogger } from './layer'
 import { logSafely, silentLogger } from './layer'
 import { MalformedLog } from './malformed-log'
-import { MemberChannelLists, memberIdentity, type BroadcastOptions, type ChannelMember } from './member'
+import { memberIdentity, type BroadcastOptions, type ChannelMember } from './member'
+import { Membership } from './membership'
 import { MemoryLayer } from './memory-layer'
 import { channelKeys, type ChannelSecret } from './secret'
 import { GroupSizeQueries } from './size-query'
-import { LayerSubscriptions } from './subscriptions'
 
 export type { BroadcastOptions, ChannelMember } from './member'
 
@@ -52,14 +52,10 @@ export class ChannelHub {
   private readonly logger: ChannelLogger
   private readonly codec: EnvelopeCodec
   private readonly ownQueryPrefix: string
-  /** layer channel -> local members */
-  private readonly channels = new Map<string, Set<ChannelMember>>()
-  /** member -> layer channels it is in, in joining order */
-  private readonly memberChannels = new MemberChannelLists()
-  private readonly subscriptions: LayerSubscriptions
+  /** Who is in which channel in this process, and the layer subscriptions that follow. */
+  private readonly membership: Membership
   private readonly sizes: GroupSizeQueries
   private readonly malformed: MalformedLog
-  private membershipListener: ((group: string) => void) | null = null
   private closed = false
   /** Copies the last local delivery of a broadcast made (the `fastify-chanx.broadcast` event). */
   private delivered = 0
@@ -73,7 +69,7 @@ export class ChannelHub {
     this.sizes = new GroupSizeQueries(this.layer, this.codec, options.sizeTimeout ?? 1000)
     this.malformed = new MalformedLog(this.logger)
     this.failures = new FailureLog(this.logger)
-    this.subscriptions = new LayerSubscriptions(this.layer, this.logger)
+    this.membership = new Membership(this.layer, this.logger)
     this.layer.setListener(this.receive.bind(this))
   }
 
@@ -85,19 +81,19 @@ export class ChannelHub {
    */
   async attach (member: ChannelMember): Promise<void> {
     if (member.userKey === null) {
-      this.memberChannels.attach(member)
+      this.membership.lists.attach(member)
       return
     }
-    await this.add(member, 'u:' + checkName(member.userKey, 'userKey'))
+    await this.membership.add(member, 'u:' + checkName(member.userKey, 'userKey'))
   }
 
   /** Join `group`; resolves once broadcasts to it from any process reach `member`. */
   async join (member: ChannelMember, group: string): Promise<void> {
     const channel = 'g:' + checkName(group, 'group')
     // Both settle before join does: a failure leaves the member out of the group when join rejects, not later.
-    const [user, joined] = await Promise.allSettled([this.attach(member), this.add(member, channel)])
+    const [user, joined] = await Promise.allSettled([this.attach(member), this.membership.add(member, channel)])
     if (user.status === 'rejected') {
-      if (joined.status === 'fulfilled') void this.remove(member, channel)
+      if (joined.status === 'fulfilled') void this.membership.remove(member, channel)
       throw user.reason
     }
     if (joined.status === 'rejected') throw joined.reason
@@ -105,74 +101,39 @@ export class ChannelHub {
 
   /** Leave `group`. No local broadcast reaches the member once this is called; resolves after any unsubscribe. */
   async leave (member: ChannelMember, group: string): Promise<void> {
-    await this.remove(member, 'g:' + checkName(group, 'group'))
+    await this.membership.remove(member, 'g:' + checkName(group, 'group'))
   }
 
   /** Leave every group and the user's channel: what a closing connection calls. */
   async leaveAll (member: ChannelMember): Promise<void> {
-    if (!this.memberChannels.has(member)) return
-    const mine = this.memberChannels.list(member)
-    this.memberChannels.forget(member)
+    if (!this.membership.lists.has(member)) return
+    const mine = this.membership.lists.list(member)
+    this.membership.lists.forget(member)
     const pending: Promise<void>[] = []
-    for (const channel of mine) pending.push(this.remove(member, channel))
+    for (const channel of mine) pending.push(this.membership.remove(member, channel))
     await Promise.all(pending)
   }
 
   /** The groups `member` is in, in joining order. */
   groupsOf (member: ChannelMember): string[] {
     const out: string[] = []
-    for (const channel of this.memberChannels.list(member)) if (channel.startsWith('g:')) out.push(channel.slice(2))
+    for (const channel of this.membership.lists.list(member)) if (channel.startsWith('g:')) out.push(channel.slice(2))
     return out
   }
 
   /** Members of `group` in this process. */
   localSize (group: string): number {
-    return this.channels.get('g:' + group)?.size ?? 0
+    return this.membership.of('g:' + group)?.size ?? 0
   }
 
   /** The members of `group` in this process (read only). */
   localMembers (group: string): ReadonlySet<ChannelMember> {
-    return this.channels.get('g:' + group) ?? EMPTY
+    return this.membership.of('g:' + group) ?? EMPTY
   }
 
   /** Called with the group's name whenever a member of this process joins or leaves a group (presence). */
   onMembershipChange (listener: ((group: string) => void) | null): void {
-    this.membershipListener = listener
-  }
-
-  private membershipChanged (channel: string): void {
-    if (this.membershipListener !== null && channel.startsWith('g:')) this.membershipListener(channel.slice(2))
-  }
-
-  private async add (member: ChannelMember, channel: string): Promise<void> {
-    if (this.closed) throw new ChannelLayerClosedError()
-    this.memberChannels.add(member, channel)
-    let set = this.channels.get(channel)
-    if (set === undefined) {
-      set = new Set()
-      this.channels.set(channel, set)
-      this.subscriptions.open(channel)
-    }
-    set.add(member)
-    this.membershipChanged(channel)
-    try {
-      await this.subscriptions.ready(channel)
-    } catch (err) {
-      // Not subscribed: undo, so the member is not half in a group that other processes cannot reach.
-      // The undo's unsubscribe is not awaited: during an outage it would double the wait of join().
-      if (set.has(member)) void this.remove(member, channel)
-      throw err
-    }
-  }
-
-  private remove (member: ChannelMember, channel: string): Promise<void> {
-    const set = this.channels.get(channel)
-    this.memberChannels.delete(member, channel)
-    if (set === undefined || !set.delete(member)) return Promise.resolve()
-    this.membershipChanged(channel)
-    if (set.size > 0) return Promise.resolve()
-    this.channels.delete(channel)
-    return this.subscriptions.close(channel)
+    this.membership.onChange(listener)
   }
 
   // ---------------------------------------------------------------- sending
@@ -286,7 +247,7 @@ export class ChannelHub {
     const seen = list.length > 1 ? new Set<ChannelMember>() : null
     let delivered = 0
     for (let g = 0; g < list.length; g++) {
-      const set = this.channels.get('g:' + list[g])
+      const set = this.membership.of('g:' + list[g])
       if (set === undefined) continue
       for (const member of set) {
         if (seen !== null) {
@@ -303,7 +264,7 @@ export class ChannelHub {
 
   /** Every local member of the user channel `channel` gets `body` as it is. */
   private deliverUser (channel: string, body: string): void {
-    const set = this.channels.get(channel)
+    const set = this.membership.of(channel)
     if (set !== undefined) for (const member of set) this.send(member, body)
   }
 
@@ -311,7 +272,7 @@ export class ChannelHub {
   private deliverEvent (list: readonly string[], name: string, payload: unknown): void {
     const seen = new Set<ChannelMember>()
     for (let g = 0; g < list.length; g++) {
-      const set = this.channels.get('g:' + list[g])
+      const set = this.membership.of('g:' + list[g])
       if (set === undefined) continue
       for (const member of set) {
         if (seen.has(member)) continue
@@ -330,30 +291,8 @@ export class ChannelHub {
     }
   }
 
-  /**
-   * The members of `channel` that hear an envelope published to every group of `list`: one envelope
-   * arrives per group, so a member of several hears it on the first of them only.
-   */
-  private firstHearers (channel: string, list: readonly string[]): ChannelMember[] | null {
-    const set = this.channels.get(channel)
-    if (set === undefined) return []
-    const index = list.indexOf(channel.slice(2))
-    if (index < 0) return null
-    const earlier: Set<ChannelMember>[] = []
-    for (let g = 0; g < index; g++) {
-      const other = this.channels.get('g:' + list[g])
-      if (other !== undefined) earlier.push(other)
-    }
-    const out: ChannelMember[] = []
-    for (const member of set) {
-      if (earlier.length > 0 && earlier.some((s) => s.has(member))) continue
-      out.push(member)
-    }
-    return out
-  }
-
   private closeLocal (channel: string, code: number, reason: string): void {
-    const set = this.channels.get(channel)
+    const set = this.membership.of(channel)
     if (set === undefined) return
     // Copied: a closing member may leave (and so change the set) synchronously.
     for (const member of [...set]) {
@@ -398,7 +337,7 @@ export class ChannelHub {
         this.closeLocal(channel, env.c, env.r)
         return
       case 'e': {
-        const hearers = this.firstHearers(channel, env.g)
+        const hearers = this.membership.firstHearers(channel, env.g)
         if (hearers === null) {
           this.malformed.report(channel, text, 'channel not among the groups')
           return
@@ -416,7 +355,7 @@ export class ChannelHub {
 
   private receiveBroadcast (channel: string, list: readonly string[], senderKey: string | null, body: string): boolean {
     // The common case, the channel first in the list: every local member hears it, no copy of the set needed.
-    const hearers = list[0] === channel.slice(2) ? this.channels.get(channel) ?? [] : this.firstHearers(channel, list)
+    const hearers = list[0] === channel.slice(2) ? this.membership.of(channel) ?? [] : this.membership.firstHearers(channel, list)
     if (hearers === null) return false
     const copies = new BroadcastCopies(body, senderKey)
     // The sending connection lives in the sending process, so nothing here is "current".
@@ -430,7 +369,7 @@ export class ChannelHub {
       this.deliverUser(channel, entry.body)
       return
     }
-    const hearers = this.firstHearers(channel, entry.groups)
+    const hearers = this.membership.firstHearers(channel, entry.groups)
     if (hearers === null) return
     const copies = new BroadcastCopies(entry.body, entry.senderKey)
     for (let i = 0; i < hearers.length; i++) {
@@ -442,7 +381,7 @@ export class ChannelHub {
   }
 
   private answerQuery (channel: string, origin: string, id: number): void {
-    const n = this.channels.get(channel)?.size ?? 0
+    const n = this.membership.of(channel)?.size ?? 0
     const reply = 'r:' + origin
     this.layer.publish(reply, this.codec.seal(reply, this.codec.sizeAnswer(id, n))).catch((err: unknown) => {
       logSafely(this.logger, 'warn', err, {}, 'fastify-chanx: could not answer a group size query')
@@ -457,7 +396,7 @@ export class ChannelHub {
       return
     }
     // Counted when the query comes back rather than when size() was called, as the others count.
-    this.sizes.answered(env.i, this.channels.get(channel)?.size ?? 0)
+    this.sizes.answered(env.i, this.membership.of(channel)?.size ?? 0)
   }
 
   // ---------------------------------------------------------------- history
@@ -470,7 +409,7 @@ export class ChannelHub {
   /** Keep broadcasts and user messages from now on (a store per hub; set once, before any broadcast). */
   useHistory (store: HistoryStore): void {
     const delivery: KeptDelivery = {
-      listens: (channel) => this.channels.has(channel),
+      listens: (channel) => this.membership.has(channel),
       deliverGroups: (list, body, sender, senderKey, excludeSelf) => this.deliverGroups(list, body, sender, senderKey, excludeSelf),
       deliverUser: (channel, body) => this.deliverUser(channel, body),
       publishGroups: (list, envelope) => this.publishGroups(list, envelope),
@@ -486,10 +425,7 @@ export class ChannelHub {
     this.history?.close()
     this.sizes.close()
     this.failures.flush()
-    for (const set of this.channels.values()) for (const member of set) this.memberChannels.forget(member)
-    this.channels.clear()
-    this.memberChannels.clear()
-    this.subscriptions.clear()
+    this.membership.close()
     await this.layer.close()
   }
 }
