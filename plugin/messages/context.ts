@@ -21,6 +21,8 @@ export interface ConnectionOwner extends CredentialHolder {
 /** What a context's `send` and `close` reach: the socket's router state. */
 export interface ContextTarget {
   sendMessage (message: unknown): void
+  /** Why `message` may not be broadcast (validateOutgoing), else null. */
+  refuseBroadcast (message: unknown): Error | null
   close (code?: number, reason?: string): void
 }
 
@@ -54,6 +56,8 @@ export class Context implements LooseContext {
   }
 
   broadcast (message: object, options?: BroadcastTarget): Promise<void> {
+    const refused = this.connection.refuseBroadcast(message)
+    if (refused !== null) return Promise.reject(refused)
     return this.owner.broadcast(message, options?.groups, options?.excludeSelf)
   }
 

@@ -15,7 +15,7 @@ import { TokenBucket } from '../core/limits'
 import { corkSocket, uncorkSocket } from '../core/ws-internals'
 import type { CompiledAction, MessageRouter } from './compile'
 import { Context, type ConnectionOwner } from './context'
-import { idJsonOf, OUTGOING_INVALID, prepare, withId } from './outgoing'
+import { broadcastRefusal, idJsonOf, OUTGOING_INVALID, prepare, withId } from './outgoing'
 import { INVALID, safeParse } from './safe-json'
 import type { SocketContext } from './types'
 import { admitPayload, quoteTag } from './validation-errors'
@@ -242,6 +242,11 @@ export class RouterConnection {
   }
 
   /** Sends a handler's message: checked against `outgoing` when asked, serialized once. */
+  /** Checked by `ctx.broadcast` before anything is sent (validateOutgoing). */
+  refuseBroadcast (message: unknown): Error | null {
+    return broadcastRefusal(this.router, message)
+  }
+
   sendMessage (message: unknown, idJson: string | null = null): void {
     if (!this.open) return
     const text = prepare(this.router, message, idJson)
