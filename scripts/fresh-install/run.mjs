@@ -2,11 +2,12 @@
 // gets. It packs this repository, installs the tarball into a new ESM TypeScript project with no lockfile
 // (so npm picks the newest fastify, @fastify/websocket, ws, ioredis and TypeBox lines our ranges allow,
 // whatever this repository's lockfile pins), prints the versions it got, type-checks the project strict,
-// and runs the smoke suite in project/src on them, with a redis-server of its own on a free loopback port.
+// and runs the smoke suite in project/src on them, with a redis-server and a three-node Redis Cluster of its own
+// on free loopback ports.
 // The lockfile cannot see a dependency's new release; this can. Exit code 0 only when every step passed.
 // Bounded: the whole check is cut at BUDGET_MS. FRESH_INSTALL_KEEP=1 keeps the temporary project.
 import { spawn, spawnSync } from 'node:child_process'
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -38,14 +39,17 @@ function finish (ok, why) {
 const deadline = setTimeout(() => finish(false, `over the ${BUDGET_MS / 1000} s budget`), BUDGET_MS)
 deadline.unref()
 
-/** Runs a command, its output passed through (and returned), bounded by what is left of the budget. */
-function run (command, args, options = {}) {
+/**
+ * Runs a command, its output passed through (unless `quiet`) and returned. The budget timer ends whatever is
+ * still running.
+ */
+function run (command, args, { quiet = false, ...options } = {}) {
   return new Promise((resolve) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options })
     children.add(child)
     let output = ''
-    child.stdout.on('data', (data) => { output += data; process.stdout.write(data) })
-    child.stderr.on('data', (data) => { output += data; process.stderr.write(data) })
+    child.stdout.on('data', (data) => { output += data; if (!quiet) process.stdout.write(data) })
+    child.stderr.on('data', (data) => { output += data; if (!quiet) process.stderr.write(data) })
     child.on('close', (code) => { children.delete(child); resolve({ code, output }) })
   })
 }
@@ -70,8 +74,11 @@ function ping (port) {
 }
 
 const redisBin = process.env.REDIS_SERVER ?? 'redis-server'
-const probe = spawnSync(redisBin, ['--version'], { encoding: 'utf8' })
-if (probe.error !== undefined || probe.status !== 0) finish(false, `${redisBin} not found: install redis-server (the smoke suite broadcasts over Redis)`)
+const redisCli = process.env.REDIS_CLI ?? 'redis-cli'
+for (const bin of [redisBin, redisCli]) {
+  const probe = spawnSync(bin, ['--version'], { encoding: 'utf8' })
+  if (probe.error !== undefined || probe.status !== 0) finish(false, `${bin} not found: install redis-server (7+; the smoke suite broadcasts over Redis and a Redis Cluster)`)
+}
 
 // 1. The tarball, as `npm pack` makes it (its `prepack` builds dist/).
 const packed = await run('npm', ['pack', '--pack-destination', work, '--silent'], { cwd: root })
@@ -129,10 +136,39 @@ for (let i = 0; i < 50 && !up; i++) {
   if (!up) await new Promise((resolve) => setTimeout(resolve, 100))
 }
 if (!up) finish(false, `redis-server did not answer on 127.0.0.1:${port}`)
+// A Redis Cluster of three primaries (sharded pub/sub): the ioredis reach-ins' canaries run when it connects.
+const clusterPorts = [await freePort(), await freePort(), await freePort()]
+const clusterDir = join(work, 'cluster')
+mkdirSync(clusterDir)
+for (const clusterPort of clusterPorts) {
+  const node = spawn(redisBin, ['--port', String(clusterPort), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+    '--cluster-config-file', join(clusterDir, `nodes-${clusterPort}.conf`), '--cluster-node-timeout', '1000',
+    '--save', '', '--appendonly', 'no', '--dir', clusterDir], { stdio: 'ignore' })
+  children.add(node)
+}
+for (const clusterPort of clusterPorts) {
+  let answering = false
+  for (let i = 0; i < 50 && !answering; i++) {
+    answering = await ping(clusterPort)
+    if (!answering) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  if (!answering) finish(false, `a cluster node did not answer on 127.0.0.1:${clusterPort}`)
+}
+const created = await run(redisCli, ['-h', '127.0.0.1', '-p', String(clusterPorts[0]), '--cluster', 'create',
+  ...clusterPorts.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'])
+if (created.code !== 0) finish(false, 'redis-cli --cluster create failed')
+let clusterOk = false
+for (let i = 0; i < 100 && !clusterOk; i++) {
+  const infos = await Promise.all(clusterPorts.map((p) => run(redisCli, ['-h', '127.0.0.1', '-p', String(p), 'cluster', 'info'], { quiet: true })))
+  clusterOk = infos.every((info) => info.output.includes('cluster_state:ok'))
+  if (!clusterOk) await new Promise((resolve) => setTimeout(resolve, 100))
+}
+if (!clusterOk) finish(false, 'the Redis Cluster did not reach cluster_state:ok')
+
 const tests = readdirSync(join(project, 'out')).filter((name) => name.endsWith('.test.js')).sort().map((name) => join('out', name))
 const smoke = await run(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=60000', ...tests], {
   cwd: project,
-  env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${port}`, NODE_OPTIONS: '' }
+  env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_CLUSTER: clusterPorts.map((p) => `127.0.0.1:${p}`).join(','), NODE_OPTIONS: '' }
 })
 if (smoke.code !== 0) failures.push('the smoke suite failed')
 finish(failures.length === 0, failures.join('; '))

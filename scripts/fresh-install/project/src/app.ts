@@ -1,9 +1,9 @@
 // The smoke suite's app, built the way the README shows: @fastify/jwt, @fastify/websocket, then fastify-chanx,
-// then the routes. `redis` carries groups across processes (redis.test.ts).
+// then the routes. `redis` carries groups across processes (redis.test.ts) or over a Cluster (cluster.test.ts).
 import Fastify, { type FastifyInstance } from 'fastify'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
-import chanx, { IsAuthenticated, jwtAuthentication } from 'fastify-chanx'
+import chanx, { IsAuthenticated, jwtAuthentication, type RedisOption } from 'fastify-chanx'
 import { chatRoute, refusingRoute } from './routes.js'
 
 export interface User { name: string }
@@ -17,7 +17,7 @@ declare module '@fastify/jwt' {
 
 export const SECRET = 'fresh-install-smoke-secret-of-32-characters'
 
-export async function buildApp (redis?: string): Promise<FastifyInstance> {
+export async function buildApp (redis?: RedisOption): Promise<FastifyInstance> {
   const app = Fastify()
   await app.register(jwt, { secret: SECRET })
   await app.register(websocket)
