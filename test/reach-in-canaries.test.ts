@@ -80,7 +80,7 @@ test('validateOutgoing checks broadcasts: one outside `outgoing` rejects with FS
   app.route(defineSocketRoute({
     url: '/ws',
     groups: () => ['room'],
-    messages: { say: Type.Object({ text: Type.String(), valid: Type.Boolean() }) },
+    messages: { say: Type.Object({ text: Type.String(), valid: Type.Boolean() }), fire: Type.Null() },
     outgoing: { said: Type.Object({ text: Type.String() }) },
     validateOutgoing: true,
     sendCompletion: true,
@@ -90,7 +90,9 @@ test('validateOutgoing checks broadcasts: one outside `outgoing` rejects with FS
           ? { action: 'said' as const, payload: { text: message.payload.text } }
           : { action: 'said' as const, payload: { text: 5 as unknown as string } }
         await ctx.broadcast(broadcast).catch((err: unknown) => { refusals.push((err as { code?: string }).code) })
-      }
+      },
+      // Not awaited: the refusal must not become an unhandled rejection (which would end this test's process).
+      fire: (_message, ctx) => { void ctx.broadcast({ action: 'said', payload: { text: 7 as unknown as string } }) }
     }
   }))
   t.teardown(() => closeApp(app))
@@ -101,6 +103,9 @@ test('validateOutgoing checks broadcasts: one outside `outgoing` rejects with FS
   alice.sendAction('say', { text: 'wrong', valid: false })
   await alice.receiveUntil('complete')
   t.same(refusals, ['FST_CHANX_OUTGOING_INVALID'])
+  alice.sendAction('fire')
+  await alice.receiveUntil('complete')
+  await new Promise((resolve) => setImmediate(resolve))
   alice.sendAction('say', { text: 'right', valid: true })
   await alice.receiveUntil('complete')
   t.same(await bob.receive(), { action: 'said', payload: { text: 'right' }, is_mine: false, is_current: false }, 'bob\'s first broadcast is the valid one')

@@ -242,9 +242,18 @@ export class RouterConnection {
   }
 
   /** Sends a handler's message: checked against `outgoing` when asked, serialized once. */
-  /** Checked by `ctx.broadcast` before anything is sent (validateOutgoing). */
-  refuseBroadcast (message: unknown): Error | null {
-    return broadcastRefusal(this.router, message)
+  /**
+   * Checked by `ctx.broadcast` before anything is sent (validateOutgoing): null, or the rejected promise the
+   * broadcast answers with. The refusal is logged, as a reply's is, and handled, so that an unawaited
+   * broadcast cannot become an unhandled rejection (which ends the process).
+   */
+  refuseBroadcast (message: unknown): Promise<void> | null {
+    const err = broadcastRefusal(this.router, message)
+    if (err === null) return null
+    this.request.log.error({ err }, 'fastify-chanx: a broadcast does not match its outgoing schema; not delivered')
+    const refused = Promise.reject(err)
+    refused.catch(noop)
+    return refused
   }
 
   sendMessage (message: unknown, idJson: string | null = null): void {
