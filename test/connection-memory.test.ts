@@ -54,7 +54,7 @@ test('takeCredentialExpiry hands the recorded expiry over once', async (t) => {
   t.equal(takeCredentialExpiry(request), undefined)
 })
 
-test('a socket has one close listener; ws still forgets the client and the route hears the close', async (t) => {
+test('a socket has ws\'s client-tracking close listener and the connection\'s; ws forgets the client and the route hears the close', async (t) => {
   const app = Fastify()
   await app.register(websocket)
   await app.register(chanx, { authentication: [alice], heartbeatInterval: 0 })
@@ -85,7 +85,7 @@ test('a socket has one close listener; ws still forgets the client and the route
   }
 
   await openAndClose('/plain', 4001)
-  t.equal(closeListeners, 1, 'the connection\'s listener stands in for ws\'s client-tracking one')
+  t.equal(closeListeners, 2, 'ws\'s client-tracking listener stays beside the connection\'s')
   await openAndClose('/ws', 4002)
   for (let i = 0; i < 100 && (closes.length === 0 || app.websocketServer.clients.size > 0); i++) {
     await new Promise((resolve) => setTimeout(resolve, 10))

@@ -154,10 +154,19 @@ async function checkDirectWriteOrder (Server: typeof WebSocketServer): Promise<v
   }
 }
 
-/** Runs every check; rejects with FST_CHANX_DEPENDENCY_CHANGED at the first that fails. */
+/** ws server classes (one per copy of ws in the process) whose behaviour the checks below have proven. */
+const proven = new WeakSet<typeof WebSocketServer>()
+
+/**
+ * Runs every check; rejects with FST_CHANX_DEPENDENCY_CHANGED at the first that fails. The behavioural
+ * checks (a few ms) run once per ws server class, which is once per copy of ws in the process: a class
+ * behaves the same for every app, and an app's registration stays as fast as it was.
+ */
 export async function checkWs (wss: WebSocketServer): Promise<void> {
   checkWebsocketServer(wss)
   const Server = wss.constructor as typeof WebSocketServer
+  if (proven.has(Server)) return
   await checkOptionsReadPerUpgrade(Server)
   await checkDirectWriteOrder(Server)
+  proven.add(Server)
 }
