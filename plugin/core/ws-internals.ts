@@ -43,8 +43,8 @@ import { fastifyWebsocketVersion, installedVersion, websocketWsVersion } from '.
  *   message and a close code (DESIGN), without reaching the route's handler; and the upgrade request does
  *   not keep the bytes it was read into, tokens included, for the socket's life (`releaseHead`). Canary:
  *   only a live upgrade request carries them, so the first upgrade of each app checks them
- *   (`checkUpgradeSymbols`) and logs FST_CHANX_DEPENDENCY_CHANGED once when they are gone; a refusal then
- *   throws it (answered 500) instead of hanging.
+ *   (`gateUpgrades`) and logs FST_CHANX_DEPENDENCY_CHANGED once when they are gone; a refusal then
+ *   throws it, logged with the request, and closes the raw socket where there is one.
  * - Removed: ws's per-socket client-tracking `'close'` listener was replaced by a shared function (0.8% of
  *   idle memory: below the bar); ws's own listener stays on every socket.
  *
