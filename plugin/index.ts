@@ -14,7 +14,8 @@ import { resolveRoute } from './handshake/route-options'
 import { createRequestSerializer } from './handshake/redaction'
 import { DEFAULT_MAX_PAYLOAD } from './core/limits'
 import { guardSubprotocols } from './handshake/subprotocols'
-import { checkWebsocketServer, clientTrackingServer, maxPayloadOf, setMaxPayload } from './core/ws-internals'
+import { maxPayloadOf, setMaxPayload } from './core/ws-internals'
+import { checkWs } from './core/ws-canary-internals'
 import { createUnseenRouteGuard, guardUnseenUpgrades, markRoute } from './handshake/unseen-routes'
 import { buildAsyncApiDocument, type AsyncApiDocument } from './asyncapi/document'
 import { resolveAsyncApiOptions, resolvePlaygroundOptions } from './asyncapi/options'
@@ -45,12 +46,13 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   const asyncapi = (): AsyncApiDocument => buildAsyncApiDocument(fastify, socketRoutes, asyncapiOptions)
 
   const wss = fastify.websocketServer
-  checkWebsocketServer(wss)
+  // The canary of the reach-ins into ws (core/ws-internals.ts): fails registration if ws changed under them.
+  await checkWs(wss)
   const { hub, presence } = await createChannels(options, fastify.log)
   if (defaults.history !== null) hub.useHistory(createHistoryStore(hub.layer, defaults.history))
   fastify.decorate('chanx', createServerApi(hub, defaults.userKey, fastify.log, asyncapi, presence))
   const guard = new ConnectionGuard(defaults.limits)
-  const services: ConnectionServices = { guard, hub, userKey: defaults.userKey, clientTracking: clientTrackingServer(wss) }
+  const services: ConnectionServices = { guard, hub, userKey: defaults.userKey }
   // Frames are capped at 64 KiB unless configured (OWASP): ws itself enforces it, with 1009, before it
   // buffers a larger frame. A maxPayload given to @fastify/websocket is left alone.
   const ownsMaxPayload = maxPayloadOf(wss) === WS_DEFAULT_MAX_PAYLOAD
@@ -148,7 +150,7 @@ export type {
   SocketRouteDefinition,
   SocketRouteOptions
 } from './messages/types'
-export type { ChanxServerApi } from './server-api'
+export type { BroadcastMessage, ChanxServerApi } from './server-api'
 export type { ChannelOptions, RedisOption } from './channels/options'
 export type { PresenceInfo, PresenceOption, PresenceOptions } from './channels/presence'
 export type { ChannelLayer, ChannelListener, ChannelLogger } from './channels/layer'

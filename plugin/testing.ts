@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { RawData, WebSocket } from 'ws'
@@ -10,6 +11,7 @@ export type { AuthenticationPayload } from './core/wire'
  * the authentication message, send actions, read what comes back, await the close code.
  *
  *     import { connect } from 'fastify-chanx/testing'
+ *     await app.ready()   // connect() does it too, within its connectTimeout
  *     const alice = await connect(app, '/ws/rooms/lobby', { cookies: { sessionId } })
  *     t.equal((await alice.authentication()).status_code, 200)
  */
@@ -22,7 +24,14 @@ export interface ConnectOptions {
   query?: Record<string, string>
   /** How long `receive`, `authentication` and `closed` wait before they reject (default 2000 ms). */
   timeout?: number
+  /**
+   * How long `connect` itself may take, `app.ready()` included, before it rejects with a sentence saying
+   * which step did not finish (default 5000 ms).
+   */
+  connectTimeout?: number
 }
+
+const CONNECT_TIMEOUT = 5000
 
 /** A received message: JSON-parsed when it was JSON text, else the raw string. */
 export interface ReceivedMessage {
@@ -157,8 +166,36 @@ export class ChanxTestClient {
   }
 }
 
-/** Opens a socket on `path` through `app.injectWS`, with listeners in place before the first frame. */
+/**
+ * @fastify/websocket 11.3.7's `injectWS` sends `Sec-WebSocket-Version` as the number 13, after the headers it
+ * is given (so they cannot replace it); ws 8.23.1 and later compare it as the string '13' an HTTP parser
+ * yields, and answer 400. This listener, put first on the server's `'upgrade'` event (which `injectWS` emits
+ * synchronously) for the duration of the call, hands ws the header as a real request carries it.
+ */
+function versionAsString (request: IncomingMessage): void {
+  const headers = request.headers as Record<string, unknown>
+  if (typeof headers['sec-websocket-version'] === 'number') headers['sec-websocket-version'] = String(headers['sec-websocket-version'])
+}
+
+/** `promise`, or a rejection with `message` once `deadline` (ms since the epoch) has passed. */
+function before<T> (promise: Promise<T>, deadline: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), Math.max(0, deadline - Date.now()))
+  })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Opens a socket on `path` through `app.injectWS`, with listeners in place before the first frame. Makes the
+ * app ready first (`await app.ready()`); rejects, never hangs, when that or the upgrade takes longer than
+ * `connectTimeout`.
+ */
 export async function connect (app: FastifyInstance, path: string, options: ConnectOptions = {}): Promise<ChanxTestClient> {
+  const connectTimeout = options.connectTimeout ?? CONNECT_TIMEOUT
+  const deadline = Date.now() + connectTimeout
+  await before(Promise.resolve(app.ready()), deadline, `fastify-chanx/testing: connect(${path}): app.ready() did not finish within ` +
+    `${connectTimeout} ms (a plugin that never finishes loading?)`)
   const client = new ChanxTestClient(options.timeout ?? 2000)
   const headers: Record<string, string> = { ...options.headers }
   if (options.cookies !== undefined) headers.cookie = cookieHeader(options.cookies)
@@ -166,7 +203,14 @@ export async function connect (app: FastifyInstance, path: string, options: Conn
   if (options.query !== undefined) {
     url += (path.includes('?') ? '&' : '?') + new URLSearchParams(options.query).toString()
   }
-  await app.injectWS(url, { headers }, { onInit: (socket) => client.attach(socket) })
+  app.server.prependListener('upgrade', versionAsString)
+  let upgraded: Promise<WebSocket>
+  try {
+    upgraded = app.injectWS(url, { headers }, { onInit: (socket) => client.attach(socket) })
+  } finally {
+    app.server.removeListener('upgrade', versionAsString)
+  }
+  await before(upgraded, deadline, `fastify-chanx/testing: connect(${path}): the upgrade got no answer within ${connectTimeout} ms`)
   return client
 }
 

@@ -39,13 +39,13 @@ async function buildApp () {
       // Fire and forget, with a name the client chose: the mistake the issue found in the wild.
       room: (message, ctx) => {
         ctx.join(message.payload.name)
-        ctx.broadcast({ action: 'hello' }, { groups: message.payload.name })
+        ctx.broadcast({ action: 'hello', payload: null }, { groups: message.payload.name })
         ctx.sendEvent('ev', null, { groups: message.payload.name })
         ctx.leave(message.payload.name)
         return { action: 'room', payload: 'asked' }
       },
       hostile: (_message, ctx) => {
-        ctx.broadcast({ get x () { throw hostile } })
+        ctx.broadcast({ action: 'hostile', get payload () { throw hostile } })
         return { action: 'hostile', payload: 'asked' }
       }
     }

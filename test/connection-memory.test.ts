@@ -3,12 +3,11 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
-import WebSocket, { WebSocketServer } from 'ws'
+import WebSocket from 'ws'
 import chanx, { defineSocketRoute, type Authenticator } from '../plugin'
 import { ConnectionGuard, type Swept } from '../plugin/connection/guard'
 import { credentialExpiry, setCredentialExpiry, takeCredentialExpiry } from '../plugin/core/credentials'
 import { closeApp } from '../plugin/testing'
-import { clientTrackingServer } from '../plugin/core/ws-internals'
 
 /**
  * What keeps an idle connection small (docs/benchmarks.md "Memory per idle connection") must not change
@@ -55,7 +54,7 @@ test('takeCredentialExpiry hands the recorded expiry over once', async (t) => {
   t.equal(takeCredentialExpiry(request), undefined)
 })
 
-test('a socket has one close listener; ws still forgets the client and the route hears the close', async (t) => {
+test('a socket has ws\'s client-tracking close listener and the connection\'s; ws forgets the client and the route hears the close', async (t) => {
   const app = Fastify()
   await app.register(websocket)
   await app.register(chanx, { authentication: [alice], heartbeatInterval: 0 })
@@ -86,7 +85,7 @@ test('a socket has one close listener; ws still forgets the client and the route
   }
 
   await openAndClose('/plain', 4001)
-  t.equal(closeListeners, 1, 'the connection\'s listener stands in for ws\'s client-tracking one')
+  t.equal(closeListeners, 2, 'ws\'s client-tracking listener stays beside the connection\'s')
   await openAndClose('/ws', 4002)
   for (let i = 0; i < 100 && (closes.length === 0 || app.websocketServer.clients.size > 0); i++) {
     await new Promise((resolve) => setTimeout(resolve, 10))
@@ -132,7 +131,7 @@ test('an open socket no longer holds the bytes its upgrade request was read into
   }
 })
 
-test('standing in for ws\'s client tracking: a closing server still hears its last client leave', async (t) => {
+test('ws\'s own client tracking stays on every socket: a closing server still hears its last client leave', async (t) => {
   const app = Fastify()
   await app.register(websocket)
   await app.register(chanx, { authentication: [alice], heartbeatInterval: 0 })
@@ -144,7 +143,7 @@ test('standing in for ws\'s client tracking: a closing server still hears its la
   const clients = [new WebSocket(`ws://127.0.0.1:${port}/ws`), new WebSocket(`ws://127.0.0.1:${port}/ws`)]
   await Promise.all(clients.map((client) => new Promise<void>((resolve, reject) => { client.once('message', () => resolve()); client.once('error', reject) })))
   t.equal(wss.clients.size, 2)
-  for (const socket of wss.clients) t.equal(socket.listenerCount('close'), 1, 'one close listener: the connection\'s')
+  for (const socket of wss.clients) t.equal(socket.listenerCount('close'), 2, 'ws\'s client-tracking listener and the connection\'s')
   let serverClosed = false
   // ws's server, once closing, emits 'close' when its last tracked client has gone.
   const closing = new Promise<void>((resolve) => wss.close(() => { serverClosed = true; resolve() }))
@@ -157,13 +156,4 @@ test('standing in for ws\'s client tracking: a closing server still hears its la
   await closing
   t.equal(wss.clients.size, 0)
   t.ok(serverClosed, 'closed once the last one left')
-})
-
-test('a socket server without client tracking, or of another shape, keeps ws\'s own listener', async (t) => {
-  const untracked = new WebSocketServer({ noServer: true, clientTracking: false })
-  t.equal(clientTrackingServer(untracked), null)
-  const tracked = new WebSocketServer({ noServer: true })
-  t.equal(clientTrackingServer(tracked), tracked)
-  ;(tracked as unknown as { _shouldEmitClose: unknown })._shouldEmitClose = undefined
-  t.equal(clientTrackingServer(tracked), null, 'a field missing: not stood in for')
 })

@@ -41,22 +41,23 @@ async function socketApp (options: FastifyChanxOptions, rejectUpgrade = false) {
   return { app, lines }
 }
 
-const anonymousAllowed: FastifyChanxOptions = {
-  // The README's userKey before this fix: it throws for the anonymous user (null).
-  userKey: (user) => String((user as { id: unknown }).id)
+const throwingUserKey: FastifyChanxOptions = {
+  authentication: [{ authenticate: () => ({ id: 1, name: 'ann', active: true }) }],
+  // A userKey that throws for the user it is given (it is never called for an anonymous one).
+  userKey: (user) => { throw new Error(`no key for ${JSON.stringify(user)}`) }
 }
 
 test('a userKey that throws refuses the socket with 500 / 4500 "Internal server error" and logs the error', async (t) => {
-  const { app, lines } = await socketApp(anonymousAllowed)
+  const { app, lines } = await socketApp(throwingUserKey)
   t.teardown(() => closeApp(app))
   const client = await connect(app, '/ws')
   t.same(await client.receive(), INTERNAL)
   t.equal(await client.closed(), 4500)
-  t.ok(lines.some((line) => line.msg.includes('userKey') && line.err?.message.includes('null')), 'the exception is logged')
+  t.ok(lines.some((line) => line.msg.includes('userKey') && line.err?.message.includes('no key for')), 'the exception is logged')
 })
 
 test('a userKey that throws answers an HTTP 500 {"detail":"Internal server error"} with rejectUpgrade', async (t) => {
-  const { app } = await socketApp(anonymousAllowed, true)
+  const { app } = await socketApp(throwingUserKey, true)
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => closeApp(app))
   const { port } = app.server.address() as AddressInfo

@@ -40,7 +40,7 @@ test('a websocketServer of another shape fails registration with a sentence nami
   await app.register(websocket)
   Object.freeze(app.websocketServer.options)
   t.teardown(() => app.close())
-  await t.rejects(async () => { await app.register(chanx) }, /app.websocketServer does not have the shape of a ws 8 WebSocketServer/)
+  await t.rejects(async () => { await app.register(chanx) }, { code: 'FST_CHANX_DEPENDENCY_CHANGED', message: /ws .* no longer behaves .*app.websocketServer does not have the shape of a ws 8 WebSocketServer/ })
   t.throws(() => checkWebsocketServer({ options: {} } as never), /handleUpgrade/)
 })
 

@@ -9,7 +9,7 @@ import { channels, routeOf, type ConnectionEvent } from '../core/diagnostics'
 import { DETAIL_TOKEN_EXPIRED, takeCredentialExpiry, type CredentialHolder } from '../core/credentials'
 import type { SharedFrame } from '../core/frame'
 import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
-import { dropTrackingListener, untrackClient, upgradeStream } from '../core/ws-internals'
+import { upgradeStream } from '../core/ws-internals'
 import { RouterConnection, type ConnectionOwner, type RawFrame } from '../messages/dispatch'
 import { CLOSE_IDLE, CLOSE_SLOW_READER, type SlotHolder, type Swept } from './guard'
 import { cutSlowReader, writeSharedToSocket, writeToSocket } from './output'
@@ -17,7 +17,7 @@ import { reauthenticate } from './reauthentication'
 import { CLOSE_GRACE, completionOf, type ConnectionRoute, type ConnectionScope, type ConnectionServices } from './scope'
 import { carry, onFrame, onPing, onPong, onSocketClose, type SocketOwner } from './socket-listeners'
 import {
-  AWAITING_PONG, HAS_EXPIRY, KILL_PENDING, Opening, REAUTHENTICATING, RELEASED, Seldom, sinceEpoch, UNTRACKS_CLIENT, unwatch
+  AWAITING_PONG, HAS_EXPIRY, KILL_PENDING, Opening, REAUTHENTICATING, RELEASED, Seldom, sinceEpoch, unwatch
 } from './state'
 
 export { CLOSE_GRACE, type ConnectionRoute, type ConnectionScope, type ConnectionServices } from './scope'
@@ -35,7 +35,7 @@ let nextId = 0
 function noop (): void {}
 
 export class SocketConnection implements ChannelMember, ConnectionOwner, CredentialHolder, SlotHolder, Swept, SocketOwner {
-  /** RELEASED, AWAITING_PONG, REAUTHENTICATING, HAS_EXPIRY, KILL_PENDING, UNTRACKS_CLIENT. */
+  /** RELEASED, AWAITING_PONG, REAUTHENTICATING, HAS_EXPIRY, KILL_PENDING. */
   private flags = 0
   /** Times since EPOCH (ms). */
   private lastActivity = 0
@@ -198,9 +198,8 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   /**
    * @fastify/websocket's 'connection': called once, synchronously, before the route's handler runs.
-   * `tracked`: ws's server tracks the socket, so the one 'close' listener it has is the server's.
    */
-  open (socket: WebSocket, tracked = false): void {
+  open (socket: WebSocket): void {
     const opening = this.opening
     if (this.released || opening === null) {
       socket.terminate()
@@ -210,9 +209,6 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     this.stage = null
     this.socket = socket
     carry(socket, this)
-    // ws's server puts one 'close' listener, a closure, on each socket it tracks; a second listener would also
-    // turn that into an array for the socket's whole life. The connection's shared listener takes its place.
-    if (tracked && this.services.clientTracking !== null && dropTrackingListener(socket)) this.flags |= UNTRACKS_CLIENT
     socket.on('close', onSocketClose)
     const { guard } = this.services
     const limits = guard.limits
@@ -461,9 +457,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
 
   /** The socket's one 'close' listener. */
   closed (code: number): void {
-    const socket = this.socket
     if (channels.connectionClose.hasSubscribers) this.publish(channels.connectionClose, code)
-    if ((this.flags & UNTRACKS_CLIENT) !== 0 && socket !== null) untrackClient(this.services.clientTracking!, socket)
     this.release()
     // A socket that never sent a frame has no router state: it is made here only for an `onClose` to run.
     if (this.router !== null || this.route.router?.onClose !== undefined) this.routed()?.closedWith(code)

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Authenticator } from '../auth/authenticator'
 import { takeCredentialExpiry } from '../core/credentials'
 import { AuthenticationFailed, ChanxRefusal } from '../core/errors'
-import type { UserKeyFunction } from '../core/identity'
+import { keyOfUser, type UserKeyFunction } from '../core/identity'
 import { AUTHENTICATION_OK_MESSAGE, statusText } from '../core/wire'
 import type { RefreshCredentials } from '../messages/compile'
 
@@ -30,7 +30,7 @@ export function createInBandRefresh (
     const previous = request.user
     try {
       const user = await authenticator.refreshToken!(request, token as string)
-      if ((userKey(user) ?? null) !== (userKey(previous) ?? null)) {
+      if (keyOfUser(userKey, user) !== keyOfUser(userKey, previous)) {
         request.user = previous
         throw new AuthenticationFailed('The token belongs to another user')
       }

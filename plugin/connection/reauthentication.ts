@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { ChanxAuthenticator } from '../auth/authenticator'
 import { DETAIL_ANOTHER_USER, takeCredentialExpiry } from '../core/credentials'
-import type { UserKeyFunction } from '../core/identity'
+import { keyOfUser, type UserKeyFunction } from '../core/identity'
 import { statusText } from '../core/wire'
 
 /** What a re-authentication acts on: the socket's open connection. */
@@ -31,7 +31,7 @@ export async function reauthenticate (connection: Reauthenticated, authenticator
     if (!result.isAuthenticated) {
       log.info({ statusCode: result.statusCode }, 'fastify-chanx: re-authentication refused, closing the socket')
       connection.refuse(result.statusCode, result.statusText, result.data)
-    } else if ((userKey(result.user) ?? null) !== connection.userKey) {
+    } else if (keyOfUser(userKey, result.user) !== connection.userKey) {
       // The socket, its slots and its hub membership belong to the user of the handshake.
       request.user = previous
       log.warn('fastify-chanx: re-authentication yielded another user, closing the socket')

@@ -3,7 +3,6 @@ import type { ChannelHub } from '../channels/hub'
 import { SharedFrame } from '../core/frame'
 import type { UserKeyFunction } from '../core/identity'
 import type { MessageRouter } from '../messages/compile'
-import type { WebSocketServer } from 'ws'
 import type { ConnectionGuard } from './guard'
 
 /** What every connection of one route shares, fixed at registration. */
@@ -19,8 +18,6 @@ export interface ConnectionServices {
   readonly guard: ConnectionGuard
   readonly hub: ChannelHub
   readonly userKey: UserKeyFunction
-  /** `app.websocketServer` where a connection can stand in for ws's per-socket client tracking, else null. */
-  readonly clientTracking: WebSocketServer | null
 }
 
 /** The route's and the plugin's, made once per route (handshake/hook.ts) and shared by its connections. */

@@ -26,8 +26,6 @@ export const AWAITING_PONG = 2
 export const REAUTHENTICATING = 4
 export const HAS_EXPIRY = 8
 export const KILL_PENDING = 16
-/** The connection's 'close' listener stands in for ws's client-tracking one (`untrackClient`). */
-export const UNTRACKS_CLIENT = 32
 
 /** What few connections need: made when one of these is first set (connection limits, a close, re-authentication, history, the id). */
 export class Seldom {

@@ -99,3 +99,25 @@ export const UnseenRouteError = createError<[string]>(
     'register fastify-chanx with `await app.register(chanx)` before declaring routes, in the same context or a parent of it',
   500
 )
+
+/**
+ * A canary found that a dependency no longer behaves as one of fastify-chanx's reach-ins into its private
+ * parts assumes (core/ws-internals.ts, channels/redis/ioredis-internals.ts): thrown at registration, or
+ * logged once at the first upgrade for @fastify/websocket's, rather than misbehaving silently.
+ */
+export const DependencyChangedError = createError<[string, string, string]>(
+  'FST_CHANX_DEPENDENCY_CHANGED',
+  'fastify-chanx: %s %s no longer behaves as fastify-chanx relies on: %s. Install a version within fastify-chanx\'s ' +
+    'supported range (README, Compatibility), or report it',
+  500
+)
+
+/**
+ * A broadcast from a handler (`ctx.broadcast`) on a route with `validateOutgoing: true` that does not match
+ * the route's `outgoing` schemas: its promise rejects with this and nobody receives it.
+ */
+export const OutgoingInvalidError = createError<[string]>(
+  'FST_CHANX_OUTGOING_INVALID',
+  'fastify-chanx: the broadcast %s does not match the route\'s outgoing schemas (validateOutgoing); not delivered',
+  500
+)

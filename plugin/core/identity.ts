@@ -4,6 +4,11 @@
  */
 export type UserKeyFunction = (user: unknown) => string | null | undefined
 
+/** The key of `user` by `userKey`; null for an anonymous user (null or undefined), which `userKey` never sees. */
+export function keyOfUser (userKey: UserKeyFunction, user: unknown): string | null {
+  return user === null || user === undefined ? null : userKey(user) ?? null
+}
+
 /** Default: the user itself when it is a string or number, else its `id`, `sub` or `username`. */
 export function defaultUserKey (user: unknown): string | null {
   if (user === null || user === undefined) return null

@@ -1,39 +1,88 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, type WebSocketServer } from 'ws'
+import { DependencyChangedError } from './errors'
+import { fastifyWebsocketVersion, installedVersion, websocketWsVersion } from './versions'
 
 /**
- * Every place fastify-chanx reaches past the public surface of @fastify/websocket (v11) and ws (v8), in
- * one module, each checked against the installed versions:
+ * Every place fastify-chanx reaches past the public surface of @fastify/websocket (v11) and ws (v8), in one
+ * module. (ioredis's are in channels/redis/ioredis-internals.ts, under the same policy.)
  *
- * - A refused handshake still completes the WebSocket upgrade (DESIGN: a browser can read a close code but
- *   not the HTTP status of a refused upgrade), yet must never reach the route's handler. @fastify/websocket
- *   only upgrades from inside the route handler, and offers no public way to upgrade without it, so the
- *   refusal upgrades the socket itself, from the stream and head that @fastify/websocket stored on the raw
- *   request under its private symbols (`ws-socket`, `ws-head`). They are found by description once.
- * - @fastify/websocket keeps the upgrade's head on the raw request, which lives as long as the socket; the
- *   gate below drops it once ws has it (`releaseHead`).
- * - ws tracks each client with a `'close'` listener of its own per socket; a connection takes its place with one
- *   shared function and does its work (`untrackClient`) where the server has the fields that work uses.
- * - ws reads `maxPayload` and `handleProtocols` from `wss.options` on every upgrade; @fastify/websocket
- *   builds the server before fastify-chanx is registered, so both are changed there, after construction.
- * - A broadcast is framed once (`frameString`, checked at registration against ws's exported
- *   `Sender.frame`) and the same bytes written to every member's stream, where ws itself would encode and
- *   frame the text again per socket. That is only right where ws would write the frame at once and
- *   unchanged: no permessage-deflate, nothing queued in ws's sender, not inside a fragmented message.
- *   `writeFramed` checks exactly that, per socket, on ws's private fields (`_extensions`, `_sender`,
- *   `_socket`), and answers `false` (the caller sends normally) when they are not there or not idle. Every
- *   other frame under 4 KiB the plugin sends (`writeText`) is framed the same way, into one pooled buffer,
- *   under the same checks. A reply and its `complete` are written under one cork of that stream.
+ * THE POLICY. A reach-in into another library's private parts stays only if it buys at least 5% on a bench
+ * target (docs/benchmarks.md) or enables a documented behaviour that has no public way. Then:
+ * - it lives in a file named `*-internals.ts` (test/layout.test.ts enforces it);
+ * - a behavioural canary proves, on the installed version, that the library still behaves as assumed, and
+ *   fails loudly with FST_CHANX_DEPENDENCY_CHANGED naming the dependency and its version: at registration
+ *   (core/ws-canary-internals.ts), or, where only a live upgrade shows it, at the first upgrade;
+ * - the fresh-install check (scripts/fresh-install, run by .ci/run) exercises it on the newest version our
+ *   ranges allow, and a range is narrowed to the minors that check and the lockfile test (README, Compatibility).
+ * A reach-in that does not qualify is deleted. Each one, and why it qualifies:
+ *
+ * - Options read per upgrade (`setMaxPayload`, `replaceHandleProtocols`): ws reads `maxPayload`,
+ *   `maxFragments` and `handleProtocols` from `wss.options` on every upgrade, and @fastify/websocket builds
+ *   the server before fastify-chanx is registered, so they are changed there, after construction. Enables
+ *   documented behaviour with no public way: frames capped at 64 KiB unless configured, and `bearer.<jwt>`
+ *   subprotocols never echoed. Canary: a real in-memory upgrade on a server of the app's own ws class,
+ *   options changed after construction, must select the protocol the hook chose and refuse a frame over the
+ *   cap (1009) and one fragment too many (1008). A ws that copied its options at construction fails
+ *   registration instead of silently capping at 100 MiB and echoing credentials.
+ * - Frames written straight to the socket's stream (`writeText` for replies under 4 KiB, `writeFramed` for
+ *   a broadcast framed once), and a reply corked with its `complete` (`corkSocket`): measured at about 7% of
+ *   server CPU per validated round trip (replies) and at the broadcast targets (one frame for every member,
+ *   socket.io's precedent: its adapter pre-frames with `Sender.frame`, and engine.io writes with
+ *   `_sender.sendFrame`, citing ws#617). Only right where ws would write the frame at once and unchanged:
+ *   no permessage-deflate, nothing queued in ws's sender (`_state`, `_queue`), not inside a fragmented
+ *   message (`_firstFragment`); `idleStream` checks exactly that, per send, and the caller sends through ws
+ *   otherwise. Canary: on an in-memory socket, direct writes interleaved with ws's own sends (plain, a
+ *   fragmented message, a Blob ws reads asynchronously, under a cork) must reach the stream in call order,
+ *   and the direct path must decline exactly where ws would queue. A ws that buffers elsewhere fails
+ *   registration instead of writing frames out of order.
+ * - @fastify/websocket's stored upgrade stream and head (private symbols `ws-socket`, `ws-head`, found by
+ *   description on the request at hand, so a second copy of the package in the process works too). Enables
+ *   documented behaviour with no public way: a refused handshake still upgrades, to carry the authentication
+ *   message and a close code (DESIGN), without reaching the route's handler; and the upgrade request does
+ *   not keep the bytes it was read into, tokens included, for the socket's life (`releaseHead`). Canary:
+ *   only a live upgrade request carries them, so the first upgrade of each app checks them
+ *   (`gateUpgrades`) and logs FST_CHANX_DEPENDENCY_CHANGED once when they are gone; a refusal then
+ *   throws it, logged with the request, and closes the raw socket where there is one.
+ * - Removed: ws's per-socket client-tracking `'close'` listener was replaced by a shared function (0.8% of
+ *   idle memory: below the bar); ws's own listener stays on every socket.
+ *
+ * Public surface, not reach-ins: `Sender.frame` (exported by ws; registration checks `frameString` builds
+ * its bytes), and the gate put in front of `wss.handleUpgrade` (a public method, wrapped).
+ */
+/**
+ * @fastify/websocket's two symbols as last found. A request that does not carry them (one from a second copy
+ * of the package in the process) has them looked up again, by description, on itself.
  */
 let socketSymbol: symbol | undefined
 let headSymbol: symbol | undefined
 
-function findSymbols (raw: IncomingMessage): void {
+function findSymbols (raw: IncomingMessage): boolean {
+  let socket: symbol | undefined
+  let head: symbol | undefined
   for (const symbol of Object.getOwnPropertySymbols(raw)) {
-    if (symbol.description === 'ws-socket') socketSymbol = symbol
-    else if (symbol.description === 'ws-head') headSymbol = symbol
+    if (symbol.description === 'ws-socket') socket = symbol
+    else if (symbol.description === 'ws-head') head = symbol
   }
+  if (socket === undefined || head === undefined) return false
+  socketSymbol = socket
+  headSymbol = head
+  return true
+}
+
+/** Whether this upgrade request carries @fastify/websocket's stored stream and head (found as above). */
+export function carriesUpgradeSymbols (raw: IncomingMessage): boolean {
+  const carrier = raw as unknown as Record<symbol, unknown>
+  if (socketSymbol !== undefined && carrier[socketSymbol] !== undefined) return true
+  return findSymbols(raw) && carrier[socketSymbol!] !== undefined && Buffer.isBuffer(carrier[headSymbol!])
+}
+
+/** FST_CHANX_DEPENDENCY_CHANGED for @fastify/websocket's upgrade symbols. */
+export function upgradeSymbolsChanged (): Error {
+  return new DependencyChangedError('@fastify/websocket', fastifyWebsocketVersion(),
+    'the upgrade request no longer carries the stream and head it stores under the symbols ws-socket and ws-head, ' +
+    'which a refused handshake upgrades with and the head release clears')
 }
 
 const EMPTY_HEAD = Buffer.alloc(0)
@@ -45,21 +94,21 @@ interface ServerOptions {
 }
 
 /**
- * Checks, at registration, that the installed ws server still has the shape this module relies on: a
- * `handleUpgrade` method and a writable `options` object. A changed version fails here, with this
- * sentence, instead of misbehaving on the first handshake.
+ * The structural part of the registration canary (the behavioural part is core/ws-canary-internals.ts): a
+ * `handleUpgrade` method, a writable `options` object, and ws's exported `Sender.frame` building the bytes
+ * `frameString` builds.
  */
 export function checkWebsocketServer (wss: WebSocketServer): void {
   const options = (wss as { options?: unknown }).options
   const descriptor = Object.getOwnPropertyDescriptor(wss, 'options')
   if (typeof wss.handleUpgrade !== 'function' || options === null || typeof options !== 'object' ||
     descriptor === undefined || Object.isFrozen(options) || !Object.isExtensible(options)) {
-    throw new Error('fastify-chanx: app.websocketServer does not have the shape of a ws 8 WebSocketServer ' +
-      '(a handleUpgrade method and a writable options object); is a supported @fastify/websocket (11.x) installed?')
+    throw new DependencyChangedError('ws', websocketWsVersion(), 'app.websocketServer does not have the shape of a ws 8 ' +
+      'WebSocketServer (a handleUpgrade method and a writable options object); is a supported @fastify/websocket (11.x) installed?')
   }
   if (!checkFraming()) {
-    throw new Error('fastify-chanx: the installed ws does not export Sender.frame building an unmasked text frame ' +
-      'as ws 8 does; is a supported ws (8.x) installed?')
+    throw new DependencyChangedError('ws', installedVersion('ws'), 'it does not export Sender.frame building the unmasked ' +
+      'text frame ws 8 builds')
   }
 }
 
@@ -160,53 +209,6 @@ export function frameString (text: string, length = Buffer.byteLength(text)): Bu
   return frame
 }
 
-interface TrackingServer {
-  clients?: unknown
-  _shouldEmitClose?: unknown
-  _state?: unknown
-}
-
-/** ws's server state once closed (CLOSED in lib/websocket-server.js). */
-const SERVER_CLOSED = 2
-
-/**
- * `wss` when it tracks its clients with the fields `untrackClient` uses (a `clients` Set, a boolean
- * `_shouldEmitClose`, a numeric `_state`), else null: then ws's own per-socket listener is left in place.
- */
-export function clientTrackingServer (wss: WebSocketServer): WebSocketServer | null {
-  const server = wss as unknown as TrackingServer
-  return server.clients instanceof Set && typeof server._shouldEmitClose === 'boolean' && typeof server._state === 'number'
-    ? wss
-    : null
-}
-
-/**
- * What ws's client-tracking `'close'` listener does (lib/websocket-server.js, `completeUpgrade`): forget the
- * socket, and once a closing server has no client left, emit its `'close'`. ws makes that listener a closure
- * per socket, which with its context stays as long as the socket does (about 100 bytes); a connection that
- * took its place calls this shared function instead. `wss` comes from `clientTrackingServer`.
- */
-export function untrackClient (wss: WebSocketServer, socket: WebSocket): void {
-  const server = wss as unknown as TrackingServer & { clients: Set<WebSocket> }
-  server.clients.delete(socket)
-  if (server._shouldEmitClose === true && server.clients.size === 0) process.nextTick(emitServerClose, wss)
-}
-
-/**
- * Removes ws's own client-tracking `'close'` listener from `socket` when it is the only one there, so that the
- * caller's shared listener takes its place and calls `untrackClient`; false, nothing removed, otherwise.
- */
-export function dropTrackingListener (socket: WebSocket): boolean {
-  if (socket.listenerCount('close') !== 1) return false
-  socket.removeListener('close', socket.rawListeners('close')[0] as (...args: unknown[]) => void)
-  return true
-}
-
-function emitServerClose (wss: WebSocketServer): void {
-  (wss as unknown as TrackingServer)._state = SERVER_CLOSED
-  wss.emit('close')
-}
-
 /**
  * Holds the socket's writes until `uncorkSocket`, so that frames sent in between (a reply and its
  * `complete`) leave in one system call; ws corks each frame the same way. Nothing when ws has no stream.
@@ -274,9 +276,19 @@ export function replaceHandleProtocols (wss: WebSocketServer, select: NonNullabl
  * answers it on the raw stream itself. (ws's `verifyClient` would do the same but reads `req.socket`, which
  * `injectWS` requests do not have.)
  */
-export function gateUpgrades (wss: WebSocketServer, admits: (req: IncomingMessage, stream: Duplex) => boolean): void {
+export function gateUpgrades (
+  wss: WebSocketServer,
+  admits: (req: IncomingMessage, stream: Duplex) => boolean,
+  changed: (err: Error) => void
+): void {
   const handleUpgrade = wss.handleUpgrade
+  let checked = false
   wss.handleUpgrade = function gatedUpgrade (this: WebSocketServer, req, stream, head, callback) {
+    // The canary of @fastify/websocket's symbols: only a live upgrade request carries them, so the first one checks.
+    if (!checked) {
+      checked = true
+      if (!carriesUpgradeSymbols(req)) changed(upgradeSymbolsChanged())
+    }
     if (admits(req, stream)) handleUpgrade.call(this, req, stream, head, callback)
     releaseHead(req)
   }
@@ -289,10 +301,9 @@ export function gateUpgrades (wss: WebSocketServer, admits: (req: IncomingMessag
  * every open socket would keep its request's bytes, cookies and tokens included.
  */
 function releaseHead (req: IncomingMessage): void {
-  if (headSymbol === undefined) findSymbols(req)
-  if (headSymbol === undefined) return
+  if (!carriesUpgradeSymbols(req)) return
   const carrier = req as unknown as Record<symbol, unknown>
-  if (carrier[headSymbol] !== undefined) carrier[headSymbol] = EMPTY_HEAD
+  if (carrier[headSymbol!] !== undefined) carrier[headSymbol!] = EMPTY_HEAD
 }
 
 /**
@@ -300,26 +311,15 @@ function releaseHead (req: IncomingMessage): void {
  * in-memory stream of `injectWS`), else `raw.socket`. `undefined` when there is none.
  */
 export function upgradeStream (raw: IncomingMessage): Duplex | undefined {
-  if (socketSymbol === undefined || headSymbol === undefined) findSymbols(raw)
-  const carrier = raw as unknown as Record<symbol, unknown>
-  const stream = (socketSymbol === undefined ? undefined : carrier[socketSymbol]) as Duplex | undefined
+  const stream = carriesUpgradeSymbols(raw) ? (raw as unknown as Record<symbol, Duplex | undefined>)[socketSymbol!] : undefined
   return stream ?? raw.socket ?? undefined
 }
 
-/** Whether @fastify/websocket's private upgrade symbols are found on this upgrade request. */
-export function carriesUpgradeSymbols (raw: IncomingMessage): boolean {
-  findSymbols(raw)
-  const carrier = raw as unknown as Record<symbol, unknown>
-  return socketSymbol !== undefined && headSymbol !== undefined &&
-    carrier[socketSymbol] !== undefined && Buffer.isBuffer(carrier[headSymbol])
-}
-
+/** Upgrades a refused handshake's request itself (see the header); FST_CHANX_DEPENDENCY_CHANGED when it cannot. */
 export function upgradeSocket (wss: WebSocketServer, raw: IncomingMessage, onSocket: (socket: WebSocket) => void): void {
-  const stream = upgradeStream(raw)
+  if (!carriesUpgradeSymbols(raw)) throw upgradeSymbolsChanged()
   const carrier = raw as unknown as Record<symbol, unknown>
-  const head = (headSymbol === undefined ? undefined : carrier[headSymbol]) as Buffer | undefined ?? EMPTY_HEAD
-  if (stream === undefined || stream === null) {
-    throw new Error('fastify-chanx: the upgrade request carries no socket; is @fastify/websocket registered?')
-  }
+  const stream = carrier[socketSymbol!] as Duplex
+  const head = carrier[headSymbol!] as Buffer | undefined ?? EMPTY_HEAD
   wss.handleUpgrade(raw, stream, head, onSocket)
 }

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { AuthenticationResult } from '../auth/authenticator'
+import { keyOfUser } from '../core/identity'
 import { SocketConnection, type ConnectionScope, type ConnectionServices } from '../connection/connection'
 import type { RouteHandshake } from './route-options'
 import { DETAIL_ORIGIN_REFUSED } from './origin'
@@ -171,7 +172,7 @@ async function admitSocket (
   const { services } = scope
   let key: string | null
   try {
-    key = services.userKey(result.user) ?? null
+    key = keyOfUser(services.userKey, result.user)
     if (key !== null && typeof key !== 'string') throw new TypeError('userKey(user) must return a string, null or undefined')
   } catch (err) {
     request.log.error({ err }, 'fastify-chanx: userKey(user) failed')
@@ -219,5 +220,5 @@ export function onSocketConnection (this: WebSocketServer, socket: WebSocket, ra
   const connection = accepted.get(raw)
   if (connection === undefined) return
   accepted.delete(raw)
-  connection.open(socket, this.clients !== undefined && this.clients.has(socket))
+  connection.open(socket)
 }

@@ -5,6 +5,7 @@ import type { ChannelOptions } from '../channels/options'
 import type { ConnectionLimits } from '../connection/guard'
 import { InvalidOptionError } from '../core/errors'
 import { defaultUserKey, type UserKeyFunction } from '../core/identity'
+import type { ChanxUser } from '../core/user-types'
 import { checkBoolean, checkCount, checkInterval, checkNames, nearMiss } from '../core/validate'
 import type { RateLimit } from '../messages/types'
 import { checkAllowedOrigins, type AllowedOrigins } from './origin'
@@ -70,8 +71,11 @@ export interface PluginDefaultOptions extends ChannelOptions {
   rateLimit?: RateLimit | false
   /** Validate frames strictly, without pydantic's lax conversions (`"5"` for an integer); default false. Routes may override. */
   strict?: boolean
-  /** The stable identity of a user (default: the user if a string or number, else its id, sub or username). */
-  userKey?: UserKeyFunction
+  /**
+   * The stable identity of a user (default: the user if a string or number, else its id, sub or username),
+   * typed by the user you declared (`ChanxTypes`). Never called for an anonymous user (null or undefined).
+   */
+  userKey?: (user: NonNullable<ChanxUser>) => string | null | undefined
   /** More query parameters to redact from socket routes' log lines, besides `token` and the authenticators' own. */
   redactQueryParams?: readonly string[]
   /**

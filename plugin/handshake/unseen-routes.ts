@@ -75,5 +75,5 @@ export function guardUnseenUpgrades (wss: WebSocketServer, log: FastifyBaseLogge
     stream.once('finish', () => stream.destroy())
     stream.end(UNSEEN_RESPONSE)
     return false
-  })
+  }, (err) => log.error({ err }, 'fastify-chanx: a dependency changed under a reach-in (core/ws-internals.ts)'))
 }

@@ -21,6 +21,8 @@ export interface ConnectionOwner extends CredentialHolder {
 /** What a context's `send` and `close` reach: the socket's router state. */
 export interface ContextTarget {
   sendMessage (message: unknown): void
+  /** The rejection `ctx.broadcast` answers when `message` may not be broadcast (validateOutgoing), else null. */
+  refuseBroadcast (message: unknown): Promise<void> | null
   close (code?: number, reason?: string): void
 }
 
@@ -54,7 +56,7 @@ export class Context implements LooseContext {
   }
 
   broadcast (message: object, options?: BroadcastTarget): Promise<void> {
-    return this.owner.broadcast(message, options?.groups, options?.excludeSelf)
+    return this.connection.refuseBroadcast(message) ?? this.owner.broadcast(message, options?.groups, options?.excludeSelf)
   }
 
   sendEvent (name: string, payload?: unknown, options?: { groups?: string | readonly string[] }): Promise<void> {

@@ -16,7 +16,7 @@ import { TokenBucket } from '../core/limits'
 import { corkSocket, uncorkSocket } from '../core/ws-internals'
 import type { CompiledAction, MessageRouter } from './compile'
 import { Context, type ConnectionOwner } from './context'
-import { idJsonOf, OUTGOING_INVALID, prepare, withId } from './outgoing'
+import { broadcastRefusal, idJsonOf, OUTGOING_INVALID, prepare, withId } from './outgoing'
 import { INVALID, safeParse } from './safe-json'
 import type { SocketContext } from './types'
 import { admitPayload, quoteTag } from './validation-errors'
@@ -255,6 +255,20 @@ export class RouterConnection {
   }
 
   /** Sends a handler's message: checked against `outgoing` when asked, serialized once. */
+  /**
+   * Checked by `ctx.broadcast` before anything is sent (validateOutgoing): null, or the rejected promise the
+   * broadcast answers with. The refusal is logged, as a reply's is, and handled, so that an unawaited
+   * broadcast cannot become an unhandled rejection (which ends the process).
+   */
+  refuseBroadcast (message: unknown): Promise<void> | null {
+    const err = broadcastRefusal(this.router, message)
+    if (err === null) return null
+    this.request.log.error({ err }, 'fastify-chanx: a broadcast does not match its outgoing schema; not delivered')
+    const refused = Promise.reject(err)
+    refused.catch(noop)
+    return refused
+  }
+
   sendMessage (message: unknown, idJson: string | null = null): void {
     if (!this.open) return
     const text = prepare(this.router, message, idJson)

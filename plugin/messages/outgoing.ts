@@ -1,3 +1,4 @@
+import { OutgoingInvalidError } from '../core/errors'
 import { withoutServerFields } from '../core/protocol-fields'
 import { MAX_ID_LENGTH, type MessageRouter } from './compile'
 
@@ -12,6 +13,16 @@ function outgoingValid (router: MessageRouter, message: unknown): boolean {
   const action = message[router.actionKey]
   const check = typeof action === 'string' ? router.outgoing!.get(action) : undefined
   return check !== undefined && check.Check(message.payload === undefined ? null : message.payload)
+}
+
+/**
+ * Why a broadcast may not go out: FST_CHANX_OUTGOING_INVALID when the route validates what it sends and
+ * `message` does not match its `outgoing` schemas, else null.
+ */
+export function broadcastRefusal (router: MessageRouter, message: unknown): Error | null {
+  if (!router.validateOutgoing || outgoingValid(router, message)) return null
+  const action = isRecordLike(message) ? message[router.actionKey] : undefined
+  return new OutgoingInvalidError(typeof action === 'string' ? `'${action.slice(0, 64)}'` : 'without an action')
 }
 
 export const OUTGOING_INVALID: unique symbol = Symbol('fastify-chanx.outgoing-invalid')

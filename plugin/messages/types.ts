@@ -68,8 +68,10 @@ export interface SocketContext<
   /**
    * Sends `message` to every member of `groups` (default: the groups this socket is in), in every process;
    * each copy carries `is_mine` and `is_current`. `excludeSelf` (default true) skips this very socket.
+   * Typed by the route's `outgoing` schemas, as `send` is; with `validateOutgoing: true`, a message that does
+   * not match them rejects with FST_CHANX_OUTGOING_INVALID and reaches nobody.
    */
-  broadcast (message: object, options?: BroadcastTarget): Promise<void>
+  broadcast (message: Outgoing, options?: BroadcastTarget): Promise<void>
   /** Runs the routes' event handler `name` inside every member of `groups` (default: this socket's groups). */
   sendEvent (name: string, payload?: unknown, options?: { groups?: string | readonly string[] }): Promise<void>
   /** Joins a group now; resolves once broadcasts to it reach this socket. */

@@ -1,6 +1,6 @@
 import { InvalidOptionError } from '../../core/errors'
 import { withTimeout } from '../../core/timeout'
-import { pingShardedSubscribers, throttleSlotRefresh, type Pingable } from './ioredis-internals'
+import { checkShardedSubscribers, checkSlotRefreshThrottled, pingShardedSubscribers, throttleSlotRefresh, type Pingable } from './ioredis-internals'
 import { ChannelLayerUnreachableError, MissingIoredisError } from '../errors'
 
 /**
@@ -225,8 +225,14 @@ export async function openConnections (target: RedisLayerTarget, connectTimeout:
   }
 
   if (connections.cluster) {
-    throttleSlotRefresh(connections.publisher)
-    throttleSlotRefresh(connections.subscriber)
+    try {
+      throttleSlotRefresh(connections.publisher)
+      throttleSlotRefresh(connections.subscriber)
+    } catch (err) {
+      connections.subscriber.disconnect()
+      connections.publisher.disconnect()
+      throw err
+    }
   }
   // A cluster reports its failures on 'error' while connecting; these keep them from being unhandled
   // until the layer installs its own listeners.
@@ -242,6 +248,18 @@ export async function openConnections (target: RedisLayerTarget, connectTimeout:
   } finally {
     connections.publisher.removeListener('error', swallow)
     connections.subscriber.removeListener('error', swallow)
+  }
+  if (connections.cluster) {
+    try {
+      // The canaries of channels/redis/ioredis-internals.ts's reach-ins.
+      checkSlotRefreshThrottled(connections.publisher)
+      checkSlotRefreshThrottled(connections.subscriber)
+      await checkShardedSubscribers(connections.subscriber)
+    } catch (err) {
+      connections.subscriber.disconnect()
+      connections.publisher.disconnect()
+      throw err
+    }
   }
   return connections
 }

@@ -1,14 +1,47 @@
+import { DependencyChangedError } from '../../core/errors'
+import { installedVersion } from '../../core/versions'
+
 /**
- * Every place fastify-chanx reaches into ioredis's private parts, and why (as core/ws-internals.ts does for ws).
- * Nothing else under plugin/ touches ioredis beyond its public API.
+ * Every place fastify-chanx reaches into ioredis's private parts, and why, under the policy written in
+ * core/ws-internals.ts's header. Nothing else under plugin/ touches ioredis beyond its public API. Both are
+ * used on a Redis Cluster only, and both qualify as documented behaviour with no public way:
  *
  * - `refreshSlotsCache`, replaced per cluster connection by a throttled version: during a failover ioredis 6
- *   refreshes its slot map in a tight loop (below). There is no option to space these refreshes.
+ *   refreshes its slot map in a tight loop (below), and there is no option to space these refreshes
+ *   (docs/broadcast.md: a failover does not storm the cluster). Canary (`checkSlotRefreshThrottled`, at
+ *   registration): the method exists, and ioredis's own connect went through the throttle; else
+ *   FST_CHANX_DEPENDENCY_CHANGED naming ioredis and its version fails registration.
  * - The cluster subscriber's `shardedSubscribers` group, whose per-primary connections the recovery barrier
- *   pings: ioredis exposes no way to reach the connection that carries a sharded channel.
+ *   pings (docs/recovery.md: no silent gap): ioredis exposes no way to reach the connection that carries a
+ *   sharded channel. Canary (at registration): one barrier ping through it must succeed.
  */
 
 export interface Pingable { readonly status: string, ping (): Promise<unknown> }
+
+function ioredisChanged (what: string): Error {
+  return new DependencyChangedError('ioredis', installedVersion('ioredis'), what)
+}
+
+/** Cluster connections whose own slot refreshes have gone through the throttle. */
+const throttled = new WeakSet<object>()
+
+/**
+ * The canary of the throttle: once a cluster connection is ready, ioredis has refreshed its slot map at
+ * least once (it does so to connect); if that refresh did not go through the throttle, ioredis no longer
+ * calls the method the throttle replaces, and a failover would storm the cluster again, silently.
+ */
+export function checkSlotRefreshThrottled (client: object): void {
+  if (!throttled.has(client)) throw ioredisChanged('a Cluster connected without calling its refreshSlotsCache method, which fastify-chanx throttles')
+}
+
+/** The canary of the sharded-subscriber reach-in: one barrier ping, at registration. */
+export async function checkShardedSubscribers (subscriber: object): Promise<void> {
+  try {
+    await pingShardedSubscribers(subscriber)
+  } catch (err) {
+    throw ioredisChanged(`the recovery barrier could not reach the Cluster's sharded subscribers (${(err as Error).message})`)
+  }
+}
 
 /** At most one CLUSTER SLOTS per this many ms per connection. */
 const SLOT_REFRESH_INTERVAL = 500
@@ -22,7 +55,7 @@ const SLOT_REFRESH_INTERVAL = 500
  */
 export function throttleSlotRefresh (client: object): void {
   const original = (client as { refreshSlotsCache?: (callback?: (err?: Error) => void) => void }).refreshSlotsCache
-  if (typeof original !== 'function') return
+  if (typeof original !== 'function') throw ioredisChanged('a Cluster has no refreshSlotsCache method to throttle')
   let last = 0
   let timer: NodeJS.Timeout | null = null
   let callbacks: Array<(err?: Error) => void> = []
@@ -37,6 +70,7 @@ export function throttleSlotRefresh (client: object): void {
     configurable: true,
     writable: true,
     value (callback?: (err?: Error) => void): void {
+      throttled.add(client)
       if (typeof callback === 'function') callbacks.push(callback)
       if (timer !== null) return
       const wait = last + SLOT_REFRESH_INTERVAL - Date.now()
