@@ -1,27 +1,11 @@
 import { test } from 'tap'
-import type { Browser, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { browserSkipReason, launchChromium } from './helpers/browser'
+import { userInRoom } from './helpers/example-page'
 import { startExample } from './helpers/child-app'
 import { TcpProxy } from './helpers/recovery'
 
 const skip = browserSkipReason()
-
-/** A fresh browser context logged in as `username` at `base`, joined to `room`, connected; `watch` sees the page first. */
-async function userInRoom (browser: Browser, base: string, username: string, room: string, watch: (page: Page) => void): Promise<Page> {
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  page.setDefaultTimeout(15_000)
-  watch(page)
-  await page.goto(base + '/')
-  await page.fill('#username', username)
-  await page.fill('#password', username)
-  await page.click('#login')
-  await page.waitForSelector('#chat-panel:not([hidden])')
-  await page.fill('#room', room)
-  await page.click('#join')
-  await page.waitForFunction("document.getElementById('status').textContent === 'connected'")
-  return page
-}
 
 /** bob, over REST straight to the app (not through the proxy): posts go to the room's sockets and its history. */
 async function restMember (base: string, username: string): Promise<(text: string) => Promise<void>> {
@@ -61,14 +45,16 @@ test('a connection cut through a proxy while another member sends: after it, the
   // or replayed): the page shows a message once by its id, so the wire is checked on its own.
   let historyRequests = 0
   const received: string[] = []
-  const alice = await userInRoom(browser, `http://127.0.0.1:${proxy.port}`, 'alice', 'lobby', (page) => {
-    page.on('websocket', (ws) => {
-      ws.on('framesent', (frame) => { if (String(frame.payload).includes('"action":"history"')) historyRequests++ })
-      ws.on('framereceived', (frame) => {
-        const message = JSON.parse(String(frame.payload)) as { action: string, payload: { username: string, text: string } }
-        if (message.action === 'chat') received.push(`${message.payload.username}: ${message.payload.text}`)
+  const alice = await userInRoom(browser, `http://127.0.0.1:${proxy.port}/`, 'alice', 'lobby', {
+    watch: (page) => {
+      page.on('websocket', (ws) => {
+        ws.on('framesent', (frame) => { if (String(frame.payload).includes('"action":"history"')) historyRequests++ })
+        ws.on('framereceived', (frame) => {
+          const message = JSON.parse(String(frame.payload)) as { action: string, payload: { username: string, text: string } }
+          if (message.action === 'chat') received.push(`${message.payload.username}: ${message.payload.text}`)
+        })
       })
-    })
+    }
   })
   const bob = await restMember(app, 'bob')
   await bob('before the cut')

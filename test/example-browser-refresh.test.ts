@@ -1,28 +1,11 @@
 import { test } from 'tap'
-import type { Browser, Page } from 'playwright-core'
 import WebSocket from 'ws'
 import { browserSkipReason, launchChromium } from './helpers/browser'
+import { userInRoom } from './helpers/example-page'
 import { startExample } from './helpers/child-app'
 
 const skip = browserSkipReason()
 const TOKEN_TTL_S = 4
-
-/** A fresh browser context on `path`, logged in as `username`, joined to `room`, connected; `watch` sees the page first. */
-async function userInRoom (browser: Browser, url: string, username: string, room: string, watch: (page: Page) => void = () => {}): Promise<Page> {
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  page.setDefaultTimeout(15_000)
-  watch(page)
-  await page.goto(url)
-  await page.fill('#username', username)
-  await page.fill('#password', username)
-  await page.click('#login')
-  await page.waitForSelector('#chat-panel:not([hidden])')
-  await page.fill('#room', room)
-  await page.click('#join')
-  await page.waitForFunction("document.getElementById('status').textContent === 'connected'")
-  return page
-}
 
 /** The `exp` of a JWT, in ms (unverified: the test only reads when the server will consider it expired). */
 function expiryOf (token: string): number {
@@ -37,11 +20,13 @@ test('the page in token mode refreshes its short-lived token in-band and outlive
   // Every socket alice's page opens, and every in-band refresh it sends.
   const sockets: string[] = []
   let refreshes = 0
-  const alice = await userInRoom(browser, `${base}/?auth=token`, 'alice', 'lobby', (page) => {
-    page.on('websocket', (ws) => {
-      sockets.push(ws.url())
-      ws.on('framesent', (frame) => { if (String(frame.payload).includes('"action":"authenticate"')) refreshes++ })
-    })
+  const alice = await userInRoom(browser, `${base}/?auth=token`, 'alice', 'lobby', {
+    watch: (page) => {
+      page.on('websocket', (ws) => {
+        sockets.push(ws.url())
+        ws.on('framesent', (frame) => { if (String(frame.payload).includes('"action":"authenticate"')) refreshes++ })
+      })
+    }
   })
   const bob = await userInRoom(browser, `${base}/`, 'bob', 'lobby')
 

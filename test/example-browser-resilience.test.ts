@@ -2,27 +2,12 @@ import { test } from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Browser, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { browserSkipReason, launchChromium } from './helpers/browser'
+import { userInRoom } from './helpers/example-page'
 import { startChildProcess } from './helpers/child-app'
 
 const skip = browserSkipReason()
-
-/** A fresh browser context logged in as `username`, joined to `room`, connected. */
-async function userInRoom (browser: Browser, base: string, username: string, room: string): Promise<Page> {
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  page.setDefaultTimeout(20_000)
-  await page.goto(base + '/')
-  await page.fill('#username', username)
-  await page.fill('#password', username)
-  await page.click('#login')
-  await page.waitForSelector('#chat-panel:not([hidden])')
-  await page.fill('#room', room)
-  await page.click('#join')
-  await page.waitForFunction("document.getElementById('status').textContent === 'connected'")
-  return page
-}
 
 async function say (page: Page, text: string): Promise<void> {
   await page.fill('#text', text)
@@ -38,8 +23,8 @@ test('after a server restart the example page reconnects by itself and keeps cha
   const port = new URL(first.base).port
   const browser = await launchChromium()
   t.teardown(() => browser.close())
-  const alice = await userInRoom(browser, first.base, 'alice', 'lobby')
-  const bob = await userInRoom(browser, first.base, 'bob', 'lobby')
+  const alice = await userInRoom(browser, `${first.base}/`, 'alice', 'lobby', { timeout: 20_000 })
+  const bob = await userInRoom(browser, `${first.base}/`, 'bob', 'lobby', { timeout: 20_000 })
   await say(alice, 'before the restart')
   await bob.waitForFunction("document.getElementById('log').textContent.includes('alice: before the restart')")
 

@@ -3,35 +3,20 @@ import { mkdirSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import type { Browser, Page } from 'playwright-core'
 import { browserSkipReason, launchChromium } from './helpers/browser'
+import { userInRoom } from './helpers/example-page'
 import { startExample } from './helpers/child-app'
 
 const root = join(__dirname, '..')
 const skip = browserSkipReason()
-
-/** A fresh browser context (its own cookies) logged in as `username`, joined to `room`. */
-async function userInRoom (browser: Browser, base: string, username: string, room: string): Promise<Page> {
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  page.setDefaultTimeout(10_000)
-  await page.goto(base + '/')
-  await page.fill('#username', username)
-  await page.fill('#password', username)
-  await page.click('#login')
-  await page.waitForSelector('#chat-panel:not([hidden])')
-  await page.fill('#room', room)
-  await page.click('#join')
-  return page
-}
 
 test('two members chat in a real browser; a non-member sees the 4403 refusal', { skip, timeout: 90_000 }, async (t) => {
   const base = await startExample(t)
   const browser = await launchChromium()
   t.teardown(() => browser.close())
 
-  const alice = await userInRoom(browser, base, 'alice', 'lobby')
-  const bob = await userInRoom(browser, base, 'bob', 'lobby')
+  const alice = await userInRoom(browser, `${base}/`, 'alice', 'lobby', { timeout: 10_000, connected: false })
+  const bob = await userInRoom(browser, `${base}/`, 'bob', 'lobby', { timeout: 10_000, connected: false })
   await alice.waitForFunction("document.getElementById('status').textContent === 'connected'")
   await bob.waitForFunction("document.getElementById('status').textContent === 'connected'")
 
@@ -41,7 +26,7 @@ test('two members chat in a real browser; a non-member sees the 4403 refusal', {
   t.match(await bob.textContent('#log'), 'alice: hello from the browser', 'the message reached the other member')
   t.equal(await alice.getAttribute('#log .mine', 'class'), 'msg mine', 'the sender sees it as its own (is_mine)')
 
-  const carol = await userInRoom(browser, base, 'carol', 'secret')
+  const carol = await userInRoom(browser, `${base}/`, 'carol', 'secret', { timeout: 10_000, connected: false })
   await carol.waitForFunction("document.getElementById('status').dataset.closeCode !== undefined")
   t.equal(await carol.getAttribute('#status', 'data-close-code'), '4403')
   t.match(await carol.textContent('#log'), 'closed with code 4403')
