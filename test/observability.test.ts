@@ -147,7 +147,7 @@ test('handshakes, frames, broadcasts and socket open/close are published, and th
   limited.socket.close()
 })
 
-test('nothing is built for a channel nobody subscribes to', async (t) => {
+test('no channel of docs/observability.md has a subscriber until an app or a test subscribes', async (t) => {
   const names = ['fastify-chanx.handshake', 'fastify-chanx.frame', 'fastify-chanx.broadcast', 'fastify-chanx.recovery',
     'fastify-chanx.layer', 'fastify-chanx.presence', 'fastify-chanx.connection.open', 'fastify-chanx.connection.close']
   for (const name of names) t.equal(diagnostics.channel(name).hasSubscribers, false, `${name} has no subscriber by default`)
