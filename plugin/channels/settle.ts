@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { InvalidChannelArgumentError } from './errors'
 import { InvalidOptionError } from '../core/errors'
+import type { FailureLog } from './failure-log'
 import { logSafely } from './layer'
 
 function isArgumentError (err: unknown): boolean {
@@ -11,12 +12,7 @@ function isArgumentError (err: unknown): boolean {
   }
 }
 
-/** What a failed publish is reported to: one summary line per window (channels/failure-log.ts). */
-export interface FailureSink {
-  record (kind: 'broadcast', err: unknown): void
-}
-
-async function publishing (send: () => Promise<void>, failures: FailureSink): Promise<void> {
+async function publishing (send: () => Promise<void>, failures: FailureLog): Promise<void> {
   try {
     await send()
   } catch (err) {
@@ -31,7 +27,7 @@ async function publishing (send: () => Promise<void>, failures: FailureSink): Pr
  * client chose, '' or too long) rejects for a caller that awaits, and is logged by {@link guarded}, so a send
  * nobody awaits cannot end the process.
  */
-export function settle (send: () => Promise<void>, failures: FailureSink, log: FastifyBaseLogger): Promise<void> {
+export function settle (send: () => Promise<void>, failures: FailureLog, log: FastifyBaseLogger): Promise<void> {
   return guarded(publishing(send, failures), log)
 }
 

@@ -1,5 +1,6 @@
 import diagnostics from 'node:diagnostics_channel'
 import type { FastifyRequest } from 'fastify'
+import { isThenable } from './validate'
 
 /**
  * What the plugin publishes on Node's `diagnostics_channel` (docs/observability.md), as fastify and undici
@@ -128,11 +129,6 @@ export function observeBroadcast (sent: Promise<void>, groups: readonly string[]
     publish(err)
     throw err
   })
-}
-
-function isThenable (value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
 }
 
 /**

@@ -86,3 +86,9 @@ export function nearMiss (key: string, names: Iterable<string>): string | undefi
   }
   return best
 }
+
+/** A promise or any object with a `then` method (a handler's result, a hook's). */
+export function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+}

@@ -13,6 +13,7 @@ import type { FastifyRequest } from 'fastify'
 import { WebSocket } from 'ws'
 import { channels, routeOf, traceHandler, tracing, type FrameEvent, type FrameOutcome } from '../core/diagnostics'
 import { TokenBucket } from '../core/limits'
+import { isThenable } from '../core/validate'
 import { corkSocket, uncorkSocket } from '../core/ws-internals'
 import type { CompiledAction, MessageRouter } from './compile'
 import { Context, type ConnectionOwner } from './context'
@@ -307,11 +308,6 @@ export class RouterConnection {
     }
     whenSettled(result, noop, (err: unknown) => this.request.log.error({ err }, 'fastify-chanx: onClose failed'))
   }
-}
-
-function isThenable (value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
 }
 
 /** Runs `onValue` with `result`, at once, or once it settles when it is a thenable (`onError` if it rejects). */
