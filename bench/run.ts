@@ -12,6 +12,7 @@
  *     BENCH_MEMORY_WARMUP=500                          # connections opened and closed before the memory scenario's first reading
  *     BENCH_BASELINES=socketio,uws                     # the optional baselines (default both; 'none' for neither)
  *     BENCH_STRICT=1                                   # exit 1 when a target is not met
+ *     BENCH_PLUGIN=source                              # servers load plugin/ through tsx instead of the build (dist/, made first)
  *
  * Servers run pinned to core 0 (`taskset -c 0`); this harness (the load generator) re-executes itself pinned
  * to core 1, and redis-server, started from here, inherits that. Both raise `ulimit -n` for the memory
@@ -468,8 +469,10 @@ async function messages (): Promise<void> {
   compare(rounds, 'messages-4k-vs-ws', 'plugin@4k', 'ws@4k', 'CPU µs/round trip')
   compareSocketIo(rounds, 'messages-4k-vs-socketio', 'plugin@4k', 'socketio@4k', 'CPU µs/round trip')
   compareLimit(rounds, 'messages-4k-vs-uws', 'plugin@4k', 'uws@4k', 'CPU µs/round trip')
-  compare(rounds, `messages-p99-half-load (${MESSAGE_RATE / 2}/s)`, 'plugin@half', 'ws@half', 'ms p99', 1.3, (r) => r.p99)
-  compare(rounds, 'messages-p99-half-load-vs-fastify-ws', 'plugin@half', 'fastify-ws@half', 'ms p99', undefined, (r) => r.p99)
+  // The p99 target is against the hand-written pipeline on @fastify/websocket, whose p99 carries the same
+  // framework and machine jitter; against raw ws it measured the machine's scheduling (docs/benchmarks.md).
+  compare(rounds, `messages-p99-half-load (${MESSAGE_RATE / 2}/s)`, 'plugin@half', 'fastify-ws@half', 'ms p99', 1.3, (r) => r.p99)
+  compare(rounds, 'messages-p99-half-load-vs-ws', 'plugin@half', 'ws@half', 'ms p99', undefined, (r) => r.p99)
   keepDetails('messages', rounds, 'CPU µs/round trip')
 }
 
@@ -611,11 +614,13 @@ async function broadcasts (): Promise<void> {
       }
       compare(rounds, `broadcast-${size}`, 'plugin', 'ws-naive-loop', 'CPU µs/delivered message', 0.90)
       if (redis !== null) {
-        compare(rounds, `broadcast-${size}-redis`, 'plugin-redis', 'plugin', 'CPU µs/delivered message', 1.15)
-        // Reported only: the trip through Redis alone, and fastify-chanx's share above it (docs/benchmarks.md).
-        if (REDIS_FLOOR_SIZES.has(size)) {
+        // Where the floor runs, the target is what fastify-chanx adds above a bare ioredis trip: against in
+        // process, the figure is mostly the trip itself, which measures the machine (docs/benchmarks.md).
+        const floored = REDIS_FLOOR_SIZES.has(size)
+        compare(rounds, `broadcast-${size}-redis`, 'plugin-redis', 'plugin', 'CPU µs/delivered message', floored ? undefined : 1.15)
+        if (floored) {
           compare(rounds, `broadcast-${size}-redis-floor`, 'plugin-redis-floor', 'plugin', 'CPU µs/delivered message')
-          compare(rounds, `broadcast-${size}-redis-vs-floor`, 'plugin-redis', 'plugin-redis-floor', 'CPU µs/delivered message')
+          compare(rounds, `broadcast-${size}-redis-vs-floor`, 'plugin-redis', 'plugin-redis-floor', 'CPU µs/delivered message', 1.10)
         }
         const redisRuns = rounds.get('plugin-redis') ?? []
         const localRuns = rounds.get('plugin') ?? []
@@ -713,6 +718,10 @@ async function main (): Promise<void> {
 }
 
 if (process.env.BENCH_PINNED === undefined) {
+  // The servers load the build, as users install it (bench/server.ts): make it from the current sources.
+  if (process.env.BENCH_PLUGIN !== 'source' && spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) {
+    throw new Error('bench: npm run build failed')
+  }
   // Re-run this file pinned to core 1 with a raised fd limit (root, or a hard limit high enough, needed).
   // WS_NO_BUFFER_UTIL: `ws` (in every server and client) masks in JavaScript, as with the project's own
   // dependencies; bufferutil is in node_modules only as an optional dependency of the uWS repackage.

@@ -27,8 +27,17 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { createVerifier } from 'fast-jwt'
 import type { Server as SocketIoServer } from 'socket.io'
 import { WebSocketServer, type WebSocket } from 'ws'
-import chanx, { ChannelHub, createRedisLayer, defineSocketRoute, jwtAuthentication, IsAuthenticated, type Permission } from '../plugin'
+import type * as Plugin from '../plugin'
+import type { Permission } from '../plugin'
 import { COOKIE, SECRET, SOCKET_IO_OPTIONS, broadcastAtRate, loadUws, type Uws } from './common'
+
+/**
+ * The plugin as users install it: the build (`dist/`, compiled by tsc, which bench/run.ts makes first), not
+ * the sources through tsx, whose keepNames wrapper adds a call to every closure the plugin creates per
+ * connection. BENCH_PLUGIN=source measures the sources.
+ */
+const plugin = (process.env.BENCH_PLUGIN === 'source' ? require('../plugin') : require('../dist/plugin')) as typeof Plugin
+const { default: chanx, ChannelHub, createRedisLayer, defineSocketRoute, jwtAuthentication, IsAuthenticated } = plugin
 
 interface Room { slug: string, members: Set<string> }
 const ROOMS = new Map<string, Room>([['lobby', { slug: 'lobby', members: new Set(['alice', 'bob']) }]])
