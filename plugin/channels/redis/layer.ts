@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto'
 import type { ChannelLayer, ChannelListener, ChannelLogger } from '../layer'
 import { silentLogger } from '../layer'
 import {
   ChannelLayerClosedError,
+  ChannelLayerNotReadyError,
   ChannelLayerPublishError,
   ChannelLayerTimeoutError
 } from '../errors'
@@ -11,7 +13,6 @@ import { withTimeout } from '../../core/timeout'
 import { redisName } from './names'
 import {
   openConnections,
-  pingSubscribers,
   type RedisClientLike,
   type RedisClusterLike,
   type RedisConnections,
@@ -59,6 +60,13 @@ export interface RedisLayerAccess {
   readonly prefix: string
   /** The Redis channel of hub channel `channel` (no suffix), or the name of one of its keys. */
   name (channel: string, suffix?: string): string
+  /**
+   * The one path for a command on `client`: `send(client)` runs only if the publisher is ready, else the
+   * call rejects at once with FST_CHANX_CHANNEL_LAYER_NOT_READY (the command was never sent); it settles
+   * within `timeout` ms (default `publishTimeout`), else FST_CHANX_CHANNEL_LAYER_TIMEOUT (the command was
+   * sent and may still run). Use it for anything that must not run late after an outage.
+   */
+  command<T> (what: string, send: (client: RedisClientLike | RedisClusterLike) => Promise<T>, timeout?: number): Promise<T>
 }
 
 /** `promise`, or FST_CHANX_CHANNEL_LAYER_TIMEOUT after `ms`. */
@@ -85,6 +93,16 @@ const NODE_SETTLE = 1000
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref())
 
 /**
+ * How a barrier marker begins: `!chanx-barrier:<layer id>:<barrier number>:<nonce>:<i>`. Neither an envelope
+ * (`{`) nor a positioned publication (`~`) begins with `!`, so one character code tells a marker apart.
+ */
+const MARKER = '!chanx-barrier:'
+const BANG = 33
+
+/** One barrier's wait: how many of its markers are still to come back, and what to call when none is. */
+interface BarrierWait { left: number, done: () => void }
+
+/**
  * Pub/sub over Redis: one dedicated subscriber and one publisher per process, one Redis subscription per
  * live channel per process (the hub refcounts members), never one per socket. On a Redis Cluster it uses
  * sharded pub/sub: each channel lives on the shard that owns its hash slot, and only that shard carries it.
@@ -105,6 +123,11 @@ export class RedisLayer implements ChannelLayer {
   private lastNodeLoss = 0
   private lastReady = 0
   private settling: NodeJS.Timeout | null = null
+  /** How this layer's barrier markers begin: another process's are dropped, never handed to the hub. */
+  private readonly markerPrefix = MARKER + randomBytes(8).toString('hex') + ':'
+  private barriers = 0
+  /** The markers this layer waits for, by their text: the channel each must come back on, and its barrier. */
+  private readonly markers = new Map<string, { channel: string, wait: BarrierWait }>()
 
   /** Use {@link createRedisLayer}, which waits for both connections. */
   constructor (connections: RedisConnections, options: Required<RedisLayerOptions>) {
@@ -119,7 +142,8 @@ export class RedisLayer implements ChannelLayer {
       cluster: connections.cluster,
       publishCommand: connections.cluster ? 'spublish' : 'publish',
       prefix,
-      name: (channel: string, suffix?: string) => redisName(prefix, channel, suffix)
+      name: (channel: string, suffix?: string) => redisName(prefix, channel, suffix),
+      command: this.command.bind(this)
     })
     const { publisher, subscriber } = connections
     subscriber.on('error', this.onError.bind(this, 'subscriber'))
@@ -178,7 +202,17 @@ export class RedisLayer implements ChannelLayer {
   private onMessage (name: string, message: string): void {
     // `${prefix}{${channel}}`: the channel is what lies between the first `{` and the last `}`.
     if (this.listener === null || !name.startsWith(this.prefix + '{') || !name.endsWith('}')) return
-    this.listener(name.slice(this.prefix.length + 1, -1), message)
+    const channel = name.slice(this.prefix.length + 1, -1)
+    if (message.charCodeAt(0) === BANG && message.startsWith(MARKER)) this.onMarker(channel, message)
+    else this.listener(channel, message)
+  }
+
+  /** A barrier marker: ours counts down its barrier (on the channel it was sent on); anyone else's is dropped. */
+  private onMarker (channel: string, marker: string): void {
+    const waiting = this.markers.get(marker)
+    if (waiting === undefined || waiting.channel !== channel) return
+    this.markers.delete(marker)
+    if (--waiting.wait.left === 0) waiting.wait.done()
   }
 
   private onError (which: string, err: Error): void {
@@ -274,8 +308,71 @@ export class RedisLayer implements ChannelLayer {
   }
 
   /**
+   * Resolves once every publication on `channels` made before the call has been handed to the hub. Redis
+   * pushes a connection's publications in the order it ran them, so a marker published now on a channel
+   * comes back on this process's subscriber after everything published on that connection before it: on
+   * one node one marker (on one of the channels this layer is subscribed to) covers them all; on a Cluster
+   * each channel gets its own marker, since each shard has its own subscriber connection (so a barrier
+   * costs one SPUBLISH per channel, delivered to every process subscribed to it, which drops it). A channel
+   * this layer is not subscribed to delivers nothing to order. Markers carry this layer's random id, the
+   * barrier's number and a random nonce, so another process (or a writer on Redis) cannot complete a wait
+   * early; they are swallowed by the layer and never reach a hub. Rejects at once while the subscriber is
+   * reconnecting or the publisher is not ready, and with FST_CHANX_CHANNEL_LAYER_TIMEOUT when the markers
+   * are not all back within `subscribeTimeout`; the replay then reports the streams `unavailable`.
+   */
+  barrier (channels: readonly string[]): Promise<void> {
+    if (this.closed) return Promise.reject(new ChannelLayerClosedError())
+    if (this.down) return Promise.reject(new ChannelLayerNotReadyError('a subscriber barrier', 'the subscriber is reconnecting'))
+    const marked: string[] = []
+    for (const channel of channels) {
+      if (!this.live.has(channel) || marked.includes(channel)) continue
+      marked.push(channel)
+      if (!this.connections.cluster) break
+    }
+    if (marked.length === 0) return Promise.resolve()
+    const id = this.markerPrefix + (++this.barriers) + ':' + randomBytes(8).toString('hex') + ':'
+    const texts: string[] = []
+    const echoed = new Promise<void>((resolve) => {
+      const wait: BarrierWait = { left: marked.length, done: resolve }
+      for (let i = 0; i < marked.length; i++) {
+        texts.push(id + i)
+        this.markers.set(id + i, { channel: marked[i]!, wait })
+      }
+    })
+    const sent = marked.map((channel, i) => this.command(`a barrier marker on "${channel}"`, (client) => this.connections.cluster
+      ? (client as RedisClusterLike).spublish(redisName(this.prefix, channel), texts[i]!)
+      : (client as RedisClientLike).publish(redisName(this.prefix, channel), texts[i]!)))
+    const all = Promise.all([echoed, ...sent]).then(() => {})
+    return bounded(all, this.subscribeTimeout, 'a subscriber barrier').finally(() => {
+      for (const text of texts) this.markers.delete(text)
+    })
+  }
+
+  /**
+   * `send(publisher)`, only if the publisher is ready, bounded by `timeout` (default `publishTimeout`). A
+   * command for a publisher that is not ready is never sent: it rejects at once with
+   * FST_CHANX_CHANNEL_LAYER_NOT_READY (on a Cluster, ioredis's offline queue would otherwise hold it through
+   * the outage and run it after recovery, late). One that times out (FST_CHANX_CHANNEL_LAYER_TIMEOUT) was
+   * sent and may still run: a sent command cannot be taken back.
+   */
+  command<T> (what: string, send: (publisher: RedisClientLike | RedisClusterLike) => Promise<T>, timeout = this.publishTimeout): Promise<T> {
+    if (this.closed) return Promise.reject(new ChannelLayerClosedError())
+    const { publisher } = this.connections
+    if (publisher.status !== 'ready') {
+      return Promise.reject(new ChannelLayerNotReadyError(what, `the Redis ${this.connections.cluster ? 'Cluster' : 'connection'} is ${publisher.status}`))
+    }
+    let sent: Promise<T>
+    try {
+      sent = send(publisher)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return bounded(sent, timeout, what)
+  }
+
+  /**
    * What the history over Redis (channels/history/redis-store.ts) needs: the publisher to run its scripts on,
-   * the layer's names, and a round trip on the subscriber connection. `pubsub(channel)` is the name this
+   * the layer's names, and the barrier ({@link barrier}). `pubsub(channel)` is the name this
    * layer subscribes to; keys of a channel come from redisName(prefix, channel, suffix), in its hash slot.
    */
   historyAccess (): RedisHistoryAccess {
@@ -286,7 +383,7 @@ export class RedisLayer implements ChannelLayer {
       publishCommand: connections.cluster ? 'SPUBLISH' : 'PUBLISH',
       publishTimeout: this.publishTimeout,
       pubsub: this.redis.name,
-      barrier: () => bounded(pingSubscribers(connections), this.subscribeTimeout, 'a subscriber round trip')
+      barrier: (channels) => this.barrier(channels)
     }
   }
 
@@ -296,6 +393,7 @@ export class RedisLayer implements ChannelLayer {
     this.listener = null
     if (this.settling !== null) clearTimeout(this.settling)
     this.live.clear()
+    this.markers.clear()
     const { publisher, subscriber } = this.connections
     subscriber.disconnect()
     await bounded(publisher.quit(), 1000, 'closing the Redis publisher').catch(() => {})
