@@ -1,10 +1,9 @@
 import { InvalidOptionError } from '../core/errors'
 import { channels, type PresenceEvent } from '../core/diagnostics'
-import { withTimeout } from '../core/timeout'
 import type { ChannelHub } from './hub'
 import type { ChannelLayer } from './layer'
 import { checkName } from './arguments'
-import { ChannelLayerClosedError, ChannelLayerTimeoutError } from './errors'
+import { ChannelLayerClosedError } from './errors'
 import type { RedisLayerAccess } from './redis/layer'
 
 /**
@@ -90,8 +89,13 @@ interface ScriptClient {
   eval (script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
 }
 
-function bounded<T> (promise: Promise<T>, what: string): Promise<T> {
-  return withTimeout(promise, COMMAND_TIMEOUT, () => new ChannelLayerTimeoutError(what, COMMAND_TIMEOUT))
+/**
+ * One script on the layer's publisher, through its readiness-checked path: while the publisher is not ready
+ * it fails at once (FST_CHANX_CHANNEL_LAYER_NOT_READY) and is never sent, so nothing waits in ioredis's
+ * offline queue to run after an outage; it settles within COMMAND_TIMEOUT.
+ */
+function script (redis: RedisLayerAccess, what: string, source: string, key: string, ...args: Array<string | number>): Promise<unknown> {
+  return redis.command(what, (client) => (client as unknown as ScriptClient).eval(source, 1, key, ...args), COMMAND_TIMEOUT)
 }
 
 function publishWrite (group: string, error: Error | null): void {
@@ -144,8 +148,7 @@ export class Presence {
       if (member.userKey !== null) users.add(member.userKey)
     }
     if (this.redis !== null) {
-      const client = this.redis.client as unknown as ScriptClient
-      const reply = await bounded(client.eval(READ, 1, this.key(group)), `reading the presence of "${group}"`) as string[]
+      const reply = await script(this.redis, `reading the presence of "${group}"`, READ, this.key(group)) as string[]
       for (let i = 0; i < reply.length; i += 2) {
         if (reply[i] === this.hub.origin) continue
         try {
@@ -192,8 +195,7 @@ export class Presence {
     const payload = connections === 0 ? '' : JSON.stringify({ c: connections, u: [...users] })
     if (payload !== '') this.written.add(group)
     try {
-      const client = this.redis!.client as unknown as ScriptClient
-      await bounded(client.eval(WRITE, 1, this.key(group), this.hub.origin, payload, this.ttl), `writing the presence of "${group}"`)
+      await script(this.redis!, `writing the presence of "${group}"`, WRITE, this.key(group), this.hub.origin, payload, this.ttl)
       if (payload === '' && this.hub.localMembers(group).size === 0) this.written.delete(group)
       if (channels.presence.hasSubscribers) publishWrite(group, null)
     } catch (err) {
@@ -212,8 +214,8 @@ export class Presence {
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
     if (this.redis === null) return
     this.hub.onMembershipChange(null)
-    const client = this.redis.client as unknown as ScriptClient
+    const redis = this.redis
     await Promise.all([...new Set([...this.written, ...this.dirty])].map((group) =>
-      bounded(client.eval(WRITE, 1, this.key(group), this.hub.origin, '', this.ttl), 'removing presence').catch(() => {})))
+      script(redis, 'removing presence', WRITE, this.key(group), this.hub.origin, '', this.ttl).catch(() => {})))
   }
 }
