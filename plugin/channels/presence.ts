@@ -122,7 +122,10 @@ export class Presence {
   /** Groups that have (or may have, after a failed delete) an entry of this process in Redis. */
   private readonly written = new Set<string>()
   private readonly heartbeat: NodeJS.Timeout | null = null
-  private scheduled = false
+  /** The flush of the dirty groups, scheduled for the next turn of the event loop. */
+  private scheduled: NodeJS.Immediate | null = null
+  /** Writes sent and not settled yet: close waits for them before it deletes. */
+  private readonly inFlight = new Set<Promise<void>>()
   private closed = false
 
   /** Failed writes are counted in the hub's failure log. */
@@ -168,20 +171,27 @@ export class Presence {
   private changed (group: string): void {
     if (this.closed) return
     this.dirty.add(group)
-    if (this.scheduled) return
-    this.scheduled = true
+    if (this.scheduled !== null) return
     // A burst of joins and leaves (a page of sockets opening at once) is written once per group.
-    setImmediate(() => {
-      this.scheduled = false
+    this.scheduled = setImmediate(() => {
+      this.scheduled = null
       const groups = [...this.dirty]
       this.dirty.clear()
-      for (const g of groups) void this.write(g)
+      for (const g of groups) this.send(g)
     })
   }
 
   private beat (): void {
     if (this.closed) return
-    for (const group of new Set([...this.written, ...this.dirty])) void this.write(group)
+    for (const group of new Set([...this.written, ...this.dirty])) this.send(group)
+  }
+
+  /** Start a write and keep it in `inFlight` until it settles (it never rejects). */
+  private send (group: string): void {
+    if (this.closed) return
+    const writing = this.write(group)
+    this.inFlight.add(writing)
+    void writing.finally(() => this.inFlight.delete(writing))
   }
 
   /** This process's entry for `group`, as its members are now; a failure is retried by the heartbeat. */
@@ -207,13 +217,21 @@ export class Presence {
     }
   }
 
-  /** Stop the heartbeat and delete this process's entries (best effort: they expire anyway). */
+  /**
+   * Stop the heartbeat, cancel a scheduled flush, wait for the writes in flight (each bounded by
+   * COMMAND_TIMEOUT), then delete this process's entries (best effort: they expire anyway). Nothing writes
+   * after this: a flush that had been scheduled would otherwise write an entry back after its deletion, and
+   * the stopped process would count as present for `ttl`.
+   */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
+    if (this.scheduled !== null) clearImmediate(this.scheduled)
+    this.scheduled = null
     if (this.redis === null) return
     this.hub.onMembershipChange(null)
+    await Promise.all(this.inFlight)
     const redis = this.redis
     await Promise.all([...new Set([...this.written, ...this.dirty])].map((group) =>
       script(redis, 'removing presence', WRITE, this.key(group), this.hub.origin, '', this.ttl).catch(() => {})))
