@@ -5,6 +5,7 @@ import type { ChannelLayer } from './layer'
 import { checkName } from './arguments'
 import { ChannelLayerClosedError } from './errors'
 import type { RedisLayerAccess } from './redis/layer'
+import { MAX_CHANNEL_NAME, signPresence, verifyPresence } from './envelope'
 
 /**
  * Presence: who is in a group across every process. Each process keeps its own members of a group in
@@ -12,7 +13,9 @@ import type { RedisLayerAccess } from './redis/layer'
  * `<prefix>{g:<group>}:presence`, as `<expiry ms>|{"c":<connections>,"u":[<user keys>]}`. It rewrites
  * the field when its members change and every ttl/3 (the heartbeat); a reader ignores and deletes fields
  * past their expiry, so a process that dies without cleaning up stops counting within `ttl`. Expiries
- * are taken from Redis's clock (TIME in the scripts), so the processes' clocks need not agree.
+ * are taken from Redis's clock (TIME in the scripts), so the processes' clocks need not agree. With a
+ * channel secret the JSON is stored behind its HMAC over the hash and the field (channels/envelope.ts); a
+ * reader checks that and every field's type, and drops (and counts) an entry that fails.
  */
 
 /** A group's presence across every process. */
@@ -127,12 +130,18 @@ export class Presence {
   /** Writes sent and not settled yet: close waits for them before it deletes. */
   private readonly inFlight = new Set<Promise<void>>()
   private closed = false
+  /** The channel secret's keys: the first signs each entry, any verifies one; none: entries are unsigned. */
+  private readonly keys: readonly Buffer[]
 
-  /** Failed writes are counted in the hub's failure log. */
-  constructor (hub: ChannelHub, options: { ttl: number }) {
+  /**
+   * Failed writes, and entries refused on read, are counted in the hub's failure log. `keys`: the plugin's
+   * `channelSecret` (channels/secret.ts), to sign and check every entry.
+   */
+  constructor (hub: ChannelHub, options: { ttl: number, keys?: readonly Buffer[] }) {
     this.hub = hub
     this.redis = redisOf(hub.layer)
     this.ttl = options.ttl
+    this.keys = options.keys ?? []
     if (this.redis !== null) {
       hub.onMembershipChange((group) => this.changed(group))
       this.heartbeat = setInterval(() => this.beat(), Math.floor(this.ttl / 3))
@@ -151,17 +160,50 @@ export class Presence {
       if (member.userKey !== null) users.add(member.userKey)
     }
     if (this.redis !== null) {
-      const reply = await script(this.redis, `reading the presence of "${group}"`, READ, this.key(group)) as string[]
-      for (let i = 0; i < reply.length; i += 2) {
-        if (reply[i] === this.hub.origin) continue
-        try {
-          const entry = JSON.parse(reply[i + 1]) as { c: number, u: string[] }
-          connections += entry.c
-          for (const user of entry.u) users.add(user)
-        } catch {} // written by someone else than a hub: ignored, as a malformed envelope is
+      const key = this.key(group)
+      const reply = await script(this.redis, `reading the presence of "${group}"`, READ, key)
+      if (!Array.isArray(reply)) throw new TypeError(`the presence of "${group}" was read as a ${typeof reply}`)
+      for (let i = 0; i + 1 < reply.length; i += 2) {
+        const field: unknown = reply[i]
+        if (field === this.hub.origin) continue
+        const entry = typeof field === 'string' && typeof reply[i + 1] === 'string' ? this.open(key, field, reply[i + 1]) : 'not a string'
+        if (typeof entry === 'string') {
+          // Written by someone else than a hub sharing the secret: dropped and counted, as a malformed envelope is.
+          this.hub.failures.record('presence entry check', new Error(`fastify-chanx: a presence entry of "${group}" was refused: ${entry}`))
+          continue
+        }
+        connections += entry.c
+        for (const user of entry.u) users.add(user)
       }
     }
     return { connections, users: [...users].sort() }
+  }
+
+  /**
+   * A stored entry, checked in full: its signature when a secret is set, then its JSON and every field's
+   * type (`c` a count, `u` at most `c` distinct user keys); or the reason it is refused.
+   */
+  private open (key: string, field: string, value: string): { c: number, u: string[] } | string {
+    let json: string | null = value
+    if (this.keys.length > 0) {
+      json = verifyPresence(this.keys, key, field, value)
+      if (json === null) return 'unsigned or badly signed'
+    }
+    let entry: unknown
+    try {
+      entry = JSON.parse(json)
+    } catch {
+      return 'not JSON'
+    }
+    if (typeof entry !== 'object' || entry === null) return 'not an object'
+    const { c, u } = entry as { c?: unknown, u?: unknown }
+    if (typeof c !== 'number' || !Number.isSafeInteger(c) || c < 1) return 'bad connection count'
+    if (!Array.isArray(u) || u.length > c) return 'bad user list'
+    for (let i = 0; i < u.length; i++) {
+      const user: unknown = u[i]
+      if (typeof user !== 'string' || user.length === 0 || user.length > MAX_CHANNEL_NAME) return 'bad user key'
+    }
+    return { c, u }
   }
 
   private key (group: string): string {
@@ -202,10 +244,14 @@ export class Presence {
       connections++
       if (member.userKey !== null) users.add(member.userKey)
     }
-    const payload = connections === 0 ? '' : JSON.stringify({ c: connections, u: [...users] })
-    if (payload !== '') this.written.add(group)
+    const key = this.key(group)
+    let payload = connections === 0 ? '' : JSON.stringify({ c: connections, u: [...users] })
+    if (payload !== '') {
+      this.written.add(group)
+      if (this.keys.length > 0) payload = signPresence(this.keys[0]!, key, this.hub.origin, payload) + payload
+    }
     try {
-      await script(this.redis!, `writing the presence of "${group}"`, WRITE, this.key(group), this.hub.origin, payload, this.ttl)
+      await script(this.redis!, `writing the presence of "${group}"`, WRITE, key, this.hub.origin, payload, this.ttl)
       if (payload === '' && this.hub.localMembers(group).size === 0) this.written.delete(group)
       if (channels.presence.hasSubscribers) publishWrite(group, null)
     } catch (err) {
