@@ -7,11 +7,13 @@ import { createRedisLayer, type RedisLayer } from '../plugin/channels/redis/laye
 import type { PresenceEvent } from '../plugin/core/diagnostics'
 import { FakeMember } from './helpers/members'
 import { RedisCluster, redisClusterSkipReason } from './helpers/redis-cluster'
+import { RedisServer, redisSkipReason } from './helpers/redis'
 
 // Every command the layer or presence sends on the cluster publisher goes through one readiness-checked
 // path (RedisLayerAccess.command): during an outage it fails at once and is never sent, so nothing waits in
-// ioredis's offline queue to run after recovery.
+// ioredis's offline queue to run after recovery. A publish's rejection says what its caller knows.
 
+const skip = redisSkipReason()
 const skipCluster = redisClusterSkipReason()
 
 async function eventually (check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
@@ -77,4 +79,35 @@ test('during a whole-cluster outage presence writes fail at once, and none runs 
   // well before the next heartbeat (which rewrites the entry, as it should: amy is still here).
   await new Promise((resolve) => setTimeout(resolve, 1500))
   t.equal(await admin.exists('chanx:{g:room}:presence'), 0, 'the write made during the outage never ran')
+})
+
+test('a publish that timed out on a hung Redis says its outcome is unknown (and it is delivered on resume); one refused as not ready never is', { skip, timeout: 30_000 }, async (t) => {
+  const redis = await RedisServer.start()
+  t.teardown(() => redis.stop())
+  const sender = await createRedisLayer({ url: redis.url }, { publishTimeout: 500, connectTimeout: 1000 })
+  const receiver = await createRedisLayer({ url: redis.url })
+  t.teardown(async () => { await sender.close(); await receiver.close() })
+  const heard: string[] = []
+  receiver.setListener((_channel, text) => heard.push(text))
+  await receiver.subscribe('g:room')
+
+  redis.pause()
+  const started = Date.now()
+  const hung = await sender.publish('g:room', '{"n":"hung"}').then(() => null, (err: unknown) => err as { code?: string, outcome?: string })
+  t.equal(hung?.code, 'FST_CHANX_CHANNEL_LAYER_TIMEOUT', `the publish timed out (${Date.now() - started} ms)`)
+  t.equal(hung?.outcome, 'unknown', 'and says its outcome is unknown')
+  redis.resume()
+  await eventually(() => heard.includes('{"n":"hung"}'), 'the timed-out publish to run once Redis resumes', 5000)
+  t.pass('it was delivered after all: a retry on the timeout would have delivered it twice')
+
+  await redis.stop()
+  await eventually(() => sender.redis.client.status !== 'ready', 'the sender to see the loss')
+  const refused = await sender.publish('g:room', '{"n":"refused"}').then(() => null, (err: unknown) => err as { code?: string, outcome?: string })
+  t.equal(refused?.code, 'FST_CHANX_CHANNEL_LAYER_PUBLISH_FAILED', 'a publish while Redis is down is refused at once')
+  t.equal(refused?.outcome, 'not_sent', 'and says it was never sent')
+  await redis.restart()
+  await eventually(() => sender.redis.client.status === 'ready' && !receiver.reconnecting, 'both layers to be back', 10_000)
+  await sender.publish('g:room', '{"n":"after"}')
+  await eventually(() => heard.includes('{"n":"after"}'), 'a publish after recovery')
+  t.notOk(heard.includes('{"n":"refused"}'), 'the refused publish was never delivered')
 })

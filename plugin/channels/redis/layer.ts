@@ -69,6 +69,17 @@ export interface RedisLayerAccess {
   command<T> (what: string, send: (client: RedisClientLike | RedisClusterLike) => Promise<T>, timeout?: number): Promise<T>
 }
 
+/**
+ * What a failed publish's caller knows (`err.outcome`): `'not_sent'`, the envelope was never run by Redis and
+ * will not be delivered later; `'unknown'`, it was sent and may still be delivered (a timeout, a connection
+ * that broke with the command in flight), so a retry may deliver it twice.
+ */
+export type PublishOutcome = 'not_sent' | 'unknown'
+
+function withOutcome<E extends Error> (err: E, outcome: PublishOutcome): E & { outcome: PublishOutcome } {
+  return Object.assign(err, { outcome })
+}
+
 /** `promise`, or FST_CHANX_CHANNEL_LAYER_TIMEOUT after `ms`. */
 function bounded<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
   return withTimeout(promise, ms, () => new ChannelLayerTimeoutError(what, ms))
@@ -288,9 +299,11 @@ export class RedisLayer implements ChannelLayer {
     if (this.closed) return Promise.reject(new ChannelLayerClosedError())
     const name = redisName(this.prefix, channel)
     const { publisher } = this.connections
-    // A cluster's offline queue would send it after recovery, late: at-most-once means failing now.
-    if (this.connections.cluster && publisher.status !== 'ready') {
-      return Promise.reject(new ChannelLayerPublishError(`"${channel}"`, `the Redis Cluster is ${publisher.status}`))
+    // A cluster's offline queue would send it after recovery, late: at-most-once means failing now. One
+    // node has no offline queue, but ioredis's own refusal does not say whether it was sent: this does.
+    if (publisher.status !== 'ready') {
+      const what = this.connections.cluster ? 'Redis Cluster' : 'Redis connection'
+      return Promise.reject(withOutcome(new ChannelLayerPublishError(`"${channel}"`, `the ${what} is ${publisher.status}`), 'not_sent'))
     }
     const sent = this.connections.cluster
       ? this.connections.publisher.spublish(name, envelope) as Promise<number>
@@ -300,11 +313,16 @@ export class RedisLayer implements ChannelLayer {
       // (the publish may have run, so it is not resent) and waits for a MOVED to learn the new slot
       // map. Read it now, so the next publish goes to the promoted replica.
       if (this.connections.cluster) this.connections.publisher.refreshSlotsCache?.()
-      throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err })
+      // An error reply (CLUSTERDOWN, a refused command) means Redis did not run it; a broken
+      // connection, that it may have.
+      const outcome = err?.name === 'ReplyError' ? 'not_sent' : 'unknown'
+      throw withOutcome(new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err }), outcome)
     })
     // Settled by Redis's answer or by the timeout, whichever comes first: ioredis never settles a
-    // command that was in flight when the connection broke, and a hung Redis never answers.
-    return bounded(reply, this.publishTimeout, `publishing to "${channel}"`)
+    // command that was in flight when the connection broke, and a hung Redis never answers. A PUBLISH
+    // that timed out was sent and cannot be taken back: a hung Redis that resumes still runs it.
+    return withTimeout(reply, this.publishTimeout,
+      () => withOutcome(new ChannelLayerTimeoutError(`publishing to "${channel}"`, this.publishTimeout), 'unknown'))
   }
 
   /**
