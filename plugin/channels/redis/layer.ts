@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import type { ChannelLayer, ChannelListener, ChannelLogger } from '../layer'
 import { silentLogger } from '../layer'
 import {
@@ -11,6 +10,7 @@ import { InvalidOptionError } from '../../core/errors'
 import { channels, type LayerEvent } from '../../core/diagnostics'
 import { withTimeout } from '../../core/timeout'
 import { redisName } from './names'
+import { BarrierMarkers, isMarker } from './barrier'
 import {
   openConnections,
   type RedisClientLike,
@@ -104,16 +104,6 @@ const NODE_SETTLE = 1000
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref())
 
 /**
- * How a barrier marker begins: `!chanx-barrier:<layer id>:<barrier number>:<nonce>:<i>`. Neither an envelope
- * (`{`) nor a positioned publication (`~`) begins with `!`, so one character code tells a marker apart.
- */
-const MARKER = '!chanx-barrier:'
-const BANG = 33
-
-/** One barrier's wait: how many of its markers are still to come back, and what to call when none is. */
-interface BarrierWait { left: number, done: () => void }
-
-/**
  * Pub/sub over Redis: one dedicated subscriber and one publisher per process, one Redis subscription per
  * live channel per process (the hub refcounts members), never one per socket. On a Redis Cluster it uses
  * sharded pub/sub: each channel lives on the shard that owns its hash slot, and only that shard carries it.
@@ -134,11 +124,8 @@ export class RedisLayer implements ChannelLayer {
   private lastNodeLoss = 0
   private lastReady = 0
   private settling: NodeJS.Timeout | null = null
-  /** How this layer's barrier markers begin: another process's are dropped, never handed to the hub. */
-  private readonly markerPrefix = MARKER + randomBytes(8).toString('hex') + ':'
-  private barriers = 0
-  /** The markers this layer waits for, by their text: the channel each must come back on, and its barrier. */
-  private readonly markers = new Map<string, { channel: string, wait: BarrierWait }>()
+  /** The recovery barrier's markers (./barrier.ts): swallowed here, never handed to the hub. */
+  private readonly markers = new BarrierMarkers()
 
   /** Use {@link createRedisLayer}, which waits for both connections. */
   constructor (connections: RedisConnections, options: Required<RedisLayerOptions>) {
@@ -214,16 +201,8 @@ export class RedisLayer implements ChannelLayer {
     // `${prefix}{${channel}}`: the channel is what lies between the first `{` and the last `}`.
     if (this.listener === null || !name.startsWith(this.prefix + '{') || !name.endsWith('}')) return
     const channel = name.slice(this.prefix.length + 1, -1)
-    if (message.charCodeAt(0) === BANG && message.startsWith(MARKER)) this.onMarker(channel, message)
+    if (isMarker(message)) this.markers.receive(channel, message)
     else this.listener(channel, message)
-  }
-
-  /** A barrier marker: ours counts down its barrier (on the channel it was sent on); anyone else's is dropped. */
-  private onMarker (channel: string, marker: string): void {
-    const waiting = this.markers.get(marker)
-    if (waiting === undefined || waiting.channel !== channel) return
-    this.markers.delete(marker)
-    if (--waiting.wait.left === 0) waiting.wait.done()
   }
 
   private onError (which: string, err: Error): void {
@@ -348,22 +327,12 @@ export class RedisLayer implements ChannelLayer {
       if (!this.connections.cluster) break
     }
     if (marked.length === 0) return Promise.resolve()
-    const id = this.markerPrefix + (++this.barriers) + ':' + randomBytes(8).toString('hex') + ':'
-    const texts: string[] = []
-    const echoed = new Promise<void>((resolve) => {
-      const wait: BarrierWait = { left: marked.length, done: resolve }
-      for (let i = 0; i < marked.length; i++) {
-        texts.push(id + i)
-        this.markers.set(id + i, { channel: marked[i]!, wait })
-      }
-    })
+    const { texts, echoed } = this.markers.make(marked)
     const sent = marked.map((channel, i) => this.command(`a barrier marker on "${channel}"`, (client) => this.connections.cluster
       ? (client as RedisClusterLike).spublish(redisName(this.prefix, channel), texts[i]!)
       : (client as RedisClientLike).publish(redisName(this.prefix, channel), texts[i]!)))
     const all = Promise.all([echoed, ...sent]).then(() => {})
-    return bounded(all, this.subscribeTimeout, 'a subscriber barrier').finally(() => {
-      for (const text of texts) this.markers.delete(text)
-    })
+    return bounded(all, this.subscribeTimeout, 'a subscriber barrier').finally(() => this.markers.forget(texts))
   }
 
   /**
