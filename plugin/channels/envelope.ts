@@ -196,6 +196,29 @@ export class EnvelopeCodec {
   }
 }
 
+// ---------------------------------------------------------------- presence entries
+//
+// With a secret, each presence entry's JSON is stored behind the hex HMAC of the same construction, over
+// the entry's hash key and field (the writing hub's origin), so an entry can be neither forged nor moved to
+// another group or process. The "channel" these are signed for begins with a NUL, which no hub channel does.
+
+/** The hex signature of a presence entry's JSON `json`, field `field` of hash `hash`. */
+export function signPresence (key: Buffer, hash: string, field: string, json: string): string {
+  return mac(key, '\u0000presence\u0000' + hash + '\u0000' + field, json).toString('hex')
+}
+
+/** The entry's JSON if `value` (`<hex signature><json>`) is signed by one of `keys` for that hash and field. */
+export function verifyPresence (keys: readonly Buffer[], hash: string, field: string, value: string): string | null {
+  if (value.length <= SIGNATURE_HEX) return null
+  const given = Buffer.from(value.slice(0, SIGNATURE_HEX), 'hex')
+  if (given.length !== SIGNATURE_HEX / 2) return null
+  const json = value.slice(SIGNATURE_HEX)
+  for (let i = 0; i < keys.length; i++) {
+    if (timingSafeEqual(mac(keys[i]!, '\u0000presence\u0000' + hash + '\u0000' + field, json), given)) return json
+  }
+  return null
+}
+
 /** `body` (a JSON object's text) with is_mine and is_current appended: they win over any the sender set. */
 export function withFlags (body: string, mine: boolean, current: boolean): string {
   const flags = mine

@@ -26,6 +26,16 @@ export const ChannelLayerPublishError = createError<[string, string, { cause: un
   503
 )
 
+/**
+ * A Redis command (a publish, a presence write or read, a barrier marker) was not sent because the layer's
+ * publisher is not connected and ready: it never runs, now or after recovery.
+ */
+export const ChannelLayerNotReadyError = createError<[string, string]>(
+  'FST_CHANX_CHANNEL_LAYER_NOT_READY',
+  'fastify-chanx: %s was not sent: %s',
+  503
+)
+
 /** The layer or hub was closed; nothing more can be joined or published. */
 export const ChannelLayerClosedError = createError(
   'FST_CHANX_CHANNEL_LAYER_CLOSED',

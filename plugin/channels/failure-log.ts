@@ -3,9 +3,13 @@ import { logSafely, type ChannelLogger } from './layer'
 /** How long failures are counted before one summary line reports them (ms). */
 export const FAILURE_WINDOW = 10_000
 
-export type FailureKind = 'broadcast' | 'presence write'
+export type FailureKind = 'broadcast' | 'presence write' | 'presence entry check'
 
-const PLURAL: Readonly<Record<FailureKind, string>> = { broadcast: 'broadcasts', 'presence write': 'presence writes' }
+const PLURAL: Readonly<Record<FailureKind, string>> = {
+  broadcast: 'broadcasts',
+  'presence write': 'presence writes',
+  'presence entry check': 'presence entry checks'
+}
 
 /**
  * What failed on the channel layer, logged as one summary line per window instead of a line per event: during

@@ -60,7 +60,10 @@ export async function createChannels (options: ChannelOptions, logger: FastifyBa
     throw new InvalidOptionError('option presence needs the in-process channel layer or redis; a channelLayer of your own cannot share presence across processes')
   }
   const hub = await createHub(options, logger)
-  return { hub, presence: presence === null ? null : new Presence(hub, presence) }
+  if (presence === null) return { hub, presence: null }
+  // Entries are signed with the same secret as envelopes (already checked by createHub).
+  const keys = options.channelSecret === undefined ? [] : channelKeys(options.channelSecret, 'option channelSecret')
+  return { hub, presence: new Presence(hub, { ...presence, keys }) }
 }
 
 /** Builds the hub the plugin's options ask for; a Redis that cannot be reached fails registration. */

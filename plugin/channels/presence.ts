@@ -1,11 +1,11 @@
 import { InvalidOptionError } from '../core/errors'
 import { channels, type PresenceEvent } from '../core/diagnostics'
-import { withTimeout } from '../core/timeout'
 import type { ChannelHub } from './hub'
 import type { ChannelLayer } from './layer'
 import { checkName } from './arguments'
-import { ChannelLayerClosedError, ChannelLayerTimeoutError } from './errors'
+import { ChannelLayerClosedError } from './errors'
 import type { RedisLayerAccess } from './redis/layer'
+import { MAX_CHANNEL_NAME, signPresence, verifyPresence } from './envelope'
 
 /**
  * Presence: who is in a group across every process. Each process keeps its own members of a group in
@@ -13,7 +13,9 @@ import type { RedisLayerAccess } from './redis/layer'
  * `<prefix>{g:<group>}:presence`, as `<expiry ms>|{"c":<connections>,"u":[<user keys>]}`. It rewrites
  * the field when its members change and every ttl/3 (the heartbeat); a reader ignores and deletes fields
  * past their expiry, so a process that dies without cleaning up stops counting within `ttl`. Expiries
- * are taken from Redis's clock (TIME in the scripts), so the processes' clocks need not agree.
+ * are taken from Redis's clock (TIME in the scripts), so the processes' clocks need not agree. With a
+ * channel secret the JSON is stored behind its HMAC over the hash and the field (channels/envelope.ts); a
+ * reader checks that and every field's type, and drops (and counts) an entry that fails.
  */
 
 /** A group's presence across every process. */
@@ -90,8 +92,13 @@ interface ScriptClient {
   eval (script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
 }
 
-function bounded<T> (promise: Promise<T>, what: string): Promise<T> {
-  return withTimeout(promise, COMMAND_TIMEOUT, () => new ChannelLayerTimeoutError(what, COMMAND_TIMEOUT))
+/**
+ * One script on the layer's publisher, through its readiness-checked path: while the publisher is not ready
+ * it fails at once (FST_CHANX_CHANNEL_LAYER_NOT_READY) and is never sent, so nothing waits in ioredis's
+ * offline queue to run after an outage; it settles within COMMAND_TIMEOUT.
+ */
+function script (redis: RedisLayerAccess, what: string, source: string, key: string, ...args: Array<string | number>): Promise<unknown> {
+  return redis.command(what, (client) => (client as unknown as ScriptClient).eval(source, 1, key, ...args), COMMAND_TIMEOUT)
 }
 
 function publishWrite (group: string, error: Error | null): void {
@@ -118,14 +125,23 @@ export class Presence {
   /** Groups that have (or may have, after a failed delete) an entry of this process in Redis. */
   private readonly written = new Set<string>()
   private readonly heartbeat: NodeJS.Timeout | null = null
-  private scheduled = false
+  /** The flush of the dirty groups, scheduled for the next turn of the event loop. */
+  private scheduled: NodeJS.Immediate | null = null
+  /** Writes sent and not settled yet: close waits for them before it deletes. */
+  private readonly inFlight = new Set<Promise<void>>()
   private closed = false
+  /** The channel secret's keys: the first signs each entry, any verifies one; none: entries are unsigned. */
+  private readonly keys: readonly Buffer[]
 
-  /** Failed writes are counted in the hub's failure log. */
-  constructor (hub: ChannelHub, options: { ttl: number }) {
+  /**
+   * Failed writes, and entries refused on read, are counted in the hub's failure log. `keys`: the plugin's
+   * `channelSecret` (channels/secret.ts), to sign and check every entry.
+   */
+  constructor (hub: ChannelHub, options: { ttl: number, keys?: readonly Buffer[] }) {
     this.hub = hub
     this.redis = redisOf(hub.layer)
     this.ttl = options.ttl
+    this.keys = options.keys ?? []
     if (this.redis !== null) {
       hub.onMembershipChange((group) => this.changed(group))
       this.heartbeat = setInterval(() => this.beat(), Math.floor(this.ttl / 3))
@@ -144,18 +160,50 @@ export class Presence {
       if (member.userKey !== null) users.add(member.userKey)
     }
     if (this.redis !== null) {
-      const client = this.redis.client as unknown as ScriptClient
-      const reply = await bounded(client.eval(READ, 1, this.key(group)), `reading the presence of "${group}"`) as string[]
-      for (let i = 0; i < reply.length; i += 2) {
-        if (reply[i] === this.hub.origin) continue
-        try {
-          const entry = JSON.parse(reply[i + 1]) as { c: number, u: string[] }
-          connections += entry.c
-          for (const user of entry.u) users.add(user)
-        } catch {} // written by someone else than a hub: ignored, as a malformed envelope is
+      const key = this.key(group)
+      const reply = await script(this.redis, `reading the presence of "${group}"`, READ, key)
+      if (!Array.isArray(reply)) throw new TypeError(`the presence of "${group}" was read as a ${typeof reply}`)
+      for (let i = 0; i + 1 < reply.length; i += 2) {
+        const field: unknown = reply[i]
+        if (field === this.hub.origin) continue
+        const entry = typeof field === 'string' && typeof reply[i + 1] === 'string' ? this.open(key, field, reply[i + 1]) : 'not a string'
+        if (typeof entry === 'string') {
+          // Written by someone else than a hub sharing the secret: dropped and counted, as a malformed envelope is.
+          this.hub.failures.record('presence entry check', new Error(`fastify-chanx: a presence entry of "${group}" was refused: ${entry}`))
+          continue
+        }
+        connections += entry.c
+        for (const user of entry.u) users.add(user)
       }
     }
     return { connections, users: [...users].sort() }
+  }
+
+  /**
+   * A stored entry, checked in full: its signature when a secret is set, then its JSON and every field's
+   * type (`c` a count, `u` at most `c` distinct user keys); or the reason it is refused.
+   */
+  private open (key: string, field: string, value: string): { c: number, u: string[] } | string {
+    let json: string | null = value
+    if (this.keys.length > 0) {
+      json = verifyPresence(this.keys, key, field, value)
+      if (json === null) return 'unsigned or badly signed'
+    }
+    let entry: unknown
+    try {
+      entry = JSON.parse(json)
+    } catch {
+      return 'not JSON'
+    }
+    if (typeof entry !== 'object' || entry === null) return 'not an object'
+    const { c, u } = entry as { c?: unknown, u?: unknown }
+    if (typeof c !== 'number' || !Number.isSafeInteger(c) || c < 1) return 'bad connection count'
+    if (!Array.isArray(u) || u.length > c) return 'bad user list'
+    for (let i = 0; i < u.length; i++) {
+      const user: unknown = u[i]
+      if (typeof user !== 'string' || user.length === 0 || user.length > MAX_CHANNEL_NAME) return 'bad user key'
+    }
+    return { c, u }
   }
 
   private key (group: string): string {
@@ -165,20 +213,27 @@ export class Presence {
   private changed (group: string): void {
     if (this.closed) return
     this.dirty.add(group)
-    if (this.scheduled) return
-    this.scheduled = true
+    if (this.scheduled !== null) return
     // A burst of joins and leaves (a page of sockets opening at once) is written once per group.
-    setImmediate(() => {
-      this.scheduled = false
+    this.scheduled = setImmediate(() => {
+      this.scheduled = null
       const groups = [...this.dirty]
       this.dirty.clear()
-      for (const g of groups) void this.write(g)
+      for (const g of groups) this.send(g)
     })
   }
 
   private beat (): void {
     if (this.closed) return
-    for (const group of new Set([...this.written, ...this.dirty])) void this.write(group)
+    for (const group of new Set([...this.written, ...this.dirty])) this.send(group)
+  }
+
+  /** Start a write and keep it in `inFlight` until it settles (it never rejects). */
+  private send (group: string): void {
+    if (this.closed) return
+    const writing = this.write(group)
+    this.inFlight.add(writing)
+    void writing.finally(() => this.inFlight.delete(writing))
   }
 
   /** This process's entry for `group`, as its members are now; a failure is retried by the heartbeat. */
@@ -189,11 +244,14 @@ export class Presence {
       connections++
       if (member.userKey !== null) users.add(member.userKey)
     }
-    const payload = connections === 0 ? '' : JSON.stringify({ c: connections, u: [...users] })
-    if (payload !== '') this.written.add(group)
+    const key = this.key(group)
+    let payload = connections === 0 ? '' : JSON.stringify({ c: connections, u: [...users] })
+    if (payload !== '') {
+      this.written.add(group)
+      if (this.keys.length > 0) payload = signPresence(this.keys[0]!, key, this.hub.origin, payload) + payload
+    }
     try {
-      const client = this.redis!.client as unknown as ScriptClient
-      await bounded(client.eval(WRITE, 1, this.key(group), this.hub.origin, payload, this.ttl), `writing the presence of "${group}"`)
+      await script(this.redis!, `writing the presence of "${group}"`, WRITE, key, this.hub.origin, payload, this.ttl)
       if (payload === '' && this.hub.localMembers(group).size === 0) this.written.delete(group)
       if (channels.presence.hasSubscribers) publishWrite(group, null)
     } catch (err) {
@@ -205,15 +263,23 @@ export class Presence {
     }
   }
 
-  /** Stop the heartbeat and delete this process's entries (best effort: they expire anyway). */
+  /**
+   * Stop the heartbeat, cancel a scheduled flush, wait for the writes in flight (each bounded by
+   * COMMAND_TIMEOUT), then delete this process's entries (best effort: they expire anyway). Nothing writes
+   * after this: a flush that had been scheduled would otherwise write an entry back after its deletion, and
+   * the stopped process would count as present for `ttl`.
+   */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
+    if (this.scheduled !== null) clearImmediate(this.scheduled)
+    this.scheduled = null
     if (this.redis === null) return
     this.hub.onMembershipChange(null)
-    const client = this.redis.client as unknown as ScriptClient
+    await Promise.all(this.inFlight)
+    const redis = this.redis
     await Promise.all([...new Set([...this.written, ...this.dirty])].map((group) =>
-      bounded(client.eval(WRITE, 1, this.key(group), this.hub.origin, '', this.ttl), 'removing presence').catch(() => {})))
+      script(redis, 'removing presence', WRITE, this.key(group), this.hub.origin, '', this.ttl).catch(() => {})))
   }
 }

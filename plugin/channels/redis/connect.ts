@@ -1,6 +1,6 @@
 import { InvalidOptionError } from '../../core/errors'
 import { withTimeout } from '../../core/timeout'
-import { checkShardedSubscribers, checkSlotRefreshThrottled, pingShardedSubscribers, throttleSlotRefresh, type Pingable } from './ioredis-internals'
+import { checkSlotRefreshThrottled, throttleSlotRefresh } from './ioredis-internals'
 import { ChannelLayerUnreachableError, MissingIoredisError } from '../errors'
 
 /**
@@ -251,10 +251,9 @@ export async function openConnections (target: RedisLayerTarget, connectTimeout:
   }
   if (connections.cluster) {
     try {
-      // The canaries of channels/redis/ioredis-internals.ts's reach-ins.
+      // The canary of channels/redis/ioredis-internals.ts's reach-in.
       checkSlotRefreshThrottled(connections.publisher)
       checkSlotRefreshThrottled(connections.subscriber)
-      await checkShardedSubscribers(connections.subscriber)
     } catch (err) {
       connections.subscriber.disconnect()
       connections.publisher.disconnect()
@@ -262,15 +261,4 @@ export async function openConnections (target: RedisLayerTarget, connectTimeout:
     }
   }
   return connections
-}
-
-/**
- * A round trip on every connection that receives the layer's messages: Redis answers a PING after every
- * message it pushed to that connection before it, so once this resolves, whatever was published before
- * the call has been received. If it rejects, the caller treats the barrier as not reached (a recovery then
- * reports `unavailable`, never a gap).
- */
-export function pingSubscribers (connections: RedisConnections): Promise<unknown> {
-  if (!connections.cluster) return (connections.subscriber as unknown as Pingable).ping()
-  return pingShardedSubscribers(connections.subscriber)
 }

@@ -3,20 +3,19 @@ import { installedVersion } from '../../core/versions'
 
 /**
  * Every place fastify-chanx reaches into ioredis's private parts, and why, under the policy written in
- * core/ws-internals.ts's header. Nothing else under plugin/ touches ioredis beyond its public API. Both are
- * used on a Redis Cluster only, and both qualify as documented behaviour with no public way:
+ * core/ws-internals.ts's header. Nothing else under plugin/ touches ioredis beyond its public API. The one
+ * kept is used on a Redis Cluster only, and qualifies as documented behaviour with no public way:
  *
  * - `refreshSlotsCache`, replaced per cluster connection by a throttled version: during a failover ioredis 6
  *   refreshes its slot map in a tight loop (below), and there is no option to space these refreshes
  *   (docs/broadcast.md: a failover does not storm the cluster). Canary (`checkSlotRefreshThrottled`, at
  *   registration): the method exists, and ioredis's own connect went through the throttle; else
  *   FST_CHANX_DEPENDENCY_CHANGED naming ioredis and its version fails registration.
- * - The cluster subscriber's `shardedSubscribers` group, whose per-primary connections the recovery barrier
- *   pings (docs/recovery.md: no silent gap): ioredis exposes no way to reach the connection that carries a
- *   sharded channel. Canary (at registration): one barrier ping through it must succeed.
+ *
+ * The recovery barrier used to ping the cluster subscriber's private `shardedSubscribers` connections; a ping
+ * woke idle sharded subscribers and made ioredis rebuild them. It now publishes a marker on each channel and
+ * waits for its echo (RedisLayer.barrier), through the public API only.
  */
-
-export interface Pingable { readonly status: string, ping (): Promise<unknown> }
 
 function ioredisChanged (what: string): Error {
   return new DependencyChangedError('ioredis', installedVersion('ioredis'), what)
@@ -32,15 +31,6 @@ const throttled = new WeakSet<object>()
  */
 export function checkSlotRefreshThrottled (client: object): void {
   if (!throttled.has(client)) throw ioredisChanged('a Cluster connected without calling its refreshSlotsCache method, which fastify-chanx throttles')
-}
-
-/** The canary of the sharded-subscriber reach-in: one barrier ping, at registration. */
-export async function checkShardedSubscribers (subscriber: object): Promise<void> {
-  try {
-    await pingShardedSubscribers(subscriber)
-  } catch (err) {
-    throw ioredisChanged(`the recovery barrier could not reach the Cluster's sharded subscribers (${(err as Error).message})`)
-  }
 }
 
 /** At most one CLUSTER SLOTS per this many ms per connection. */
@@ -81,22 +71,4 @@ export function throttleSlotRefresh (client: object): void {
       }
     }
   })
-}
-
-/**
- * A PING on each of a Cluster subscriber's sharded subscribers (ioredis's own connections, one per primary,
- * reached through its ClusterSubscriberGroup). Rejects if that shape ever moves, or a subscriber has no
- * connection.
- */
-export function pingShardedSubscribers (subscriber: object): Promise<unknown> {
-  const group = (subscriber as unknown as { shardedSubscribers?: { shardedSubscribers?: unknown } })
-    .shardedSubscribers?.shardedSubscribers
-  if (!(group instanceof Map)) return Promise.reject(new Error('ioredis Cluster has no sharded subscribers to reach'))
-  const pings: Promise<unknown>[] = []
-  for (const sharded of group.values()) {
-    const instance = (sharded as { getInstance?: () => Pingable | null }).getInstance?.()
-    if (instance == null) return Promise.reject(new Error('a sharded subscriber has no connection'))
-    pings.push(instance.ping())
-  }
-  return Promise.all(pings)
 }

@@ -2,6 +2,7 @@ import type { ChannelLayer, ChannelListener, ChannelLogger } from '../layer'
 import { silentLogger } from '../layer'
 import {
   ChannelLayerClosedError,
+  ChannelLayerNotReadyError,
   ChannelLayerPublishError,
   ChannelLayerTimeoutError
 } from '../errors'
@@ -9,9 +10,9 @@ import { InvalidOptionError } from '../../core/errors'
 import { channels, type LayerEvent } from '../../core/diagnostics'
 import { withTimeout } from '../../core/timeout'
 import { redisName } from './names'
+import { BarrierMarkers, isMarker } from './barrier'
 import {
   openConnections,
-  pingSubscribers,
   type RedisClientLike,
   type RedisClusterLike,
   type RedisConnections,
@@ -59,6 +60,24 @@ export interface RedisLayerAccess {
   readonly prefix: string
   /** The Redis channel of hub channel `channel` (no suffix), or the name of one of its keys. */
   name (channel: string, suffix?: string): string
+  /**
+   * The one path for a command on `client`: `send(client)` runs only if the publisher is ready, else the
+   * call rejects at once with FST_CHANX_CHANNEL_LAYER_NOT_READY (the command was never sent); it settles
+   * within `timeout` ms (default `publishTimeout`), else FST_CHANX_CHANNEL_LAYER_TIMEOUT (the command was
+   * sent and may still run). Use it for anything that must not run late after an outage.
+   */
+  command<T> (what: string, send: (client: RedisClientLike | RedisClusterLike) => Promise<T>, timeout?: number): Promise<T>
+}
+
+/**
+ * What a failed publish's caller knows (`err.outcome`): `'not_sent'`, the envelope was never run by Redis and
+ * will not be delivered later; `'unknown'`, it was sent and may still be delivered (a timeout, a connection
+ * that broke with the command in flight), so a retry may deliver it twice.
+ */
+export type PublishOutcome = 'not_sent' | 'unknown'
+
+function withOutcome<E extends Error> (err: E, outcome: PublishOutcome): E & { outcome: PublishOutcome } {
+  return Object.assign(err, { outcome })
 }
 
 /** `promise`, or FST_CHANX_CHANNEL_LAYER_TIMEOUT after `ms`. */
@@ -105,6 +124,8 @@ export class RedisLayer implements ChannelLayer {
   private lastNodeLoss = 0
   private lastReady = 0
   private settling: NodeJS.Timeout | null = null
+  /** The recovery barrier's markers (./barrier.ts): swallowed here, never handed to the hub. */
+  private readonly markers = new BarrierMarkers()
 
   /** Use {@link createRedisLayer}, which waits for both connections. */
   constructor (connections: RedisConnections, options: Required<RedisLayerOptions>) {
@@ -119,7 +140,8 @@ export class RedisLayer implements ChannelLayer {
       cluster: connections.cluster,
       publishCommand: connections.cluster ? 'spublish' : 'publish',
       prefix,
-      name: (channel: string, suffix?: string) => redisName(prefix, channel, suffix)
+      name: (channel: string, suffix?: string) => redisName(prefix, channel, suffix),
+      command: this.command.bind(this)
     })
     const { publisher, subscriber } = connections
     subscriber.on('error', this.onError.bind(this, 'subscriber'))
@@ -178,7 +200,9 @@ export class RedisLayer implements ChannelLayer {
   private onMessage (name: string, message: string): void {
     // `${prefix}{${channel}}`: the channel is what lies between the first `{` and the last `}`.
     if (this.listener === null || !name.startsWith(this.prefix + '{') || !name.endsWith('}')) return
-    this.listener(name.slice(this.prefix.length + 1, -1), message)
+    const channel = name.slice(this.prefix.length + 1, -1)
+    if (isMarker(message)) this.markers.receive(channel, message)
+    else this.listener(channel, message)
   }
 
   private onError (which: string, err: Error): void {
@@ -254,9 +278,11 @@ export class RedisLayer implements ChannelLayer {
     if (this.closed) return Promise.reject(new ChannelLayerClosedError())
     const name = redisName(this.prefix, channel)
     const { publisher } = this.connections
-    // A cluster's offline queue would send it after recovery, late: at-most-once means failing now.
-    if (this.connections.cluster && publisher.status !== 'ready') {
-      return Promise.reject(new ChannelLayerPublishError(`"${channel}"`, `the Redis Cluster is ${publisher.status}`))
+    // A cluster's offline queue would send it after recovery, late: at-most-once means failing now. One
+    // node has no offline queue, but ioredis's own refusal does not say whether it was sent: this does.
+    if (publisher.status !== 'ready') {
+      const what = this.connections.cluster ? 'Redis Cluster' : 'Redis connection'
+      return Promise.reject(withOutcome(new ChannelLayerPublishError(`"${channel}"`, `the ${what} is ${publisher.status}`), 'not_sent'))
     }
     const sent = this.connections.cluster
       ? this.connections.publisher.spublish(name, envelope) as Promise<number>
@@ -266,16 +292,74 @@ export class RedisLayer implements ChannelLayer {
       // (the publish may have run, so it is not resent) and waits for a MOVED to learn the new slot
       // map. Read it now, so the next publish goes to the promoted replica.
       if (this.connections.cluster) this.connections.publisher.refreshSlotsCache?.()
-      throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err })
+      // An error reply (CLUSTERDOWN, a refused command) means Redis did not run it; a broken
+      // connection, that it may have.
+      const outcome = err?.name === 'ReplyError' ? 'not_sent' : 'unknown'
+      throw withOutcome(new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err }), outcome)
     })
     // Settled by Redis's answer or by the timeout, whichever comes first: ioredis never settles a
-    // command that was in flight when the connection broke, and a hung Redis never answers.
-    return bounded(reply, this.publishTimeout, `publishing to "${channel}"`)
+    // command that was in flight when the connection broke, and a hung Redis never answers. A PUBLISH
+    // that timed out was sent and cannot be taken back: a hung Redis that resumes still runs it.
+    return withTimeout(reply, this.publishTimeout,
+      () => withOutcome(new ChannelLayerTimeoutError(`publishing to "${channel}"`, this.publishTimeout), 'unknown'))
+  }
+
+  /**
+   * Resolves once every publication on `channels` made before the call has been handed to the hub. Redis
+   * pushes a connection's publications in the order it ran them, so a marker published now on a channel
+   * comes back on this process's subscriber after everything published on that connection before it: on
+   * one node one marker (on one of the channels this layer is subscribed to) covers them all; on a Cluster
+   * each channel gets its own marker, since each shard has its own subscriber connection (so a barrier
+   * costs one SPUBLISH per channel, delivered to every process subscribed to it, which drops it). A channel
+   * this layer is not subscribed to delivers nothing to order. Markers carry this layer's random id, the
+   * barrier's number and a random nonce, so another process (or a writer on Redis) cannot complete a wait
+   * early; they are swallowed by the layer and never reach a hub. Rejects at once while the subscriber is
+   * reconnecting or the publisher is not ready, and with FST_CHANX_CHANNEL_LAYER_TIMEOUT when the markers
+   * are not all back within `subscribeTimeout`; the replay then reports the streams `unavailable`.
+   */
+  barrier (channels: readonly string[]): Promise<void> {
+    if (this.closed) return Promise.reject(new ChannelLayerClosedError())
+    if (this.down) return Promise.reject(new ChannelLayerNotReadyError('a subscriber barrier', 'the subscriber is reconnecting'))
+    const marked: string[] = []
+    for (const channel of channels) {
+      if (!this.live.has(channel) || marked.includes(channel)) continue
+      marked.push(channel)
+      if (!this.connections.cluster) break
+    }
+    if (marked.length === 0) return Promise.resolve()
+    const { texts, echoed } = this.markers.make(marked)
+    const sent = marked.map((channel, i) => this.command(`a barrier marker on "${channel}"`, (client) => this.connections.cluster
+      ? (client as RedisClusterLike).spublish(redisName(this.prefix, channel), texts[i]!)
+      : (client as RedisClientLike).publish(redisName(this.prefix, channel), texts[i]!)))
+    const all = Promise.all([echoed, ...sent]).then(() => {})
+    return bounded(all, this.subscribeTimeout, 'a subscriber barrier').finally(() => this.markers.forget(texts))
+  }
+
+  /**
+   * `send(publisher)`, only if the publisher is ready, bounded by `timeout` (default `publishTimeout`). A
+   * command for a publisher that is not ready is never sent: it rejects at once with
+   * FST_CHANX_CHANNEL_LAYER_NOT_READY (on a Cluster, ioredis's offline queue would otherwise hold it through
+   * the outage and run it after recovery, late). One that times out (FST_CHANX_CHANNEL_LAYER_TIMEOUT) was
+   * sent and may still run: a sent command cannot be taken back.
+   */
+  command<T> (what: string, send: (publisher: RedisClientLike | RedisClusterLike) => Promise<T>, timeout = this.publishTimeout): Promise<T> {
+    if (this.closed) return Promise.reject(new ChannelLayerClosedError())
+    const { publisher } = this.connections
+    if (publisher.status !== 'ready') {
+      return Promise.reject(new ChannelLayerNotReadyError(what, `the Redis ${this.connections.cluster ? 'Cluster' : 'connection'} is ${publisher.status}`))
+    }
+    let sent: Promise<T>
+    try {
+      sent = send(publisher)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return bounded(sent, timeout, what)
   }
 
   /**
    * What the history over Redis (channels/history/redis-store.ts) needs: the publisher to run its scripts on,
-   * the layer's names, and a round trip on the subscriber connection. `pubsub(channel)` is the name this
+   * the layer's names, and the barrier ({@link barrier}). `pubsub(channel)` is the name this
    * layer subscribes to; keys of a channel come from redisName(prefix, channel, suffix), in its hash slot.
    */
   historyAccess (): RedisHistoryAccess {
@@ -286,7 +370,7 @@ export class RedisLayer implements ChannelLayer {
       publishCommand: connections.cluster ? 'SPUBLISH' : 'PUBLISH',
       publishTimeout: this.publishTimeout,
       pubsub: this.redis.name,
-      barrier: () => bounded(pingSubscribers(connections), this.subscribeTimeout, 'a subscriber round trip')
+      barrier: (channels) => this.barrier(channels)
     }
   }
 
@@ -296,6 +380,7 @@ export class RedisLayer implements ChannelLayer {
     this.listener = null
     if (this.settling !== null) clearTimeout(this.settling)
     this.live.clear()
+    this.markers.clear()
     const { publisher, subscriber } = this.connections
     subscriber.disconnect()
     await bounded(publisher.quit(), 1000, 'closing the Redis publisher').catch(() => {})

@@ -1,6 +1,6 @@
 // A broadcast over a Redis Cluster (sharded pub/sub; REDIS_CLUSTER: the three nodes run.mjs started), on the
-// newest ioredis our range allows. Registering runs the canaries of the ioredis reach-ins: the slot-refresh
-// throttle must see ioredis's own refresh, and the recovery barrier must reach the sharded subscribers.
+// newest ioredis our range allows. Registering runs the canary of the ioredis reach-in: the slot-refresh
+// throttle must see ioredis's own refresh.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { AddressInfo } from 'node:net'
