@@ -20,6 +20,17 @@ export interface KeptDelivery {
   publishGroups (groups: readonly string[], envelope: string): Promise<void>
   /** `envelope` published on `channel`, to the other processes. */
   publish (channel: string, envelope: string): Promise<void>
+  /**
+   * Publications of `channel` were never received here (a gap in its offsets, a new epoch): every local
+   * member that resumes this stream is closed, so that it resumes and is replayed the gap or told.
+   */
+  gap (channel: string): void
+}
+
+/** The last position received on one stream (mutated in place: no object per publication). */
+interface Received {
+  offset: number
+  epoch: string
 }
 
 /**
@@ -31,6 +42,12 @@ export interface KeptDelivery {
 export class HubHistory {
   /** With a store that publishes: what this hub published and awaits back, by channel + record, so its echo is not parsed again. */
   private readonly ownRecords = new Map<string, OwnRecord>()
+  /**
+   * With a store that publishes: the last position received per stream this process listens to, seeded by
+   * the reads a joining socket makes. A publication that does not follow it reveals a gap (docs/recovery.md,
+   * "Guarantees"): pub/sub over Redis is at-most-once, the Stream is not.
+   */
+  private readonly received = new Map<string, Received>()
 
   constructor (readonly store: HistoryStore, private readonly codec: EnvelopeCodec, private readonly delivery: KeptDelivery) {}
 
@@ -92,6 +109,8 @@ export class HubHistory {
   receive (channel: string, text: string): HistoryEntry | null {
     const positioned = parsePositioned(text)
     if (positioned === null) return null
+    // Before the delivery: a member closed now does not move its position past the gap.
+    if (!this.follows(channel, positioned.offset, positioned.epoch)) this.delivery.gap(channel)
     const key = channel + '\n' + positioned.record
     const own = this.ownRecords.get(key)
     if (own === undefined) return this.decodeRecord(channel, positioned.offset, positioned.epoch, 0, positioned.record)
@@ -103,14 +122,17 @@ export class HubHistory {
   }
 
   /** The stream's current position (creating its epoch on first use). */
-  position (channel: string): Promise<Position> {
-    return this.store.position(channel)
+  async position (channel: string): Promise<Position> {
+    const position = await this.store.position(channel)
+    this.seed(channel, position)
+    return position
   }
 
   /** The entries after `since` in order, each checked like any envelope, or why they cannot all be given. */
   async read (channel: string, since: Position): Promise<ReadResult> {
     if (!this.store.publishes) return (this.store as LocalHistoryStore).read(channel, since)
     const result = await (this.store as PublishingHistoryStore).readRecords(channel, since)
+    this.seed(channel, result.position)
     if (result.records === null) return { position: result.position, entries: null, lost: result.lost }
     const entries: HistoryEntry[] = []
     for (const kept of result.records) {
@@ -122,6 +144,68 @@ export class HubHistory {
     return { position: result.position, entries, lost: null }
   }
 
+  /**
+   * Whether a publication at `offset` of `epoch` follows what `channel` received before (no gap), recording
+   * it. One older than the last (a baseline seeded by a read, ahead of copies still on their way) is not a gap.
+   */
+  private follows (channel: string, offset: number, epoch: string): boolean {
+    const last = this.received.get(channel)
+    if (last === undefined) {
+      if (this.delivery.listens(channel)) this.received.set(channel, { offset, epoch })
+      return true
+    }
+    if (last.epoch === epoch) {
+      if (offset <= last.offset) return true
+      const next = offset === last.offset + 1
+      last.offset = offset
+      return next
+    }
+    last.epoch = epoch
+    last.offset = offset
+    return false
+  }
+
+  /**
+   * A position read while this process listens on `channel` (its subscription is in place): the baseline
+   * of the gap check when nothing was received yet, so a gap right after a socket joined is caught too.
+   */
+  private seed (channel: string, position: Position): void {
+    if (this.store.publishes && !this.received.has(channel) && this.delivery.listens(channel)) {
+      this.received.set(channel, { offset: position.offset, epoch: position.epoch })
+    }
+  }
+
+  /** This process stopped listening on `channel`: what it receives later starts a new baseline. */
+  forget (channel: string): void {
+    this.received.delete(channel)
+  }
+
+  /**
+   * After the layer resubscribed (a lost subscriber connection, a failover): whatever was published while
+   * it was away is in the store but will never be received. Each stream's position is read, then a round
+   * trip on the subscriber makes sure every publication kept before the read has arrived; a stream whose
+   * position is still ahead of what was received (or under another epoch) had a gap. A failed read or round
+   * trip counts as a gap: the members resume, and are told if the store is still away.
+   */
+  async verify (): Promise<void> {
+    if (!this.store.publishes || this.received.size === 0) return
+    const list = [...this.received.keys()]
+    const positions = await Promise.all(list.map((channel) => this.store.position(channel).catch(() => null)))
+    const settled = await this.store.barrier(list).then(() => true, () => false)
+    for (let i = 0; i < list.length; i++) {
+      const channel = list[i]!
+      const last = this.received.get(channel)
+      if (last === undefined) continue
+      const position = positions[i]!
+      if (settled && position !== null && position.epoch === last.epoch && position.offset <= last.offset) continue
+      if (position !== null && settled) {
+        last.epoch = position.epoch
+        last.offset = position.offset
+      }
+      this.delivery.gap(channel)
+    }
+  }
+
   /** See {@link HistoryStore.barrier}. */
   barrier (channels: readonly string[]): Promise<void> {
     return this.store.barrier(channels)
@@ -129,6 +213,7 @@ export class HubHistory {
 
   close (): void {
     this.ownRecords.clear()
+    this.received.clear()
     this.store.close()
   }
 
