@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { withTimeout } from '../../core/timeout'
-import { newEpoch, type HistoryLimits, type KeptRecord, type Position, type PublishingHistoryStore, type RecordReadResult } from './model'
+import { metaTtlOf, newEpoch, type HistoryLimits, type KeptRecord, type Position, type PublishingHistoryStore, type RecordReadResult } from './model'
 import { parsePositioned } from './positions'
 import { ChannelLayerPublishError, ChannelLayerTimeoutError } from '../errors'
 import { redisName } from '../redis/names'
@@ -12,8 +12,9 @@ import { redisName } from '../redis/names'
  *
  * One script keeps and publishes: it takes the next offset, appends the entry, trims the stream by count
  * (`MAXLEN ~`) and age (`MINID ~`), and publishes the entry, all atomically, so offsets and the order in
- * which every process receives publications agree. Keys lost (a Redis restart, an idle stream expired
- * after maxAge) come back under a new epoch: a client holding the old one hears `epoch_changed`.
+ * which every process receives publications agree. The hash outlives the Stream (`metaTtl` against
+ * `maxAge`); keys lost (a Redis restart, a stream idle for `metaTtl`) come back under a new epoch: a client
+ * holding the old one hears `epoch_changed`.
  */
 
 /** What the Redis layer lends (RedisLayer.historyAccess). */
@@ -48,21 +49,24 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// KEYS: meta, stream. ARGV: new epoch, record, size, maxAge, pub/sub channel, publish command.
+// KEYS: meta, stream. ARGV: new epoch, record, size, maxAge, pub/sub channel, publish command, metaTtl.
+// The meta hash outlives the stream (metaTtl against maxAge): a stream idle longer than maxAge keeps its
+// epoch and offset, so a client that missed nothing resumes recovered, one that missed expired messages
+// hears window_exceeded.
 const PUBLISH = ENSURE_EPOCH + NOW + `
 local o = redis.call('HINCRBY', KEYS[1], 'o', 1)
 local payload = '~' .. o .. '~' .. e .. '~' .. ARGV[2]
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'p', payload)
 redis.call('XTRIM', KEYS[2], 'MINID', '~', now - tonumber(ARGV[4]))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return redis.call(ARGV[6], ARGV[5], payload)
 `
 
-// KEYS: meta, stream. ARGV: new epoch, since offset ('' for the position only), since epoch, size, maxAge.
+// KEYS: meta, stream. ARGV: new epoch, since offset ('' for the position only), since epoch, size, maxAge, metaTtl.
 // Returns { epoch, offset, loss, entries }: loss is '' when every entry after the offset is there.
 const READ = ENSURE_EPOCH + NOW + `
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
 local o = tonumber(redis.call('HGET', KEYS[1], 'o'))
 if ARGV[2] == '' then return { e, o, '', {} } end
 local since = tonumber(ARGV[2])
@@ -110,7 +114,7 @@ export class RedisHistory implements PublishingHistoryStore {
 
   publish (channel: string, record: string): Promise<number> {
     const reply = this.run(PUBLISH, PUBLISH_SHA, [...this.keys(channel), newEpoch(), record, this.limits.size, this.limits.maxAge,
-      this.access.pubsub(channel), this.access.publishCommand]).then(
+      this.access.pubsub(channel), this.access.publishCommand, metaTtlOf(this.limits)]).then(
       (receivers) => Number(receivers),
       (err: Error) => { throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err }) })
     return this.bounded(reply, `publishing to "${channel}"`)
@@ -137,7 +141,7 @@ export class RedisHistory implements PublishingHistoryStore {
   }
 
   private async readRaw (channel: string, since: string, epoch: string): Promise<[string, number, string, RawEntry[]]> {
-    const reply = this.run(READ, READ_SHA, [...this.keys(channel), newEpoch(), since, epoch, this.limits.size, this.limits.maxAge])
+    const reply = this.run(READ, READ_SHA, [...this.keys(channel), newEpoch(), since, epoch, this.limits.size, this.limits.maxAge, metaTtlOf(this.limits)])
     const [e, o, loss, entries] = await this.bounded(reply, `reading the history of "${channel}"`) as [string, number, string, RawEntry[]]
     return [String(e), Number(o), String(loss), entries]
   }
