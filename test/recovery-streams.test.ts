@@ -1,6 +1,10 @@
 import { test } from 'tap'
 import { buildRecoveryApp, listen, nextOpen, openClient, TcpProxy, until } from './helpers/recovery'
 import { RedisServer, redisSkipReason } from './helpers/redis'
+import { FakeMember } from './helpers/members'
+import { ChannelHub } from '../plugin/channels/hub'
+import { createHistoryStore } from '../plugin/channels/history/setup'
+import { createRedisLayer } from '../plugin/channels/redis/layer'
 
 const skip = redisSkipReason()
 
@@ -41,3 +45,35 @@ for (const store of ['memory', 'redis'] as const) {
       t.match(messages[2], { payload: { n: 2 }, chanx_pos: { feed: [3, String] } }, 'the same epoch goes on')
     })
 }
+
+test('a history broadcast rejected on a hung Redis (SIGSTOP) is never stored nor delivered once it thaws', { skip }, async (t) => {
+  const redis = await RedisServer.start()
+  t.teardown(() => { redis.resume(); return redis.stop() })
+  const hub = new ChannelHub({ layer: await createRedisLayer({ url: redis.url }, { publishTimeout: 500 }) })
+  const other = new ChannelHub({ layer: await createRedisLayer({ url: redis.url }) })
+  t.teardown(async () => { await hub.close(); await other.close() })
+  hub.useHistory(createHistoryStore(hub.layer, { size: 100, maxAge: 60_000 }))
+  other.useHistory(createHistoryStore(other.layer, { size: 100, maxAge: 60_000 }))
+  const here = new FakeMember('bob')
+  const there = new FakeMember('carol')
+  await hub.join(here, 'room')
+  await other.join(there, 'room')
+  await hub.broadcast('room', { n: 1 })
+  await until(() => here.received.length === 1 && there.received.length === 1, 'the first copy')
+  const start = await other.history!.position('g:room')
+
+  redis.pause()
+  const rejected = await hub.broadcast('room', { n: 2 }).then(() => null, (err: { code?: string }) => err)
+  t.equal(rejected?.code, 'FST_CHANX_CHANNEL_LAYER_TIMEOUT', 'the caller is told it failed')
+  await sleep(300)
+  redis.resume()
+
+  await other.broadcast('room', { n: 3 })
+  await until(() => here.received.length >= 2 && there.received.length >= 2, 'the next copy')
+  await sleep(200)
+  const seen = (member: FakeMember): unknown[] => member.messages.map((m) => m.n)
+  t.same(seen(here), [1, 3], 'the rejected broadcast never reached the sending process')
+  t.same(seen(there), [1, 3], 'nor another process')
+  const read = await other.history!.read('g:room', { offset: start.offset - 1, epoch: start.epoch })
+  t.same(read.entries?.map((e) => JSON.parse(e.body).n), [1, 3], 'nor the history: offsets stay contiguous')
+})
