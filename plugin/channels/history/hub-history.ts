@@ -67,12 +67,14 @@ export class HubHistory {
     const store = this.store
     if (store.publishes) {
       // Positions are Redis's: every process, this one included, delivers when the publication comes back.
+      const publishing = store as PublishingHistoryStore
+      const own: OwnRecord = { body, groups: list, senderKey, sender: identity, excluded }
+      if (list.length > 1 && publishing.publishMany !== undefined) return this.publishOwnMany(publishing, list, identity, excluded, senderKey, body, own)
       const pending: Promise<number>[] = []
       for (let i = 0; i < list.length; i++) {
         const channel = 'g:' + list[i]
         const envelope = this.codec.seal(channel, this.codec.broadcast(list, senderKey, body))
-        const own: OwnRecord = { body, groups: list, senderKey, sender: identity, excluded }
-        pending.push(this.publishOwn(store as PublishingHistoryStore, channel, historyRecord(excluded, identity, envelope), own))
+        pending.push(this.publishOwn(publishing, channel, historyRecord(excluded, identity, envelope), own))
       }
       return Promise.all(pending).then(() => {})
     }
@@ -113,11 +115,15 @@ export class HubHistory {
     if (!this.follows(channel, positioned.offset, positioned.epoch)) this.delivery.gap(channel)
     const key = channel + '\n' + positioned.record
     const own = this.ownRecords.get(key)
-    if (own === undefined) return this.decodeRecord(channel, positioned.offset, positioned.epoch, 0, positioned.record)
+    if (own === undefined) return this.decodeRecord(channel, positioned.offset, positioned.epoch, 0, positioned.record, positioned.all)
     // Our own publication: known already, not parsed again.
     this.ownRecords.delete(key)
     const position = { offset: positioned.offset, epoch: positioned.epoch }
-    const body = own.groups === null ? withUserPosition(own.body, position) : withGroupPositions(own.body, [channel.slice(2)], [position])
+    const body = own.groups === null
+      ? withUserPosition(own.body, position)
+      : positioned.all !== null && positioned.all.length === own.groups.length
+        ? withGroupPositions(own.body, own.groups, positioned.all)
+        : withGroupPositions(own.body, [channel.slice(2)], [position])
     return { ...own, offset: position.offset, time: 0, body }
   }
 
@@ -136,7 +142,7 @@ export class HubHistory {
     if (result.records === null) return { position: result.position, entries: null, lost: result.lost }
     const entries: HistoryEntry[] = []
     for (const kept of result.records) {
-      const entry = this.decodeRecord(channel, kept.offset, kept.epoch, kept.time, kept.record)
+      const entry = this.decodeRecord(channel, kept.offset, kept.epoch, kept.time, kept.record, kept.all)
       // An entry that fails the checks (forged, or signed with a retired secret) is a hole: say so.
       if (entry === null || entry.offset !== since.offset + entries.length + 1) return { position: result.position, entries: null, lost: 'window_exceeded' }
       entries.push(entry)
@@ -229,8 +235,36 @@ export class HubHistory {
     })
   }
 
+  /**
+   * A broadcast to several groups kept by one script (one redis-server): one publication per group, each
+   * carrying every group's position, remembered like {@link publishOwn}'s.
+   */
+  private publishOwnMany (store: PublishingHistoryStore, list: readonly string[], identity: string | null, excluded: boolean,
+    senderKey: string | null, body: string, own: OwnRecord): Promise<void> {
+    const channels: string[] = []
+    const records: string[] = []
+    const keys: string[] = []
+    for (let i = 0; i < list.length; i++) {
+      const channel = 'g:' + list[i]
+      const record = historyRecord(excluded, identity, this.codec.seal(channel, this.codec.broadcast(list, senderKey, body)))
+      channels.push(channel)
+      records.push(record)
+      if (this.delivery.listens(channel)) {
+        if (this.ownRecords.size >= MAX_OWN_RECORDS) this.ownRecords.clear()
+        const key = channel + '\n' + record
+        this.ownRecords.set(key, own)
+        keys.push(key)
+      }
+    }
+    return store.publishMany!(channels, records).then(() => {}, (err: unknown) => {
+      for (const key of keys) this.ownRecords.delete(key)
+      throw err
+    })
+  }
+
   /** A kept record, checked like any envelope, as an entry with its position in the message; null if refused. */
-  private decodeRecord (channel: string, offset: number, epoch: string, time: number, text: string): HistoryEntry | null {
+  private decodeRecord (channel: string, offset: number, epoch: string, time: number, text: string,
+    all: readonly Position[] | null): HistoryEntry | null {
     const record = parseRecord(text)
     if (record === null) return null
     const env = this.codec.open(channel, record.envelope)
@@ -238,7 +272,10 @@ export class HubHistory {
     if (env.k === 'b') {
       const group = channel.slice(2)
       if (!env.g.includes(group)) return null
-      const body = withGroupPositions(env.m, [group], [{ offset, epoch }])
+      // Every target group's position when one script kept them all, and this one's is among them.
+      const whole = all !== null && all.length === env.g.length && all[env.g.indexOf(group)]!.offset === offset &&
+        all[env.g.indexOf(group)]!.epoch === epoch
+      const body = whole ? withGroupPositions(env.m, env.g, all) : withGroupPositions(env.m, [group], [{ offset, epoch }])
       return { offset, time, body, groups: env.g, senderKey: env.s, sender: record.sender, excluded: record.excluded }
     }
     if (env.k === 'u') return { offset, time, body: withUserPosition(env.m, { offset, epoch }), groups: null, senderKey: null, sender: null, excluded: false }

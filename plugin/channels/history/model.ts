@@ -143,6 +143,8 @@ export interface KeptRecord {
   /** When it was kept (epoch ms, the store's clock). */
   readonly time: number
   readonly record: string
+  /** The position in every target group of a broadcast kept by one script for all of them; else null. */
+  readonly all: readonly Position[] | null
 }
 
 export type RecordReadResult =
@@ -157,6 +159,13 @@ export interface PublishingHistoryStore extends HistoryStore {
    * resolves with the number of processes that received it.
    */
   publish (channel: string, record: string): Promise<number>
+  /**
+   * Optional (one redis-server, not a Cluster, where the groups' keys live in different slots): keeps and
+   * publishes a broadcast to several groups in one script, `records[i]` on `channels[i]`, each publication
+   * carrying the positions of all of them, so a copy delivered through one group moves the client's
+   * position in every target group it tracks.
+   */
+  publishMany? (channels: readonly string[], records: readonly string[]): Promise<number>
   /** The records after `since` in order, unchecked, or why they cannot all be given. */
   readRecords (channel: string, since: Position): Promise<RecordReadResult>
 }

@@ -83,6 +83,38 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return redis.call(ARGV[6], ARGV[5], payload)
 `
 
+// KEYS: meta and stream of each target group in turn. ARGV: size, maxAge, publish command, metaTtl, then
+// per group (i from 1) new epoch ARGV[2+3i], pub/sub channel ARGV[3+3i], record ARGV[4+3i]; the deadline
+// last. One redis-server only (a Cluster refuses keys of several slots in one script). Every publication
+// carries every group's position (`P<o>,<e>;…`, channels/history/positions.ts).
+const PUBLISH_MANY = NOW + DEADLINE + `
+local n = #KEYS / 2
+local os, es = {}, {}
+for i = 1, n do
+  local e = redis.call('HGET', KEYS[2 * i - 1], 'e')
+  if not e then
+    e = ARGV[2 + 3 * i]
+    redis.call('DEL', KEYS[2 * i])
+    redis.call('HSET', KEYS[2 * i - 1], 'e', e, 'o', 0)
+  end
+  es[i] = e
+  os[i] = redis.call('HINCRBY', KEYS[2 * i - 1], 'o', 1)
+end
+local all = {}
+for i = 1, n do all[i] = os[i] .. ',' .. es[i] end
+all = 'P' .. table.concat(all, ';') .. '~'
+local receivers = 0
+for i = 1, n do
+  local payload = '~' .. os[i] .. '~' .. es[i] .. '~' .. all .. ARGV[4 + 3 * i]
+  redis.call('XADD', KEYS[2 * i], 'MAXLEN', '~', ARGV[1], '*', 'p', payload)
+  redis.call('XTRIM', KEYS[2 * i], 'MINID', '~', now - tonumber(ARGV[2]))
+  redis.call('PEXPIRE', KEYS[2 * i - 1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2 * i], ARGV[2])
+  receivers = receivers + redis.call(ARGV[3], ARGV[3 + 3 * i], payload)
+end
+return receivers
+`
+
 // KEYS: meta, stream. ARGV: new epoch, since offset ('' for the position only), since epoch, size, maxAge, metaTtl, deadline.
 // Returns { epoch, offset, loss, entries }: loss is '' when every entry after the offset is there.
 const READ = NOW + DEADLINE + ENSURE_EPOCH + `
@@ -107,12 +139,14 @@ function sha1 (text: string): string {
 
 const PUBLISH_SHA = sha1(PUBLISH)
 const READ_SHA = sha1(READ)
+const PUBLISH_MANY_SHA = sha1(PUBLISH_MANY)
 
 type RawEntry = [string, string[]]
 
 export class RedisHistory implements PublishingHistoryStore {
   readonly publishes = true
   private readonly client: ScriptClient
+  readonly publishMany: PublishingHistoryStore['publishMany']
   private clock: Promise<number> | null = null
   /** The last measured offset, once known. */
   private clockValue: number | null = null
@@ -121,6 +155,8 @@ export class RedisHistory implements PublishingHistoryStore {
 
   constructor (private readonly access: RedisHistoryAccess, readonly limits: HistoryLimits) {
     this.client = access.client as ScriptClient
+    // A Cluster cannot run one script over the keys of several slots: each group is its own publication.
+    this.publishMany = access.publishCommand === 'PUBLISH' ? this.publishAll.bind(this) : undefined
   }
 
   /**
@@ -129,7 +165,7 @@ export class RedisHistory implements PublishingHistoryStore {
    * failed. The script gets the caller's deadline on Redis's clock, so one that starts late does nothing;
    * the whole is bounded by publishTimeout. EVALSHA, loading the script on NOSCRIPT.
    */
-  private run (script: string, sha: string, args: Array<string | number>, what: string): Promise<unknown> {
+  private run (script: string, sha: string, args: Array<string | number>, what: string, keys = 2): Promise<unknown> {
     const status = this.client.status
     if (status !== undefined && status !== 'ready') {
       return Promise.reject(new ChannelLayerPublishError(what, `the Redis connection is ${status}`))
@@ -138,24 +174,24 @@ export class RedisHistory implements PublishingHistoryStore {
     const started = Date.now()
     // The measured offset is used as it is (no extra promise per broadcast) while it is fresh.
     const reply = this.clockValue !== null && started - this.clockAt < CLOCK_REFRESH
-      ? this.exec(script, sha, args, started + ms + this.clockValue, what)
+      ? this.exec(script, sha, args, started + ms + this.clockValue, what, keys)
       : this.redisClock().then((offset) => {
         if (ms - (Date.now() - started) <= DEADLINE_MARGIN) throw new ChannelLayerTimeoutError(what, ms)
-        return this.exec(script, sha, args, started + ms + offset, what)
+        return this.exec(script, sha, args, started + ms + offset, what, keys)
       })
     return withTimeout(reply, ms, () => new ChannelLayerTimeoutError(what, ms))
   }
 
   /** The script, with `deadline` (Redis's clock) less the margins as its last argument. */
-  private async exec (script: string, sha: string, args: Array<string | number>, deadline: number, what: string): Promise<unknown> {
+  private async exec (script: string, sha: string, args: Array<string | number>, deadline: number, what: string, keys = 2): Promise<unknown> {
     const last = Math.floor(deadline - DEADLINE_MARGIN - this.clockError)
     try {
-      return await this.client.evalsha(sha, 2, ...args, last)
+      return await this.client.evalsha(sha, keys, ...args, last)
     } catch (err) {
       const message = String((err as Error)?.message)
       if (message.startsWith(LATE)) throw new ChannelLayerTimeoutError(what, this.access.publishTimeout)
       if (!message.startsWith('NOSCRIPT')) throw err
-      return await this.client.eval(script, 2, ...args, last).catch((err: Error) => {
+      return await this.client.eval(script, keys, ...args, last).catch((err: Error) => {
         throw String(err?.message).startsWith(LATE) ? new ChannelLayerTimeoutError(what, this.access.publishTimeout) : err
       })
     }
@@ -196,6 +232,22 @@ export class RedisHistory implements PublishingHistoryStore {
       })
   }
 
+  private publishAll (channels: readonly string[], records: readonly string[]): Promise<number> {
+    const keys: string[] = []
+    const args: Array<string | number> = [this.limits.size, this.limits.maxAge, this.access.publishCommand, metaTtlOf(this.limits)]
+    for (let i = 0; i < channels.length; i++) {
+      keys.push(...this.keys(channels[i]!))
+      args.push(newEpoch(), this.access.pubsub(channels[i]!), records[i]!)
+    }
+    const what = `publishing to "${channels.join('", "')}"`
+    return this.run(PUBLISH_MANY, PUBLISH_MANY_SHA, [...keys, ...args], what, keys.length).then(
+      (receivers) => Number(receivers),
+      (err: Error & { code?: string }) => {
+        if (err?.code === 'FST_CHANX_CHANNEL_LAYER_TIMEOUT' || err?.code === 'FST_CHANX_CHANNEL_LAYER_PUBLISH_FAILED') throw err
+        throw new ChannelLayerPublishError(`"${channels.join('", "')}"`, err?.message ?? String(err), { cause: err })
+      })
+  }
+
   async position (channel: string): Promise<Position> {
     const [epoch, offset] = await this.readRaw(channel, '', '')
     return { offset, epoch }
@@ -211,7 +263,7 @@ export class RedisHistory implements PublishingHistoryStore {
       const positioned = parsePositioned(fields[1] ?? '')
       // An entry that is not a positioned publication is a hole: say so.
       if (positioned === null) return { position, records: null, lost: 'window_exceeded' }
-      records.push({ offset: positioned.offset, epoch: positioned.epoch, time: Number(id.slice(0, id.indexOf('-'))), record: positioned.record })
+      records.push({ offset: positioned.offset, epoch: positioned.epoch, time: Number(id.slice(0, id.indexOf('-'))), record: positioned.record, all: positioned.all })
     }
     return { position, records, lost: null }
   }
