@@ -160,12 +160,12 @@ export interface PublishingHistoryStore extends HistoryStore {
    */
   publish (channel: string, record: string): Promise<number>
   /**
-   * Optional (one redis-server, not a Cluster, where the groups' keys live in different slots): keeps and
+   * One redis-server only, undefined on a Cluster (whose groups' keys live in different slots): keeps and
    * publishes a broadcast to several groups in one script, `records[i]` on `channels[i]`, each publication
    * carrying the positions of all of them, so a copy delivered through one group moves the client's
    * position in every target group it tracks.
    */
-  publishMany? (channels: readonly string[], records: readonly string[]): Promise<number>
+  readonly publishMany: ((channels: readonly string[], records: readonly string[]) => Promise<number>) | undefined
   /** The records after `since` in order, unchecked, or why they cannot all be given. */
   readRecords (channel: string, since: Position): Promise<RecordReadResult>
 }

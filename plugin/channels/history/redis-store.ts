@@ -152,9 +152,12 @@ export class RedisHistory implements PublishingHistoryStore {
   private clockValue: number | null = null
   private clockAt = 0
   private clockError = 0
+  private readonly margin: number
 
   constructor (private readonly access: RedisHistoryAccess, readonly limits: HistoryLimits) {
     this.client = access.client as ScriptClient
+    // A short publishTimeout keeps three quarters of itself for the script.
+    this.margin = Math.min(DEADLINE_MARGIN, access.publishTimeout / 4)
     // A Cluster cannot run one script over the keys of several slots: each group is its own publication.
     this.publishMany = access.publishCommand === 'PUBLISH' ? this.publishAll.bind(this) : undefined
   }
@@ -176,7 +179,7 @@ export class RedisHistory implements PublishingHistoryStore {
     const reply = this.clockValue !== null && started - this.clockAt < CLOCK_REFRESH
       ? this.exec(script, sha, args, started + ms + this.clockValue, what, keys)
       : this.redisClock().then((offset) => {
-        if (ms - (Date.now() - started) <= DEADLINE_MARGIN) throw new ChannelLayerTimeoutError(what, ms)
+        if (ms - (Date.now() - started) <= this.margin) throw new ChannelLayerTimeoutError(what, ms)
         return this.exec(script, sha, args, started + ms + offset, what, keys)
       })
     return withTimeout(reply, ms, () => new ChannelLayerTimeoutError(what, ms))
@@ -184,7 +187,7 @@ export class RedisHistory implements PublishingHistoryStore {
 
   /** The script, with `deadline` (Redis's clock) less the margins as its last argument. */
   private async exec (script: string, sha: string, args: Array<string | number>, deadline: number, what: string, keys = 2): Promise<unknown> {
-    const last = Math.floor(deadline - DEADLINE_MARGIN - this.clockError)
+    const last = Math.floor(deadline - this.margin - this.clockError)
     try {
       return await this.client.evalsha(sha, keys, ...args, last)
     } catch (err) {
