@@ -47,7 +47,11 @@ test('positions are read back from frames; a positioned publication with a bad e
   t.same(framePositions('{"a":1,"chanx_pos":{"x":[3,"ab"],"y":[9,"cd"]},"is_mine":false,"is_current":false}'), new Map([['x', 3], ['y', 9]]))
   t.same(framePositions('{"a":"\\"chanx_pos\\":{}","chanx_upos":[4,"ab"]}'), new Map([['', 4]]))
   t.equal(framePositions('{"a":1,"is_mine":false,"is_current":false}'), null)
-  t.same(parsePositioned('~7~ab12~0~~{"v":1}'), { offset: 7, epoch: 'ab12', record: '0~~{"v":1}' })
+  t.same(parsePositioned('~7~ab12~0~~{"v":1}'), { offset: 7, epoch: 'ab12', record: '0~~{"v":1}', all: null })
+  t.same(parsePositioned('~7~ab12~P7,ab12;3,cd~0~~{"v":1}'), { offset: 7, epoch: 'ab12', record: '0~~{"v":1}', all: [{ offset: 7, epoch: 'ab12' }, { offset: 3, epoch: 'cd' }] },
+    'a broadcast kept for several groups at once carries each one\'s position')
+  t.equal(parsePositioned('~7~ab12~P7,ab12;3,c"d~0~~{}'), null, 'every epoch of it is checked')
+  t.equal(parsePositioned('~7~ab12~P7,ab12;x,cd~0~~{}'), null)
   t.equal(parsePositioned('~7~a"b~0~~{}'), null, 'an epoch goes into frames as it is: only [0-9a-z]')
   t.equal(parsePositioned('~0~ab~0~~{}'), null)
   t.equal(parsePositioned('{"v":1}'), null)

@@ -11,8 +11,10 @@ import { pluginRegistrationError } from './helpers/registration'
 
 test('option history must be true, false or { size, maxAge } with sane values', async (t) => {
   const cases: Array<[unknown, string]> = [
-    ['yes', 'option history must be true, false or { size, maxAge }'],
-    [{ sise: 10 }, 'option history has an unknown key "sise"; expected size, maxAge'],
+    ['yes', 'option history must be true, false or { size, maxAge, metaTtl }'],
+    [{ sise: 10 }, 'option history has an unknown key "sise"; expected size, maxAge, metaTtl'],
+    [{ maxAge: 5000, metaTtl: 4999 }, 'option history.metaTtl must be a whole number of milliseconds, at least maxAge (5000) and at most a year'],
+    [{ metaTtl: '1d' }, 'option history.metaTtl must be a whole number of milliseconds, at least maxAge (120000) and at most a year'],
     [{ size: 0 }, 'option history.size must be a whole number of messages from 1 to 1000000'],
     [{ size: 2.5 }, 'option history.size must be a whole number of messages from 1 to 1000000'],
     [{ maxAge: 120 }, 'option history.maxAge must be a whole number of milliseconds, at least 1000'],

@@ -73,6 +73,9 @@ export class ChannelHub {
     this.layer.setListener(this.receive.bind(this))
   }
 
+  /** Reason of the 1012 close that makes a member resume after a gap in what this process received. */
+  static readonly GAP_REASON = 'Missed messages: resume to recover them'
+
   // ---------------------------------------------------------------- membership
 
   /**
@@ -413,9 +416,39 @@ export class ChannelHub {
       deliverGroups: (list, body, sender, senderKey, excludeSelf) => this.deliverGroups(list, body, sender, senderKey, excludeSelf),
       deliverUser: (channel, body) => this.deliverUser(channel, body),
       publishGroups: (list, envelope) => this.publishGroups(list, envelope),
-      publish: (channel, envelope) => this.publish(channel, envelope)
+      publish: (channel, envelope) => this.publish(channel, envelope),
+      gap: (channel) => this.closeResuming(channel)
     }
-    this.history = new HubHistory(store, this.codec, delivery)
+    const history = new HubHistory(store, this.codec, delivery)
+    this.history = history
+    if (store.publishes) {
+      this.membership.onEmpty((channel) => history.forget(channel))
+      this.layer.onResubscribed?.(() => {
+        history.verify().catch((err: unknown) => logSafely(this.logger, 'warn', err, {}, 'fastify-chanx: could not check the history streams after a resubscription'))
+      })
+    }
+  }
+
+  /**
+   * A gap in what this process received on `channel`: each local member with a recovery token (a socket on
+   * a route with history) is closed with 1012, so its client resumes from its last position and is
+   * replayed the gap, or told (docs/recovery.md, "Guarantees"). Members without one cannot recover anyway.
+   */
+  private closeResuming (channel: string): void {
+    const set = this.membership.of(channel)
+    if (set === undefined) return
+    let closed = 0
+    // Copied: a closing member may leave (and so change the set) synchronously.
+    for (const member of [...set]) {
+      if (member.recoveryToken == null) continue
+      closed++
+      try {
+        member.close(1012, ChannelHub.GAP_REASON)
+      } catch (err) {
+        logSafely(this.logger, 'warn', err, { member: member.id }, 'fastify-chanx: a member failed to close')
+      }
+    }
+    if (closed > 0) this.logger.warn({ channel, closed }, 'fastify-chanx: publications were not received (a lost subscription); the members that can resume were closed with 1012')
   }
 
   /** Stop: pending counts fail, the layer is closed. Members are not closed; the caller owns them. */

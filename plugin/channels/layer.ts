@@ -23,6 +23,12 @@ export interface ChannelLayer {
   publish (channel: string, envelope: string): Promise<number>
   /** The single receiver of every incoming envelope; setting it again replaces the previous one. */
   setListener (listener: ChannelListener): void
+  /**
+   * Optional: `listener` is called each time the layer is subscribed again after it lost its subscriptions
+   * (Redis: a reconnection of the subscriber, a cluster failover). Whatever was published meanwhile was
+   * not received; a hub with history then checks its streams for gaps. Setting it again replaces it.
+   */
+  onResubscribed? (listener: () => void): void
   /** Release connections and subscriptions. Idempotent. */
   close (): Promise<void>
 }

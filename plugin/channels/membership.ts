@@ -14,6 +14,7 @@ export class Membership {
   readonly lists = new MemberChannelLists()
   private readonly subscriptions: LayerSubscriptions
   private listener: ((group: string) => void) | null = null
+  private emptied: ((channel: string) => void) | null = null
   private closed = false
 
   constructor (layer: ChannelLayer, logger: ChannelLogger) {
@@ -32,6 +33,11 @@ export class Membership {
   /** Called with the group's name whenever a member of this process joins or leaves a group (presence). */
   onChange (listener: ((group: string) => void) | null): void {
     this.listener = listener
+  }
+
+  /** Called with the channel whenever its last local member left (its subscription is being closed). */
+  onEmpty (listener: ((channel: string) => void) | null): void {
+    this.emptied = listener
   }
 
   private changed (channel: string): void {
@@ -68,6 +74,7 @@ export class Membership {
     this.changed(channel)
     if (set.size > 0) return Promise.resolve()
     this.channels.delete(channel)
+    if (this.emptied !== null) this.emptied(channel)
     return this.subscriptions.close(channel)
   }
 

@@ -80,9 +80,9 @@ export interface PluginDefaultOptions extends ChannelOptions {
   redactQueryParams?: readonly string[]
   /**
    * Keep recoverable history of every group and user stream (docs/recovery.md): `true` (1,000 messages,
-   * 120 s per stream) or `{ size, maxAge }` (messages, ms). Off unless set; routes may opt out or in.
+   * 120 s per stream) or `{ size, maxAge, metaTtl }` (messages, ms, ms). Off unless set; routes may opt out or in.
    */
-  history?: boolean | { size?: number, maxAge?: number }
+  history?: boolean | { size?: number, maxAge?: number, metaTtl?: number }
 }
 
 export interface ResolvedDefaults {

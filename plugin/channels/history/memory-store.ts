@@ -1,4 +1,4 @@
-import { newEpoch, type HistoryEntry, type HistoryLimits, type LocalHistoryStore, type Position, type ReadResult } from './model'
+import { metaTtlOf, newEpoch, type HistoryEntry, type HistoryLimits, type LocalHistoryStore, type Position, type ReadResult } from './model'
 
 /** One stream's kept entries: a ring of at most `size`, trimmed by age as it is used. */
 class Ring {
@@ -27,16 +27,19 @@ class Ring {
 }
 
 /**
- * History in this process: a ring per stream. A stream left with no entry and unused for `maxAge` is
- * dropped, and made again under a new epoch: a client resuming it then hears `epoch_changed`.
+ * History in this process: a ring per stream. A stream left with no entry and unused for `metaTtl` is
+ * dropped, and made again under a new epoch: a client resuming it then hears `epoch_changed`. Before that,
+ * an emptied ring keeps its epoch and offset, so a client that missed nothing resumes `recovered: true`.
  */
 export class MemoryHistory implements LocalHistoryStore {
   readonly publishes = false
   private readonly rings = new Map<string, Ring>()
   private readonly timer: NodeJS.Timeout
   private last = 0
+  private readonly metaTtl: number
 
   constructor (readonly limits: HistoryLimits) {
+    this.metaTtl = metaTtlOf(limits)
     this.timer = setInterval(() => this.sweep(Date.now()), Math.min(limits.maxAge, 60_000))
     this.timer.unref()
   }
@@ -92,7 +95,7 @@ export class MemoryHistory implements LocalHistoryStore {
   private sweep (now: number): void {
     for (const [channel, ring] of this.rings) {
       ring.trim(now, this.limits)
-      if (ring.entries.length === 0 && now - ring.lastUse >= this.limits.maxAge) this.rings.delete(channel)
+      if (ring.entries.length === 0 && now - ring.lastUse >= this.metaTtl) this.rings.delete(channel)
     }
   }
 

@@ -21,9 +21,26 @@ export interface HistoryLimits {
   readonly size: number
   /** How long a message is kept (ms). */
   readonly maxAge: number
+  /**
+   * How long a stream's position (epoch and last offset) is kept after its last use (ms), at least
+   * `maxAge`: a client that missed nothing resumes `recovered: true` after an idle this long, instead of
+   * hearing `epoch_changed` once the messages themselves expired (Centrifugo's history_meta_ttl).
+   * Default: the larger of a day and `maxAge`.
+   */
+  readonly metaTtl?: number
 }
 
-export const DEFAULT_HISTORY: HistoryLimits = { size: 1000, maxAge: 120_000 }
+/** One day: a stream's position outlives its messages (docs/recovery.md, "Options"). */
+export const DEFAULT_META_TTL = 86_400_000
+
+export const DEFAULT_HISTORY: HistoryLimits = { size: 1000, maxAge: 120_000, metaTtl: DEFAULT_META_TTL }
+
+export function metaTtlOf (limits: HistoryLimits): number {
+  return limits.metaTtl ?? Math.max(DEFAULT_META_TTL, limits.maxAge)
+}
+
+/** The longest metaTtl taken: a year. */
+const MAX_META_TTL = 365 * 86_400_000
 
 export interface Position {
   readonly offset: number
@@ -92,13 +109,15 @@ export function newEpoch (): string {
   return randomBytes(6).toString('hex')
 }
 
-/** `history` as an option: true (defaults), false, or `{ size, maxAge }`. */
+/** `history` as an option: true (defaults), false, or `{ size, maxAge, metaTtl }`. */
 export function resolveHistoryOption (value: unknown, where: string): HistoryLimits | null {
   if (value === undefined || value === false) return null
   if (value === true) return DEFAULT_HISTORY
-  if (!isRecord(value)) throw new InvalidOptionError(`${where} must be true, false or { size, maxAge }`)
+  if (!isRecord(value)) throw new InvalidOptionError(`${where} must be true, false or { size, maxAge, metaTtl }`)
   for (const key of Object.keys(value)) {
-    if (key !== 'size' && key !== 'maxAge') throw new InvalidOptionError(`${where} has an unknown key "${key}"; expected size, maxAge`)
+    if (key !== 'size' && key !== 'maxAge' && key !== 'metaTtl') {
+      throw new InvalidOptionError(`${where} has an unknown key "${key}"; expected size, maxAge, metaTtl`)
+    }
   }
   const size = value.size ?? DEFAULT_HISTORY.size
   const maxAge = value.maxAge ?? DEFAULT_HISTORY.maxAge
@@ -108,7 +127,11 @@ export function resolveHistoryOption (value: unknown, where: string): HistoryLim
   if (typeof maxAge !== 'number' || !Number.isInteger(maxAge) || maxAge < 1000 || maxAge > 2 ** 31 - 1) {
     throw new InvalidOptionError(`${where}.maxAge must be a whole number of milliseconds, at least 1000`)
   }
-  return { size, maxAge }
+  const metaTtl = value.metaTtl ?? Math.max(DEFAULT_META_TTL, maxAge)
+  if (typeof metaTtl !== 'number' || !Number.isInteger(metaTtl) || metaTtl < maxAge || metaTtl > MAX_META_TTL) {
+    throw new InvalidOptionError(`${where}.metaTtl must be a whole number of milliseconds, at least maxAge (${maxAge}) and at most a year`)
+  }
+  return { size, maxAge, metaTtl }
 }
 
 // ---------------------------------------------------------------- kept by the store that publishes (Redis)
@@ -120,6 +143,8 @@ export interface KeptRecord {
   /** When it was kept (epoch ms, the store's clock). */
   readonly time: number
   readonly record: string
+  /** The position in every target group of a broadcast kept by one script for all of them; else null. */
+  readonly all: readonly Position[] | null
 }
 
 export type RecordReadResult =
@@ -134,6 +159,13 @@ export interface PublishingHistoryStore extends HistoryStore {
    * resolves with the number of processes that received it.
    */
   publish (channel: string, record: string): Promise<number>
+  /**
+   * One redis-server only, undefined on a Cluster (whose groups' keys live in different slots): keeps and
+   * publishes a broadcast to several groups in one script, `records[i]` on `channels[i]`, each publication
+   * carrying the positions of all of them, so a copy delivered through one group moves the client's
+   * position in every target group it tracks.
+   */
+  readonly publishMany: ((channels: readonly string[], records: readonly string[]) => Promise<number>) | undefined
   /** The records after `since` in order, unchecked, or why they cannot all be given. */
   readRecords (channel: string, since: Position): Promise<RecordReadResult>
 }

@@ -76,8 +76,15 @@ export function parseRecord (record: string): ParsedRecord | null {
   return { excluded: flag === 49, sender: end === 2 ? null : record.slice(2, end), envelope: record.slice(end + 1) }
 }
 
-/** `~<offset>~<epoch>~<record>` split, or null. */
-export function parsePositioned (text: string): { offset: number, epoch: string, record: string } | null {
+/** The most target groups whose positions one publication carries (checkGroups allows no more). */
+const MAX_POSITIONS = 1000
+
+/**
+ * `~<offset>~<epoch>~<record>` split, or null. A broadcast to several groups kept by one script (one
+ * redis-server) adds the position of every target group, in the envelope's order, before the record:
+ * `~<offset>~<epoch>~P<offset>,<epoch>;<offset>,<epoch>…~<record>` (`all`; null without it).
+ */
+export function parsePositioned (text: string): { offset: number, epoch: string, record: string, all: Position[] | null } | null {
   const a = text.indexOf('~', 1)
   const b = a === -1 ? -1 : text.indexOf('~', a + 1)
   if (text.charCodeAt(0) !== 126 || b === -1 || b - a > 65) return null
@@ -85,5 +92,18 @@ export function parsePositioned (text: string): { offset: number, epoch: string,
   const epoch = text.slice(a + 1, b)
   // Whoever can publish on Redis wrote this, and the epoch goes into frames as it is.
   if (!Number.isSafeInteger(offset) || offset < 1 || !EPOCH.test(epoch)) return null
-  return { offset, epoch, record: text.slice(b + 1) }
+  if (text.charCodeAt(b + 1) !== 80) return { offset, epoch, record: text.slice(b + 1), all: null }
+  const c = text.indexOf('~', b + 2)
+  if (c === -1) return null
+  const parts = text.slice(b + 2, c).split(';')
+  if (parts.length < 2 || parts.length > MAX_POSITIONS) return null
+  const all: Position[] = []
+  for (const part of parts) {
+    const comma = part.indexOf(',')
+    const o = Number(part.slice(0, comma))
+    const e = part.slice(comma + 1)
+    if (comma === -1 || !Number.isSafeInteger(o) || o < 1 || !EPOCH.test(e)) return null
+    all.push({ offset: o, epoch: e })
+  }
+  return { offset, epoch, record: text.slice(c + 1), all }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { withTimeout } from '../../core/timeout'
-import { newEpoch, type HistoryLimits, type KeptRecord, type Position, type PublishingHistoryStore, type RecordReadResult } from './model'
+import { metaTtlOf, newEpoch, type HistoryLimits, type KeptRecord, type Position, type PublishingHistoryStore, type RecordReadResult } from './model'
 import { parsePositioned } from './positions'
 import { ChannelLayerPublishError, ChannelLayerTimeoutError } from '../errors'
 import { redisName } from '../redis/names'
@@ -12,8 +12,9 @@ import { redisName } from '../redis/names'
  *
  * One script keeps and publishes: it takes the next offset, appends the entry, trims the stream by count
  * (`MAXLEN ~`) and age (`MINID ~`), and publishes the entry, all atomically, so offsets and the order in
- * which every process receives publications agree. Keys lost (a Redis restart, an idle stream expired
- * after maxAge) come back under a new epoch: a client holding the old one hears `epoch_changed`.
+ * which every process receives publications agree. The hash outlives the Stream (`metaTtl` against
+ * `maxAge`); keys lost (a Redis restart, a stream idle for `metaTtl`) come back under a new epoch: a client
+ * holding the old one hears `epoch_changed`.
  */
 
 /** What the Redis layer lends (RedisLayer.historyAccess). */
@@ -29,9 +30,23 @@ export interface RedisHistoryAccess {
 }
 
 interface ScriptClient {
+  /** ioredis's connection state: 'ready' when commands go out at once. */
+  readonly status?: string
   evalsha (sha: string, keys: number, ...args: Array<string | number>): Promise<unknown>
   eval (script: string, keys: number, ...args: Array<string | number>): Promise<unknown>
+  time (): Promise<[string, string]>
 }
+
+/**
+ * A script that starts this close to the caller's deadline does nothing: its answer could arrive after the
+ * caller was told "timed out" (docs/recovery.md, "Scope and limits"). Also covers the uncertainty of the
+ * clock offset (half the round trip of its measurement, added on top).
+ */
+const DEADLINE_MARGIN = 100
+/** How often the offset between this process's clock and Redis's is measured again. */
+const CLOCK_REFRESH = 60_000
+/** What a script answers when it started after its deadline. */
+const LATE = 'CHANX_LATE'
 
 // A meta hash made here starts a new epoch; a stream left from an older one is dropped with it.
 const ENSURE_EPOCH = `
@@ -48,21 +63,62 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// KEYS: meta, stream. ARGV: new epoch, record, size, maxAge, pub/sub channel, publish command.
-const PUBLISH = ENSURE_EPOCH + NOW + `
+// The last ARGV is the caller's deadline on Redis's clock: a script that starts after it (it waited in a
+// hung server, or in a queue) changes nothing, since its caller was already told it failed.
+const DEADLINE = `
+if now > tonumber(ARGV[#ARGV]) then return redis.error_reply('${LATE}') end
+`
+
+// KEYS: meta, stream. ARGV: new epoch, record, size, maxAge, pub/sub channel, publish command, metaTtl, deadline.
+// The meta hash outlives the stream (metaTtl against maxAge): a stream idle longer than maxAge keeps its
+// epoch and offset, so a client that missed nothing resumes recovered, one that missed expired messages
+// hears window_exceeded.
+const PUBLISH = NOW + DEADLINE + ENSURE_EPOCH + `
 local o = redis.call('HINCRBY', KEYS[1], 'o', 1)
 local payload = '~' .. o .. '~' .. e .. '~' .. ARGV[2]
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'p', payload)
 redis.call('XTRIM', KEYS[2], 'MINID', '~', now - tonumber(ARGV[4]))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return redis.call(ARGV[6], ARGV[5], payload)
 `
 
-// KEYS: meta, stream. ARGV: new epoch, since offset ('' for the position only), since epoch, size, maxAge.
+// KEYS: meta and stream of each target group in turn. ARGV: size, maxAge, publish command, metaTtl, then
+// per group (i from 1) new epoch ARGV[2+3i], pub/sub channel ARGV[3+3i], record ARGV[4+3i]; the deadline
+// last. One redis-server only (a Cluster refuses keys of several slots in one script). Every publication
+// carries every group's position (`P<o>,<e>;…`, channels/history/positions.ts).
+const PUBLISH_MANY = NOW + DEADLINE + `
+local n = #KEYS / 2
+local os, es = {}, {}
+for i = 1, n do
+  local e = redis.call('HGET', KEYS[2 * i - 1], 'e')
+  if not e then
+    e = ARGV[2 + 3 * i]
+    redis.call('DEL', KEYS[2 * i])
+    redis.call('HSET', KEYS[2 * i - 1], 'e', e, 'o', 0)
+  end
+  es[i] = e
+  os[i] = redis.call('HINCRBY', KEYS[2 * i - 1], 'o', 1)
+end
+local all = {}
+for i = 1, n do all[i] = os[i] .. ',' .. es[i] end
+all = 'P' .. table.concat(all, ';') .. '~'
+local receivers = 0
+for i = 1, n do
+  local payload = '~' .. os[i] .. '~' .. es[i] .. '~' .. all .. ARGV[4 + 3 * i]
+  redis.call('XADD', KEYS[2 * i], 'MAXLEN', '~', ARGV[1], '*', 'p', payload)
+  redis.call('XTRIM', KEYS[2 * i], 'MINID', '~', now - tonumber(ARGV[2]))
+  redis.call('PEXPIRE', KEYS[2 * i - 1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2 * i], ARGV[2])
+  receivers = receivers + redis.call(ARGV[3], ARGV[3 + 3 * i], payload)
+end
+return receivers
+`
+
+// KEYS: meta, stream. ARGV: new epoch, since offset ('' for the position only), since epoch, size, maxAge, metaTtl, deadline.
 // Returns { epoch, offset, loss, entries }: loss is '' when every entry after the offset is there.
-const READ = ENSURE_EPOCH + NOW + `
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+const READ = NOW + DEADLINE + ENSURE_EPOCH + `
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
 local o = tonumber(redis.call('HGET', KEYS[1], 'o'))
 if ARGV[2] == '' then return { e, o, '', {} } end
 local since = tonumber(ARGV[2])
@@ -83,25 +139,86 @@ function sha1 (text: string): string {
 
 const PUBLISH_SHA = sha1(PUBLISH)
 const READ_SHA = sha1(READ)
+const PUBLISH_MANY_SHA = sha1(PUBLISH_MANY)
 
 type RawEntry = [string, string[]]
 
 export class RedisHistory implements PublishingHistoryStore {
   readonly publishes = true
   private readonly client: ScriptClient
+  readonly publishMany: PublishingHistoryStore['publishMany']
+  private clock: Promise<number> | null = null
+  /** The last measured offset, once known. */
+  private clockValue: number | null = null
+  private clockAt = 0
+  private clockError = 0
+  private readonly margin: number
 
   constructor (private readonly access: RedisHistoryAccess, readonly limits: HistoryLimits) {
     this.client = access.client as ScriptClient
+    // A short publishTimeout keeps three quarters of itself for the script.
+    this.margin = Math.min(DEADLINE_MARGIN, access.publishTimeout / 4)
+    // A Cluster cannot run one script over the keys of several slots: each group is its own publication.
+    this.publishMany = access.publishCommand === 'PUBLISH' ? this.publishAll.bind(this) : undefined
   }
 
-  /** EVALSHA, loading the script on NOSCRIPT (the first call, or after Redis restarted). */
-  private async run (script: string, sha: string, args: Array<string | number>): Promise<unknown> {
-    try {
-      return await this.client.evalsha(sha, 2, ...args)
-    } catch (err) {
-      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err
-      return await this.client.eval(script, 2, ...args)
+  /**
+   * Every command on the publisher goes through here. It fails at once unless the connection is 'ready':
+   * a Cluster's offline queue would otherwise run it after recovery, long after its caller was told it
+   * failed. The script gets the caller's deadline on Redis's clock, so one that starts late does nothing;
+   * the whole is bounded by publishTimeout. EVALSHA, loading the script on NOSCRIPT.
+   */
+  private run (script: string, sha: string, args: Array<string | number>, what: string, keys = 2): Promise<unknown> {
+    const status = this.client.status
+    if (status !== undefined && status !== 'ready') {
+      return Promise.reject(new ChannelLayerPublishError(what, `the Redis connection is ${status}`))
     }
+    const ms = this.access.publishTimeout
+    const started = Date.now()
+    // The measured offset is used as it is (no extra promise per broadcast) while it is fresh.
+    const reply = this.clockValue !== null && started - this.clockAt < CLOCK_REFRESH
+      ? this.exec(script, sha, args, started + ms + this.clockValue, what, keys)
+      : this.redisClock().then((offset) => {
+        if (ms - (Date.now() - started) <= this.margin) throw new ChannelLayerTimeoutError(what, ms)
+        return this.exec(script, sha, args, started + ms + offset, what, keys)
+      })
+    return withTimeout(reply, ms, () => new ChannelLayerTimeoutError(what, ms))
+  }
+
+  /** The script, with `deadline` (Redis's clock) less the margins as its last argument. */
+  private async exec (script: string, sha: string, args: Array<string | number>, deadline: number, what: string, keys = 2): Promise<unknown> {
+    const last = Math.floor(deadline - this.margin - this.clockError)
+    try {
+      return await this.client.evalsha(sha, keys, ...args, last)
+    } catch (err) {
+      const message = String((err as Error)?.message)
+      if (message.startsWith(LATE)) throw new ChannelLayerTimeoutError(what, this.access.publishTimeout)
+      if (!message.startsWith('NOSCRIPT')) throw err
+      return await this.client.eval(script, keys, ...args, last).catch((err: Error) => {
+        throw String(err?.message).startsWith(LATE) ? new ChannelLayerTimeoutError(what, this.access.publishTimeout) : err
+      })
+    }
+  }
+
+  /** Redis's clock minus this process's (ms), measured with TIME at first use and again every minute. */
+  private redisClock (): Promise<number> {
+    const now = Date.now()
+    if (this.clock !== null && now - this.clockAt < CLOCK_REFRESH) return this.clock
+    this.clockAt = now
+    const measuring = this.client.time().then(([seconds, micros]) => {
+      const after = Date.now()
+      const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+      // The reply was made somewhere within the round trip: half of it is the measure's uncertainty.
+      this.clockError = Math.ceil((after - now) / 2)
+      this.clockValue = redisNow - (now + after) / 2
+      return this.clockValue
+    })
+    const previous = this.clock
+    // A refresh that fails keeps the previous measure; a first one that fails is tried again next time.
+    this.clock = previous === null
+      ? measuring.catch((err: unknown) => { this.clock = null; this.clockAt = 0; throw err })
+      : measuring.catch(() => previous)
+    return previous ?? this.clock
   }
 
   private keys (channel: string): [string, string] {
@@ -109,11 +226,29 @@ export class RedisHistory implements PublishingHistoryStore {
   }
 
   publish (channel: string, record: string): Promise<number> {
-    const reply = this.run(PUBLISH, PUBLISH_SHA, [...this.keys(channel), newEpoch(), record, this.limits.size, this.limits.maxAge,
-      this.access.pubsub(channel), this.access.publishCommand]).then(
+    return this.run(PUBLISH, PUBLISH_SHA, [...this.keys(channel), newEpoch(), record, this.limits.size, this.limits.maxAge,
+      this.access.pubsub(channel), this.access.publishCommand, metaTtlOf(this.limits)], `publishing to "${channel}"`).then(
       (receivers) => Number(receivers),
-      (err: Error) => { throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err }) })
-    return this.bounded(reply, `publishing to "${channel}"`)
+      (err: Error & { code?: string }) => {
+        if (err?.code === 'FST_CHANX_CHANNEL_LAYER_TIMEOUT' || err?.code === 'FST_CHANX_CHANNEL_LAYER_PUBLISH_FAILED') throw err
+        throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err })
+      })
+  }
+
+  private publishAll (channels: readonly string[], records: readonly string[]): Promise<number> {
+    const keys: string[] = []
+    const args: Array<string | number> = [this.limits.size, this.limits.maxAge, this.access.publishCommand, metaTtlOf(this.limits)]
+    for (let i = 0; i < channels.length; i++) {
+      keys.push(...this.keys(channels[i]!))
+      args.push(newEpoch(), this.access.pubsub(channels[i]!), records[i]!)
+    }
+    const what = `publishing to "${channels.join('", "')}"`
+    return this.run(PUBLISH_MANY, PUBLISH_MANY_SHA, [...keys, ...args], what, keys.length).then(
+      (receivers) => Number(receivers),
+      (err: Error & { code?: string }) => {
+        if (err?.code === 'FST_CHANX_CHANNEL_LAYER_TIMEOUT' || err?.code === 'FST_CHANX_CHANNEL_LAYER_PUBLISH_FAILED') throw err
+        throw new ChannelLayerPublishError(`"${channels.join('", "')}"`, err?.message ?? String(err), { cause: err })
+      })
   }
 
   async position (channel: string): Promise<Position> {
@@ -131,20 +266,16 @@ export class RedisHistory implements PublishingHistoryStore {
       const positioned = parsePositioned(fields[1] ?? '')
       // An entry that is not a positioned publication is a hole: say so.
       if (positioned === null) return { position, records: null, lost: 'window_exceeded' }
-      records.push({ offset: positioned.offset, epoch: positioned.epoch, time: Number(id.slice(0, id.indexOf('-'))), record: positioned.record })
+      records.push({ offset: positioned.offset, epoch: positioned.epoch, time: Number(id.slice(0, id.indexOf('-'))), record: positioned.record, all: positioned.all })
     }
     return { position, records, lost: null }
   }
 
   private async readRaw (channel: string, since: string, epoch: string): Promise<[string, number, string, RawEntry[]]> {
-    const reply = this.run(READ, READ_SHA, [...this.keys(channel), newEpoch(), since, epoch, this.limits.size, this.limits.maxAge])
-    const [e, o, loss, entries] = await this.bounded(reply, `reading the history of "${channel}"`) as [string, number, string, RawEntry[]]
+    const reply = this.run(READ, READ_SHA, [...this.keys(channel), newEpoch(), since, epoch, this.limits.size, this.limits.maxAge, metaTtlOf(this.limits)],
+      `reading the history of "${channel}"`)
+    const [e, o, loss, entries] = await reply as [string, number, string, RawEntry[]]
     return [String(e), Number(o), String(loss), entries]
-  }
-
-  private bounded<T> (reply: Promise<T>, what: string): Promise<T> {
-    const ms = this.access.publishTimeout
-    return withTimeout(reply, ms, () => new ChannelLayerTimeoutError(what, ms))
   }
 
   async barrier (channels: readonly string[]): Promise<void> {

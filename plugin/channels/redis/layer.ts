@@ -119,6 +119,7 @@ export class RedisLayer implements ChannelLayer {
   /** Channels the hub wants, unprefixed: what is resubscribed after a reconnection. */
   private readonly live = new Set<string>()
   private listener: ChannelListener | null = null
+  private resubscribed: (() => void) | null = null
   private closed = false
   private down = false
   private lastNodeLoss = 0
@@ -197,6 +198,10 @@ export class RedisLayer implements ChannelLayer {
     this.listener = listener
   }
 
+  onResubscribed (listener: () => void): void {
+    this.resubscribed = listener
+  }
+
   private onMessage (name: string, message: string): void {
     // `${prefix}{${channel}}`: the channel is what lies between the first `{` and the last `}`.
     if (this.listener === null || !name.startsWith(this.prefix + '{') || !name.endsWith('}')) return
@@ -220,6 +225,8 @@ export class RedisLayer implements ChannelLayer {
     this.logger.warn({ channels: this.live.size }, 'fastify-chanx: Redis channel layer reconnected; resubscribing')
     this.down = false
     if (channels.layer.hasSubscribers) publishState('back', null)
+    // On a cluster ioredis has resubscribed by now; on one node onReady says so once SUBSCRIBE answers.
+    if (this.connections.cluster && this.resubscribed !== null) this.resubscribed()
   }
 
   private onReady (): void {
@@ -227,7 +234,9 @@ export class RedisLayer implements ChannelLayer {
     this.onReconnected()
     if (this.live.size === 0) return
     const names = [...this.live].map((c) => redisName(this.prefix, c))
-    ;(this.connections.subscriber as RedisClientLike).subscribe(...names).catch((err: Error) => {
+    ;(this.connections.subscriber as RedisClientLike).subscribe(...names).then(() => {
+      if (!this.closed && this.resubscribed !== null) this.resubscribed()
+    }, (err: Error) => {
       this.logger.error({ err }, 'fastify-chanx: Redis channel layer could not resubscribe')
     })
   }

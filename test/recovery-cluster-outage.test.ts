@@ -1,0 +1,51 @@
+import { test } from 'tap'
+import { ChannelHub } from '../plugin/channels/hub'
+import { createHistoryStore } from '../plugin/channels/history/setup'
+import { createRedisLayer, type RedisLayer } from '../plugin/channels/redis/layer'
+import { RedisCluster, redisClusterSkipReason } from './helpers/redis-cluster'
+import { FakeMember } from './helpers/members'
+
+const skip = redisClusterSkipReason()
+
+async function until (check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+test('a Redis Cluster outage: a history broadcast that rejected is never stored nor delivered after recovery', { skip }, async (t) => {
+  const cluster = await RedisCluster.start({ replicas: 0 })
+  t.teardown(() => cluster.stop())
+  const layer = await createRedisLayer({ cluster: cluster.nodes }, { publishTimeout: 1000 })
+  const hub = new ChannelHub({ layer })
+  t.teardown(() => hub.close())
+  hub.useHistory(createHistoryStore(layer, { size: 100, maxAge: 60_000 }))
+  const member = new FakeMember('bob')
+  await hub.join(member, 'room')
+  await hub.broadcast('room', { n: 1 })
+  await until(() => member.received.length === 1, 'the first copy')
+
+  for (const port of cluster.ports) await cluster.kill(port)
+  const publisher = (layer as RedisLayer).redis.client as { status: string }
+  await until(() => publisher.status !== 'ready', 'the publisher to see the outage')
+  const rejected = await hub.broadcast('room', { n: 2 }).then(() => null, (err: { code?: string }) => err)
+  t.ok(rejected !== null, `the caller is told it failed (${String(rejected?.code)})`)
+
+  // Same ports, same nodes.conf: the cluster comes back (empty) and ioredis reconnects.
+  for (const port of cluster.ports) await (cluster as unknown as { launch (port: number): Promise<void> }).launch(port)
+  await until(async () => publisher.status === 'ready' && await hub.history!.barrier(['g:room']).then(() => true, () => false), 'the cluster back')
+  // Until one broadcast made after recovery comes back (the sharded subscriber resubscribes on its own time).
+  let n = 2
+  await until(async () => {
+    await hub.broadcast('room', { n: ++n }).catch(() => {})
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    return member.messages.some((m) => (m.n as number) > 2)
+  }, 'a copy after recovery')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.notOk(member.messages.some((m) => m.n === 2), 'the rejected broadcast was never delivered')
+  const position = await hub.history!.position('g:room')
+  const read = await hub.history!.read('g:room', { offset: 0, epoch: position.epoch })
+  t.notOk(read.entries?.some((e) => JSON.parse(e.body).n === 2), 'nor kept')
+})
