@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import { withTimeout } from '../../core/timeout'
 import { metaTtlOf, newEpoch, type HistoryLimits, type KeptRecord, type Position, type PublishingHistoryStore, type RecordReadResult } from './model'
 import { parsePositioned } from './positions'
 import { ChannelLayerPublishError, ChannelLayerTimeoutError } from '../errors'
@@ -27,11 +26,14 @@ export interface RedisHistoryAccess {
   pubsub (channel: string): string
   /** A round trip on the subscriber connection(s) that receive `channels`. */
   barrier (channels: readonly string[]): Promise<unknown>
+  /**
+   * The layer's one readiness-checked path (RedisLayer.command): `send` runs only while the publisher is
+   * ready, else FST_CHANX_CHANNEL_LAYER_NOT_READY at once; bounded by `timeout` (FST_CHANX_CHANNEL_LAYER_TIMEOUT).
+   */
+  command<T> (what: string, send: () => Promise<T>, timeout: number): Promise<T>
 }
 
 interface ScriptClient {
-  /** ioredis's connection state: 'ready' when commands go out at once. */
-  readonly status?: string
   evalsha (sha: string, keys: number, ...args: Array<string | number>): Promise<unknown>
   eval (script: string, keys: number, ...args: Array<string | number>): Promise<unknown>
   time (): Promise<[string, string]>
@@ -133,6 +135,11 @@ if oldest < now - tonumber(ARGV[5]) then return { e, o, 'window_exceeded', {} } 
 return { e, o, '', entries }
 `
 
+/** The layer's own errors (timeout, not ready, closed, publish failed) go to the caller as they are. */
+function isLayerError (err: Error & { code?: string }): boolean {
+  return typeof err?.code === 'string' && err.code.startsWith('FST_CHANX_CHANNEL_LAYER_')
+}
+
 function sha1 (text: string): string {
   return createHash('sha1').update(text).digest('hex')
 }
@@ -163,26 +170,22 @@ export class RedisHistory implements PublishingHistoryStore {
   }
 
   /**
-   * Every command on the publisher goes through here. It fails at once unless the connection is 'ready':
-   * a Cluster's offline queue would otherwise run it after recovery, long after its caller was told it
-   * failed. The script gets the caller's deadline on Redis's clock, so one that starts late does nothing;
-   * the whole is bounded by publishTimeout. EVALSHA, loading the script on NOSCRIPT.
+   * Every command on the publisher goes through the layer's readiness-checked path: it fails at once
+   * unless the connection is 'ready' (a Cluster's offline queue would otherwise run it after recovery, long
+   * after its caller was told it failed), bounded by publishTimeout. The script gets the caller's deadline
+   * on Redis's clock, so one that starts late does nothing. EVALSHA, loading the script on NOSCRIPT.
    */
   private run (script: string, sha: string, args: Array<string | number>, what: string, keys = 2): Promise<unknown> {
-    const status = this.client.status
-    if (status !== undefined && status !== 'ready') {
-      return Promise.reject(new ChannelLayerPublishError(what, `the Redis connection is ${status}`))
-    }
     const ms = this.access.publishTimeout
     const started = Date.now()
-    // The measured offset is used as it is (no extra promise per broadcast) while it is fresh.
-    const reply = this.clockValue !== null && started - this.clockAt < CLOCK_REFRESH
-      ? this.exec(script, sha, args, started + ms + this.clockValue, what, keys)
-      : this.redisClock().then((offset) => {
+    return this.access.command(what, () => {
+      // The measured offset is used as it is (no extra promise per broadcast) while it is fresh.
+      if (this.clockValue !== null && started - this.clockAt < CLOCK_REFRESH) return this.exec(script, sha, args, started + ms + this.clockValue, what, keys)
+      return this.redisClock().then((offset) => {
         if (ms - (Date.now() - started) <= this.margin) throw new ChannelLayerTimeoutError(what, ms)
         return this.exec(script, sha, args, started + ms + offset, what, keys)
       })
-    return withTimeout(reply, ms, () => new ChannelLayerTimeoutError(what, ms))
+    }, ms)
   }
 
   /** The script, with `deadline` (Redis's clock) less the margins as its last argument. */
@@ -230,7 +233,7 @@ export class RedisHistory implements PublishingHistoryStore {
       this.access.pubsub(channel), this.access.publishCommand, metaTtlOf(this.limits)], `publishing to "${channel}"`).then(
       (receivers) => Number(receivers),
       (err: Error & { code?: string }) => {
-        if (err?.code === 'FST_CHANX_CHANNEL_LAYER_TIMEOUT' || err?.code === 'FST_CHANX_CHANNEL_LAYER_PUBLISH_FAILED') throw err
+        if (isLayerError(err)) throw err
         throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err })
       })
   }
@@ -246,7 +249,7 @@ export class RedisHistory implements PublishingHistoryStore {
     return this.run(PUBLISH_MANY, PUBLISH_MANY_SHA, [...keys, ...args], what, keys.length).then(
       (receivers) => Number(receivers),
       (err: Error & { code?: string }) => {
-        if (err?.code === 'FST_CHANX_CHANNEL_LAYER_TIMEOUT' || err?.code === 'FST_CHANX_CHANNEL_LAYER_PUBLISH_FAILED') throw err
+        if (isLayerError(err)) throw err
         throw new ChannelLayerPublishError(`"${channels.join('", "')}"`, err?.message ?? String(err), { cause: err })
       })
   }

@@ -379,7 +379,8 @@ export class RedisLayer implements ChannelLayer {
       publishCommand: connections.cluster ? 'SPUBLISH' : 'PUBLISH',
       publishTimeout: this.publishTimeout,
       pubsub: this.redis.name,
-      barrier: (channels) => this.barrier(channels)
+      barrier: (channels) => this.barrier(channels),
+      command: (what, send, timeout) => this.command(what, send, timeout)
     }
   }
 
