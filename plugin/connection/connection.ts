@@ -127,6 +127,10 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     return this.route.maxQueuedFrames
   }
 
+  get maxQueuedBytes (): number {
+    return this.route.maxQueuedBytes
+  }
+
   private get log (): FastifyBaseLogger {
     return this.request.log
   }

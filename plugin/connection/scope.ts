@@ -11,6 +11,7 @@ export interface ConnectionRoute {
   readonly sendAuthenticationMessage: boolean
   readonly reauthenticateInterval: number
   readonly maxQueuedFrames: number
+  readonly maxQueuedBytes: number
   readonly router: MessageRouter | null
 }
 

@@ -54,6 +54,12 @@ export interface PluginDefaultOptions extends ChannelOptions {
    */
   maxQueuedFrames?: number
   /**
+   * Bytes the frames waiting for an earlier handler may hold together (default 1 MiB, like
+   * `maxBufferedBytes`; 0: no cap). A frame that would pass it closes the socket with 1008
+   * "Too many pending message bytes".
+   */
+  maxQueuedBytes?: number
+  /**
    * Longest time the handshake (origin check, authenticators, permissions, object loader, `groups`) may
    * take (ms; default 10000; 0: off). Past it the request is answered 503 / the socket closed 4503
    * "Handshake timed out"; a pipeline that settles later admits nothing.
@@ -96,6 +102,7 @@ export interface ResolvedDefaults {
   redactQueryParams: readonly string[]
   reauthenticateInterval: number
   maxQueuedFrames: number
+  maxQueuedBytes: number
   handshakeTimeout: number
   limits: ConnectionLimits
   userKey: UserKeyFunction
@@ -122,6 +129,7 @@ const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
   idleTimeout: true,
   maxBufferedBytes: true,
   maxQueuedFrames: true,
+  maxQueuedBytes: true,
   handshakeTimeout: true,
   maxConnectionsPerUser: true,
   maxConnectionsPerIp: true,
@@ -138,6 +146,7 @@ const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
 } satisfies Record<keyof PluginDefaultOptions | 'asyncapi' | 'playground', true>))
 
 export const DEFAULT_MAX_QUEUED_FRAMES = 100
+export const DEFAULT_MAX_QUEUED_BYTES = 1024 * 1024
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 
 const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 }
@@ -220,6 +229,7 @@ export function resolvePluginOptions (options: PluginDefaultOptions): ResolvedDe
       ? 0
       : checkInterval(options.reauthenticateInterval, 'option reauthenticateInterval'),
     maxQueuedFrames: checkCount(options.maxQueuedFrames, DEFAULT_MAX_QUEUED_FRAMES, 'option maxQueuedFrames'),
+    maxQueuedBytes: checkCount(options.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES, 'option maxQueuedBytes'),
     handshakeTimeout: options.handshakeTimeout === undefined
       ? DEFAULT_HANDSHAKE_TIMEOUT
       : checkInterval(options.handshakeTimeout, 'option handshakeTimeout'),

@@ -26,6 +26,8 @@ export interface RouteHandshake {
   readonly reauthenticateInterval: number
   /** Frames of one socket that may wait for an earlier handler (0: no cap). */
   readonly maxQueuedFrames: number
+  /** Bytes those frames may hold together (0: no cap). */
+  readonly maxQueuedBytes: number
   /** Prefixes of subprotocol values that carry this route's credentials. */
   readonly credentialProtocols: readonly string[]
   /** Routes the frames of accepted sockets; `null` when the route declares no `messages`. */
@@ -170,6 +172,7 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
     headTwin,
     history,
     maxQueuedFrames: checkCount(route.maxQueuedFrames, defaults.maxQueuedFrames, `${where} maxQueuedFrames`),
+    maxQueuedBytes: checkCount(route.maxQueuedBytes, defaults.maxQueuedBytes, `${where} maxQueuedBytes`),
     reauthenticateInterval: route.reauthenticateInterval === undefined
       ? defaults.reauthenticateInterval
       : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)
