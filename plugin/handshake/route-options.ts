@@ -143,7 +143,9 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
   if (history && !sendAuthenticationMessage) {
     throw new InvalidOptionError(`${where} history needs sendAuthenticationMessage: the authentication message carries the recovery token and positions`)
   }
-  if (history || (socketRoute && defaults.history !== null)) credentialParams.add(RESUME_PARAM)
+  // The HEAD twin has no history of its own but logs the same URL: redact as its socket route does,
+  // whether history comes from the plugin or from the route itself (the twin carries the route's options).
+  if (history || (socketRoute && (defaults.history !== null || route.history === true))) credentialParams.add(RESUME_PARAM)
   const permissions = route.permissions === undefined ? defaults.permissions : checkPermissions(route.permissions, `${where} permissions`)
   checkObjectPermissions(permissions, route.permissions === undefined, route.objectLoader !== undefined, AuthenticatorType, where)
   const authenticator = new AuthenticatorType({
