@@ -443,7 +443,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       this.seldom!.nextReauthentication = now + interval
       if ((this.flags & REAUTHENTICATING) === 0) {
         this.flags |= REAUTHENTICATING
-        reauthenticate(this, this.route.authenticator, this.services.userKey).finally(() => { this.flags &= ~REAUTHENTICATING }).then(noop, noop)
+        reauthenticate(this, this.route.authenticator, this.services.userKey, this.route.reauthenticateTimeout).finally(() => { this.flags &= ~REAUTHENTICATING }).then(noop, noop)
       }
     }
     if (limits.heartbeatInterval > 0 && now - this.lastPing >= limits.heartbeatInterval) {

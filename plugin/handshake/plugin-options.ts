@@ -39,7 +39,8 @@ export interface PluginDefaultOptions extends ChannelOptions {
   allowedOrigins?: AllowedOrigins
   /**
    * Re-run each socket's pipeline every this many milliseconds on its handshake credentials (default 0:
-   * never), so a destroyed session or a deactivated user closes the socket.
+   * never), so a destroyed session or a deactivated user closes the socket. A re-run still pending after
+   * `handshakeTimeout` (or, when that is 0, after this interval) closes the socket with 4503.
    */
   reauthenticateInterval?: number
   /** Ping sockets this often and drop those that stop answering (ms; default 30000; 0: off). */

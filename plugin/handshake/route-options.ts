@@ -24,6 +24,11 @@ export interface RouteHandshake {
   /** Query parameters that carry credentials on this route, redacted from its log lines. */
   readonly credentialParams: ReadonlySet<string>
   readonly reauthenticateInterval: number
+  /**
+   * How long one re-authentication may take: the plugin's `handshakeTimeout`, or, when that is off, the
+   * route's `reauthenticateInterval`. Past it the socket is closed with 4503.
+   */
+  readonly reauthenticateTimeout: number
   /** Frames of one socket that may wait for an earlier handler (0: no cap). */
   readonly maxQueuedFrames: number
   /** Bytes those frames may hold together (0: no cap). */
@@ -154,6 +159,9 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
     objectLoader: route.objectLoader as ObjectLoader<unknown, any> | undefined,
     objectName: checkObjectName(route.objectName, `${where} objectName`, route)
   })
+  const reauthenticateInterval = route.reauthenticateInterval === undefined
+    ? defaults.reauthenticateInterval
+    : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)
   return {
     authenticator,
     websocket,
@@ -175,8 +183,7 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
     history,
     maxQueuedFrames: checkCount(route.maxQueuedFrames, defaults.maxQueuedFrames, `${where} maxQueuedFrames`),
     maxQueuedBytes: checkCount(route.maxQueuedBytes, defaults.maxQueuedBytes, `${where} maxQueuedBytes`),
-    reauthenticateInterval: route.reauthenticateInterval === undefined
-      ? defaults.reauthenticateInterval
-      : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)
+    reauthenticateInterval,
+    reauthenticateTimeout: defaults.handshakeTimeout > 0 ? defaults.handshakeTimeout : reauthenticateInterval
   }
 }
