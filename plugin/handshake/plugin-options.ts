@@ -61,6 +61,11 @@ export interface PluginDefaultOptions extends ChannelOptions {
    */
   maxQueuedBytes?: number
   /**
+   * On `app.close()`: how long in-flight handlers may run on before every socket is closed with 1012
+   * "Server restarting" (ms; default 5000; 0: close at once). New handshakes are refused meanwhile (503 / 4503).
+   */
+  closeGracePeriod?: number
+  /**
    * Longest time the handshake (origin check, authenticators, permissions, object loader, `groups`) may
    * take (ms; default 10000; 0: off). Past it the request is answered 503 / the socket closed 4503
    * "Handshake timed out"; a pipeline that settles later admits nothing.
@@ -104,6 +109,7 @@ export interface ResolvedDefaults {
   reauthenticateInterval: number
   maxQueuedFrames: number
   maxQueuedBytes: number
+  closeGracePeriod: number
   handshakeTimeout: number
   limits: ConnectionLimits
   userKey: UserKeyFunction
@@ -131,6 +137,7 @@ const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
   maxBufferedBytes: true,
   maxQueuedFrames: true,
   maxQueuedBytes: true,
+  closeGracePeriod: true,
   handshakeTimeout: true,
   maxConnectionsPerUser: true,
   maxConnectionsPerIp: true,
@@ -148,6 +155,7 @@ const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
 
 export const DEFAULT_MAX_QUEUED_FRAMES = 100
 export const DEFAULT_MAX_QUEUED_BYTES = 1024 * 1024
+export const DEFAULT_CLOSE_GRACE_PERIOD = 5000
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 
 const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 }
@@ -231,6 +239,9 @@ export function resolvePluginOptions (options: PluginDefaultOptions): ResolvedDe
       : checkInterval(options.reauthenticateInterval, 'option reauthenticateInterval'),
     maxQueuedFrames: checkCount(options.maxQueuedFrames, DEFAULT_MAX_QUEUED_FRAMES, 'option maxQueuedFrames'),
     maxQueuedBytes: checkCount(options.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES, 'option maxQueuedBytes'),
+    closeGracePeriod: options.closeGracePeriod === undefined
+      ? DEFAULT_CLOSE_GRACE_PERIOD
+      : checkInterval(options.closeGracePeriod, 'option closeGracePeriod'),
     handshakeTimeout: options.handshakeTimeout === undefined
       ? DEFAULT_HANDSHAKE_TIMEOUT
       : checkInterval(options.handshakeTimeout, 'option handshakeTimeout'),

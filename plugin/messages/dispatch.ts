@@ -95,6 +95,11 @@ export class RouterConnection {
     return !this.closed && this.socket.readyState === WebSocket.OPEN
   }
 
+  /** A handler is running or frames wait for one (the drain on `app.close()` waits for these). */
+  get busy (): boolean {
+    return (this.inFlight > 0 || this.queue.length > 0) && this.open
+  }
+
   /** Starts routing: at once, or once the route's `onAuthenticated` hook has settled. */
   start (): void {
     if (this.router.onAuthenticated === undefined) {
