@@ -63,6 +63,22 @@ const plugin: FastifyPluginAsync<FastifyChanxOptions> = async function fastifyCh
   // Also covers routes declared earlier in this context: Fastify merges instance hooks into routes at ready.
   fastify.addHook('onRequest', createUnseenRouteGuard(defaults.httpRoutes === 'all'))
   wss.on('connection', onSocketConnection)
+  // The drain (ConnectionGuard.drain, docs/lifecycle.md "Draining on close") must run before
+  // @fastify/websocket's preClose hook, which closes every client with no code (1005): Fastify runs preClose
+  // hooks in the order they were added, and @fastify/websocket is registered before this plugin. Avvio runs
+  // onClose handlers last-added first, and Fastify adds its own close step (mark the routes closed, run the
+  // preClose hooks, stop the server) as the app becomes ready (avvio's preReady); an onClose hook added in
+  // onReady therefore runs before that step (test/lifecycle-drain.test.ts checks the order), while the upgrade path still answers (so new handshakes get our
+  // documented refusal, not a bare 503 or a reset).
+  fastify.addHook('onReady', function armDrain (done) {
+    fastify.addHook('onClose', () => guard.drain(defaults.closeGracePeriod))
+    done()
+  })
+  // Also a preClose hook, for an app closed before it was ready (nothing is open then; it only stops handshakes).
+  fastify.addHook('preClose', (done) => {
+    guard.draining = true
+    done()
+  })
   fastify.addHook('onClose', async () => {
     wss.off('connection', onSocketConnection)
     guard.close()

@@ -61,3 +61,19 @@ test('redactUrl replaces only the named parameters, encoded names included', asy
   t.equal(redactUrl('/ws?token', names), '/ws?token=[REDACTED]')
   t.equal(redactUrl('/ws?%E0%A4%A=1&token=x', names), '/ws?%E0%A4%A=1&token=[REDACTED]')
 })
+
+test('chanx_recover is redacted in the log line of the HEAD twin of a route that sets history: true itself', async (t) => {
+  const { lines, stream } = logSink()
+  const app = Fastify({ logger: { level: 'info', stream } })
+  await app.register(websocket)
+  await app.register(chanx)
+  app.get('/ws', { websocket: true, history: true }, (socket) => socket.send('in'))
+  await app.ready()
+  t.teardown(() => closeApp(app))
+
+  const head = await app.inject({ method: 'HEAD', url: '/ws?chanx_recover=resume-secret&room=lobby' })
+  t.equal(head.statusCode, 404, 'the twin answers (no handler for plain HTTP) and logs its URL')
+  const log = lines.join('')
+  t.match(log, '/ws?chanx_recover=[REDACTED]&room=lobby', 'the twin\'s URL is logged, redacted')
+  t.notMatch(log, 'resume-secret', 'the resume token is never logged')
+})

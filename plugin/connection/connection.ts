@@ -11,7 +11,7 @@ import type { SharedFrame } from '../core/frame'
 import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
 import { upgradeStream } from '../core/ws-internals'
 import { RouterConnection, type ConnectionOwner, type RawFrame } from '../messages/dispatch'
-import { CLOSE_IDLE, CLOSE_SLOW_READER, type SlotHolder, type Swept } from './guard'
+import { CLOSE_IDLE, CLOSE_SERVICE_RESTART, CLOSE_SLOW_READER, REASON_SERVICE_RESTART, type SlotHolder, type Swept } from './guard'
 import { cutSlowReader, writeSharedToSocket, writeToSocket } from './output'
 import { reauthenticate } from './reauthentication'
 import { CLOSE_GRACE, completionOf, type ConnectionRoute, type ConnectionScope, type ConnectionServices } from './scope'
@@ -127,6 +127,16 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     return this.route.maxQueuedFrames
   }
 
+  get maxQueuedBytes (): number {
+    return this.route.maxQueuedBytes
+  }
+
+  /** Swept: a handler of this socket is running or frames wait for one. */
+  get busy (): boolean {
+    const router = this.router
+    return router !== null && router.busy
+  }
+
   private get log (): FastifyBaseLogger {
     return this.request.log
   }
@@ -227,6 +237,11 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     if (pending !== null) for (let i = 0; i < pending.length; i++) this.write(pending[i] as string)
     if (opening.closeCode !== 0) {
       this.close(opening.closeCode, opening.closeText)
+      return
+    }
+    // Admitted before app.close() began, opened after its drain: told to come back elsewhere at once.
+    if (guard.restarting) {
+      this.close(CLOSE_SERVICE_RESTART, REASON_SERVICE_RESTART)
       return
     }
     // Synchronously, before ws can emit the first frame: nothing the client sent after the handshake is lost.
@@ -439,7 +454,7 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
       this.seldom!.nextReauthentication = now + interval
       if ((this.flags & REAUTHENTICATING) === 0) {
         this.flags |= REAUTHENTICATING
-        reauthenticate(this, this.route.authenticator, this.services.userKey).finally(() => { this.flags &= ~REAUTHENTICATING }).then(noop, noop)
+        reauthenticate(this, this.route.authenticator, this.services.userKey, this.route.reauthenticateTimeout).finally(() => { this.flags &= ~REAUTHENTICATING }).then(noop, noop)
       }
     }
     if (limits.heartbeatInterval > 0 && now - this.lastPing >= limits.heartbeatInterval) {

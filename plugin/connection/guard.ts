@@ -21,6 +21,11 @@ export interface ConnectionLimits {
 
 export const CLOSE_IDLE = 4408
 export const CLOSE_SLOW_READER = 1013
+/** `app.close()`: come back elsewhere (RFC 6455's Service Restart); the client reconnects with backoff. */
+export const CLOSE_SERVICE_RESTART = 1012
+export const REASON_SERVICE_RESTART = 'Server restarting'
+/** How often the drain looks whether in-flight handlers have finished (ms). */
+const DRAIN_POLL = 10
 
 /** The sweep's precision for credential expiry and overdue closes: it runs at least this often while sockets are open. */
 export const SWEEP_PERIOD = 1000
@@ -36,6 +41,9 @@ export interface Swept {
   sweep (now: number): void
   /** Where the guard keeps it in its list (-1: not tracked); the guard's to write. */
   sweepIndex: number
+  /** A handler of this socket is running, or frames wait for one (the drain waits for these). */
+  readonly busy?: boolean
+  close? (code?: number, reason?: string): void
 }
 
 export class ConnectionGuard {
@@ -45,6 +53,10 @@ export class ConnectionGuard {
   private readonly tracked: Swept[] = []
   private timer: NodeJS.Timeout | undefined
   private tick: number
+  /** `app.close()` began: new handshakes are refused (503 / 4503). */
+  draining = false
+  /** The drain is over: every socket is closed with 1012, and one that opens now is closed at once. */
+  restarting = false
 
   constructor (readonly limits: ConnectionLimits) {
     this.tick = Math.max(10, Math.min(SWEEP_PERIOD, ...[limits.heartbeatInterval, limits.idleTimeout].filter((ms) => ms > 0)))
@@ -125,5 +137,27 @@ export class ConnectionGuard {
   close (): void {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
+  }
+
+  /**
+   * `app.close()` (docs/lifecycle.md "Draining on close"): from now on handshakes are refused; in-flight
+   * handlers (and the frames queued behind them) get up to `grace` ms to finish and send their replies;
+   * then every socket is closed with 1012 `Server restarting`. Resolves once the sockets are told.
+   */
+  async drain (grace: number): Promise<void> {
+    this.draining = true
+    const deadline = Date.now() + grace
+    while (Date.now() < deadline && this.anyBusy()) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL, Math.max(1, deadline - Date.now()))))
+    }
+    this.restarting = true
+    const tracked = this.tracked.slice()
+    for (let i = 0; i < tracked.length; i++) (tracked[i] as Swept).close?.(CLOSE_SERVICE_RESTART, REASON_SERVICE_RESTART)
+  }
+
+  private anyBusy (): boolean {
+    const tracked = this.tracked
+    for (let i = 0; i < tracked.length; i++) if ((tracked[i] as Swept).busy === true) return true
+    return false
   }
 }

@@ -10,7 +10,10 @@ export interface ConnectionRoute {
   readonly authenticator: ChanxAuthenticator<unknown, unknown>
   readonly sendAuthenticationMessage: boolean
   readonly reauthenticateInterval: number
+  /** How long one re-authentication may take before it counts as a refusal (4503). */
+  readonly reauthenticateTimeout: number
   readonly maxQueuedFrames: number
+  readonly maxQueuedBytes: number
   readonly router: MessageRouter | null
 }
 

@@ -19,6 +19,7 @@ import { finishRecovery, startRecovery } from '../connection/replay'
 
 export const DETAIL_TOO_MANY_CONNECTIONS = 'Too many connections'
 export const DETAIL_HANDSHAKE_TIMED_OUT = 'Handshake timed out'
+export const DETAIL_SHUTTING_DOWN = 'Server shutting down'
 
 /** A refusal the hook itself decides (origin, connection caps, failures), with the standard status text. */
 function refusal (statusCode: number, detail: string): AuthenticationResult<unknown, unknown> {
@@ -83,6 +84,16 @@ export function createHandshakeHook (
 
   return async function chanxHandshake (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const started = channels.handshake.hasSubscribers ? performance.now() : 0
+    if (services.guard.draining) {
+      // app.close() began (ConnectionGuard.drain): refused before the pipeline runs; 4503 tells a client to come back.
+      const result = refusal(503, DETAIL_SHUTTING_DOWN)
+      if (!request.ws || route.rejectUpgrade || !route.websocket) {
+        await reply.code(503).send(result.data)
+        return
+      }
+      refuseSocket(request, reply, result, route, wss)
+      return
+    }
     const pipeline = tracing.handshake.hasSubscribers ? tracePipeline(request, reply.raw, route, scope) : runPipeline(request, reply.raw, route, scope)
     let outcome: Outcome | typeof TIMED_OUT = deadlines !== null ? await deadlines.race(pipeline) : await pipeline
     if (outcome === TIMED_OUT) {

@@ -39,7 +39,8 @@ export interface PluginDefaultOptions extends ChannelOptions {
   allowedOrigins?: AllowedOrigins
   /**
    * Re-run each socket's pipeline every this many milliseconds on its handshake credentials (default 0:
-   * never), so a destroyed session or a deactivated user closes the socket.
+   * never), so a destroyed session or a deactivated user closes the socket. A re-run still pending after
+   * `handshakeTimeout` (or, when that is 0, after this interval) closes the socket with 4503.
    */
   reauthenticateInterval?: number
   /** Ping sockets this often and drop those that stop answering (ms; default 30000; 0: off). */
@@ -53,6 +54,17 @@ export interface PluginDefaultOptions extends ChannelOptions {
    * socket with 1008 "Too many pending messages".
    */
   maxQueuedFrames?: number
+  /**
+   * Bytes the frames waiting for an earlier handler may hold together (default 1 MiB, like
+   * `maxBufferedBytes`; 0: no cap). A frame that would pass it closes the socket with 1008
+   * "Too many pending message bytes".
+   */
+  maxQueuedBytes?: number
+  /**
+   * On `app.close()`: how long in-flight handlers may run on before every socket is closed with 1012
+   * "Server restarting" (ms; default 5000; 0: close at once). New handshakes are refused meanwhile (503 / 4503).
+   */
+  closeGracePeriod?: number
   /**
    * Longest time the handshake (origin check, authenticators, permissions, object loader, `groups`) may
    * take (ms; default 10000; 0: off). Past it the request is answered 503 / the socket closed 4503
@@ -96,6 +108,8 @@ export interface ResolvedDefaults {
   redactQueryParams: readonly string[]
   reauthenticateInterval: number
   maxQueuedFrames: number
+  maxQueuedBytes: number
+  closeGracePeriod: number
   handshakeTimeout: number
   limits: ConnectionLimits
   userKey: UserKeyFunction
@@ -122,6 +136,8 @@ const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
   idleTimeout: true,
   maxBufferedBytes: true,
   maxQueuedFrames: true,
+  maxQueuedBytes: true,
+  closeGracePeriod: true,
   handshakeTimeout: true,
   maxConnectionsPerUser: true,
   maxConnectionsPerIp: true,
@@ -138,6 +154,8 @@ const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
 } satisfies Record<keyof PluginDefaultOptions | 'asyncapi' | 'playground', true>))
 
 export const DEFAULT_MAX_QUEUED_FRAMES = 100
+export const DEFAULT_MAX_QUEUED_BYTES = 1024 * 1024
+export const DEFAULT_CLOSE_GRACE_PERIOD = 5000
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 
 const DEFAULT_RATE_LIMIT: RateLimit = { messagesPerSecond: 100, burst: 200 }
@@ -220,6 +238,10 @@ export function resolvePluginOptions (options: PluginDefaultOptions): ResolvedDe
       ? 0
       : checkInterval(options.reauthenticateInterval, 'option reauthenticateInterval'),
     maxQueuedFrames: checkCount(options.maxQueuedFrames, DEFAULT_MAX_QUEUED_FRAMES, 'option maxQueuedFrames'),
+    maxQueuedBytes: checkCount(options.maxQueuedBytes, DEFAULT_MAX_QUEUED_BYTES, 'option maxQueuedBytes'),
+    closeGracePeriod: options.closeGracePeriod === undefined
+      ? DEFAULT_CLOSE_GRACE_PERIOD
+      : checkInterval(options.closeGracePeriod, 'option closeGracePeriod'),
     handshakeTimeout: options.handshakeTimeout === undefined
       ? DEFAULT_HANDSHAKE_TIMEOUT
       : checkInterval(options.handshakeTimeout, 'option handshakeTimeout'),

@@ -24,8 +24,15 @@ export interface RouteHandshake {
   /** Query parameters that carry credentials on this route, redacted from its log lines. */
   readonly credentialParams: ReadonlySet<string>
   readonly reauthenticateInterval: number
+  /**
+   * How long one re-authentication may take: the plugin's `handshakeTimeout`, or, when that is off, the
+   * route's `reauthenticateInterval`. Past it the socket is closed with 4503.
+   */
+  readonly reauthenticateTimeout: number
   /** Frames of one socket that may wait for an earlier handler (0: no cap). */
   readonly maxQueuedFrames: number
+  /** Bytes those frames may hold together (0: no cap). */
+  readonly maxQueuedBytes: number
   /** Prefixes of subprotocol values that carry this route's credentials. */
   readonly credentialProtocols: readonly string[]
   /** Routes the frames of accepted sockets; `null` when the route declares no `messages`. */
@@ -141,7 +148,9 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
   if (history && !sendAuthenticationMessage) {
     throw new InvalidOptionError(`${where} history needs sendAuthenticationMessage: the authentication message carries the recovery token and positions`)
   }
-  if (history || (socketRoute && defaults.history !== null)) credentialParams.add(RESUME_PARAM)
+  // The HEAD twin has no history of its own but logs the same URL: redact as its socket route does,
+  // whether history comes from the plugin or from the route itself (the twin carries the route's options).
+  if (history || (socketRoute && (defaults.history !== null || route.history === true))) credentialParams.add(RESUME_PARAM)
   const permissions = route.permissions === undefined ? defaults.permissions : checkPermissions(route.permissions, `${where} permissions`)
   checkObjectPermissions(permissions, route.permissions === undefined, route.objectLoader !== undefined, AuthenticatorType, where)
   const authenticator = new AuthenticatorType({
@@ -150,6 +159,9 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
     objectLoader: route.objectLoader as ObjectLoader<unknown, any> | undefined,
     objectName: checkObjectName(route.objectName, `${where} objectName`, route)
   })
+  const reauthenticateInterval = route.reauthenticateInterval === undefined
+    ? defaults.reauthenticateInterval
+    : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)
   return {
     authenticator,
     websocket,
@@ -170,8 +182,8 @@ export function resolveRoute (route: RouteOptions, defaults: ResolvedDefaults): 
     headTwin,
     history,
     maxQueuedFrames: checkCount(route.maxQueuedFrames, defaults.maxQueuedFrames, `${where} maxQueuedFrames`),
-    reauthenticateInterval: route.reauthenticateInterval === undefined
-      ? defaults.reauthenticateInterval
-      : checkInterval(route.reauthenticateInterval, `${where} reauthenticateInterval`)
+    maxQueuedBytes: checkCount(route.maxQueuedBytes, defaults.maxQueuedBytes, `${where} maxQueuedBytes`),
+    reauthenticateInterval,
+    reauthenticateTimeout: defaults.handshakeTimeout > 0 ? defaults.handshakeTimeout : reauthenticateInterval
   }
 }

@@ -44,6 +44,8 @@ export interface ChanxRouteOptions<Request = FastifyRequest> {
   groups?: (ctx: GroupContext) => readonly string[] | Promise<readonly string[]>
   /** Frames of one socket that may wait for an earlier handler (routes with `messages`); see the plugin option. */
   maxQueuedFrames?: number
+  /** Bytes the frames waiting for an earlier handler may hold together (routes with `messages`); see the plugin option. */
+  maxQueuedBytes?: number
   /** This route's message rate limit (routes with `messages`); see the plugin option. */
   rateLimit?: RateLimit | false
   /**
@@ -92,6 +94,7 @@ export const HANDSHAKE_ROUTE_OPTIONS: readonly string[] = Object.keys({
   reauthenticateInterval: true,
   groups: true,
   maxQueuedFrames: true,
+  maxQueuedBytes: true,
   rateLimit: true,
   history: true
 } satisfies Record<keyof ChanxRouteOptions, true>)

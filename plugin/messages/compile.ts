@@ -12,6 +12,7 @@ import type { CredentialHolder } from '../core/credentials'
 import { DEFAULT_MAX_PAYLOAD } from '../core/limits'
 import { compileCoercer, type Coercer } from './coerce'
 import { DEFAULT_MAX_DEPTH } from './safe-json'
+import { withSafeIntegers } from './safe-integers'
 import { compileTypeBoxV1, isTypeBoxV1Schema, type SchemaCheck } from './typebox-v1'
 import { MESSAGE_ROUTE_OPTIONS, type ChanxMessageRouteOptions, type LooseContext, type LooseHandlers, type MessageSchema, type RateLimit, type SocketContext } from './types'
 
@@ -166,14 +167,17 @@ function compileEvents (route: ChanxMessageRouteOptions, where: string): Map<str
   return events
 }
 
-/** Compiles a payload schema once, with the compiler of its own TypeBox line. */
-function compileSchema (schema: unknown, where: string): SchemaCheck {
+/** Compiles a payload schema once, with the compiler of its own TypeBox line (`parsed`: a client's frame's). */
+function compileSchema (schema: unknown, where: string, parsed = false): SchemaCheck {
   const v1 = isTypeBoxV1Schema(schema)
   if (!v1 && !KindGuard.IsSchema(schema)) {
     throw new InvalidOptionError(`${where} must be a TypeBox schema (from @sinclair/typebox 0.34 or typebox 1.x)`)
   }
   try {
-    return v1 ? compileTypeBoxV1(schema as object, where) : TypeCompiler.Compile(schema as Parameters<typeof TypeCompiler.Compile>[0])
+    // A frame's payload comes from JSON.parse: it is checked on a copy whose integers are bounded to the
+    // safe range (safe-integers.ts). Events and outgoing messages are values the app made, not parsed text.
+    const checked = parsed ? withSafeIntegers(schema as object) : schema as object
+    return v1 ? compileTypeBoxV1(checked, where) : TypeCompiler.Compile(checked as Parameters<typeof TypeCompiler.Compile>[0])
   } catch (err) {
     if (err instanceof InvalidOptionError) throw err
     throw new InvalidOptionError(`${where} could not be compiled: ${(err as Error).message}`)
@@ -207,7 +211,7 @@ export function compileRouter (route: ChanxMessageRouteOptions, where: string, w
       throw new InvalidOptionError(`${where} message "${name}" has a schema but no handler (handlers.${name})`)
     }
     if (typeof handler !== 'function') throw new InvalidOptionError(`${where} handlers.${name} must be a function (message, ctx)`)
-    const check = compileSchema(schema, `${where} messages.${name}`)
+    const check = compileSchema(schema, `${where} messages.${name}`, true)
     actions.set(name, { name, schema, check, handler: handler as CompiledAction['handler'], coerce: lax && !isTypeBoxV1Schema(schema) ? compileCoercer(schema as TSchema) : null, lax })
   }
   for (const name of Object.keys(handlers)) {

@@ -8,6 +8,8 @@ export interface ConnectionOwner extends CredentialHolder {
   readonly request: FastifyRequest
   /** Frames that may wait in the queue (0: no cap); one more closes the socket with 1008. */
   readonly maxQueuedFrames: number
+  /** Bytes those frames may hold together (0: no cap); past it the socket is closed with 1008. */
+  readonly maxQueuedBytes: number
   readonly groups: readonly string[]
   /** Sends one text frame, if the socket is open and keeps up (slow readers are closed there). */
   write (text: string): void
@@ -35,7 +37,8 @@ export class Context implements LooseContext {
   constructor (
     readonly request: FastifyRequest<{ Params: unknown }>,
     readonly socket: WebSocket,
-    private readonly connection: ContextTarget,
+    /** The socket's router state (messages/dispatch.ts); not part of the handlers' type, read by tests. */
+    readonly connection: ContextTarget,
     private readonly owner: ConnectionOwner
   ) {
     this.params = request.params

@@ -17,6 +17,7 @@ import { isThenable } from '../core/validate'
 import { corkSocket, uncorkSocket } from '../core/ws-internals'
 import type { CompiledAction, MessageRouter } from './compile'
 import { Context, type ConnectionOwner } from './context'
+import { FrameQueue, type RawFrame } from './frame-queue'
 import { broadcastRefusal, idJsonOf, OUTGOING_INVALID, prepare, withId } from './outgoing'
 import { INVALID, safeParse } from './safe-json'
 import type { SocketContext } from './types'
@@ -24,10 +25,11 @@ import { admitPayload, quoteTag } from './validation-errors'
 
 export type { ConnectionOwner } from './context'
 
-export type RawFrame = Buffer | ArrayBuffer | Buffer[]
+export type { RawFrame } from './frame-queue'
 
 export const CLOSE_TOO_MANY_PENDING = 1008
 export const REASON_TOO_MANY_PENDING = 'Too many pending messages'
+export const REASON_TOO_MANY_PENDING_BYTES = 'Too many pending message bytes'
 
 /** Seconds in a row with dropped frames after which a rate-limited socket is closed (1008). */
 export const LIMITED_WINDOWS = 5
@@ -42,10 +44,8 @@ export class RouterConnection {
   ready = false
   closed = false
   inFlight = 0
-  /** Frames waiting for an earlier handler (or onAuthenticated); `head` is the next to dispatch. */
-  frames: (RawFrame | undefined)[] = []
-  binary: boolean[] = []
-  head = 0
+  /** Frames waiting for an earlier handler (or onAuthenticated), in arrival order. */
+  readonly queue = new FrameQueue()
   readonly ctx: Context
   /** The message-rate limiter, when the route has one. */
   readonly bucket: TokenBucket | null
@@ -93,6 +93,11 @@ export class RouterConnection {
 
   get open (): boolean {
     return !this.closed && this.socket.readyState === WebSocket.OPEN
+  }
+
+  /** A handler is running or frames wait for one (the drain on `app.close()` waits for these). */
+  get busy (): boolean {
+    return (this.inFlight > 0 || this.queue.length > 0) && this.open
   }
 
   /** Starts routing: at once, or once the route's `onAuthenticated` hook has settled. */
@@ -172,7 +177,8 @@ export class RouterConnection {
       if (channels.frame.hasSubscribers) publishFrame(this, null, 'dropped')
       return
     }
-    if (byteLength(data) > this.router.maxPayload) {
+    const size = byteLength(data)
+    if (size > this.router.maxPayload) {
       this.close(1009, 'Message too big')
       return
     }
@@ -181,44 +187,48 @@ export class RouterConnection {
       this.rateLimited()
       return
     }
-    if (this.ready && this.inFlight < this.router.concurrency && this.head === this.frames.length) {
+    const queue = this.queue
+    if (this.ready && this.inFlight < this.router.concurrency && queue.length === 0) {
       dispatch(this, data, isBinary)
       return
     }
-    const cap = this.owner.maxQueuedFrames
-    if (cap > 0 && this.frames.length - this.head >= cap) {
-      if (channels.frame.hasSubscribers) publishFrame(this, null, 'dropped')
-      this.request.log.warn('fastify-chanx: too many frames wait for a handler; closing the socket')
-      this.close(CLOSE_TOO_MANY_PENDING, REASON_TOO_MANY_PENDING)
+    const owner = this.owner
+    const cap = owner.maxQueuedFrames
+    if (cap > 0 && queue.length >= cap) {
+      this.overflow('too many frames wait for a handler', REASON_TOO_MANY_PENDING)
       return
     }
-    this.frames.push(data)
-    this.binary.push(isBinary)
+    const byteCap = owner.maxQueuedBytes
+    if (byteCap > 0 && queue.bytes + size > byteCap) {
+      this.overflow('the frames waiting for a handler exceed maxQueuedBytes', REASON_TOO_MANY_PENDING_BYTES)
+      return
+    }
+    queue.push(data, isBinary, size)
+  }
+
+  /** The frame that would overflow the queue is dropped with the queued ones, and the socket is closed with 1008. */
+  private overflow (why: string, reason: string): void {
+    if (channels.frame.hasSubscribers) publishFrame(this, null, 'dropped')
+    this.request.log.warn(`fastify-chanx: ${why}; closing the socket`)
+    this.close(CLOSE_TOO_MANY_PENDING, reason)
   }
 
   /** Frames still queued when the socket closes are never handled: each is reported `dropped`. */
   private dropQueued (): void {
+    const dropped = this.queue.clear()
     if (!channels.frame.hasSubscribers) return
-    for (let i = this.head; i < this.frames.length; i++) publishFrame(this, null, 'dropped')
+    for (let i = 0; i < dropped; i++) publishFrame(this, null, 'dropped')
   }
 
   /** Dispatches queued frames while the route's concurrency allows. */
   pump (): void {
-    const frames = this.frames
-    while (this.ready && this.inFlight < this.router.concurrency && this.head < frames.length) {
+    const queue = this.queue
+    while (this.ready && this.inFlight < this.router.concurrency && queue.length > 0) {
       if (!this.open) break
-      const data = frames[this.head] as RawFrame
-      const isBinary = this.binary[this.head] as boolean
-      frames[this.head] = undefined
-      this.head++
-      dispatch(this, data, isBinary)
+      const isBinary = queue.nextIsBinary
+      dispatch(this, queue.shift(), isBinary)
     }
-    if (this.head === frames.length || !this.open) {
-      if (this.head < frames.length) this.dropQueued()
-      frames.length = 0
-      this.binary.length = 0
-      this.head = 0
-    }
+    if (queue.length > 0 && !this.open) this.dropQueued()
   }
 
   /** A handler's reply, then `complete`: one system call for both when both go out (see ws-internals). */
@@ -285,18 +295,12 @@ export class RouterConnection {
   close (code?: number, reason?: string): void {
     this.closed = true
     this.dropQueued()
-    this.frames.length = 0
-    this.binary.length = 0
-    this.head = 0
     this.owner.close(code, reason)
   }
 
   closedWith (code: number): void {
     this.closed = true
     this.dropQueued()
-    this.frames.length = 0
-    this.binary.length = 0
-    this.head = 0
     const onClose = this.router.onClose
     if (onClose === undefined) return
     let result: unknown
