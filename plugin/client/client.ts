@@ -10,6 +10,7 @@ import type {
   RecoveryInfo, RefusalInfo, TokenReason, WebSocketLike
 } from './types'
 import { defaultWebSocket } from './websocket'
+import { isObject, isPosition, mergeResume, type ResumeState } from './resume-state'
 
 /** The events a client emits; `message:<action>` gets only the messages of that action. */
 export type ClientEvents<Route> = {
@@ -46,12 +47,7 @@ const MAX_DELAY = 2147483647
 /** The in-band refresh never runs more often than this (ms). */
 const MIN_REFRESH = 1000
 
-/** A resume position, `[offset, epoch]`, as the server sends it. */
-type Position = [number, string]
 type Json = Record<string, unknown>
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null
-const isPosition = (value: unknown): value is Position =>
-  Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string'
 const text = (value: unknown): string => typeof value === 'string' ? value : ''
 
 export class ChanxClient<Route extends ClientRoute = ClientRoute> {
@@ -91,7 +87,7 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
   /** The last authentication's recovery outcome; null before it, or on a route without history. */
   recovery: RecoveryInfo | null = null
   /** The recovery token and the last positions, sent back on every reconnection. */
-  private resume: { t: string, g: Record<string, Position>, u: Position | undefined } | null = null
+  private resume: ResumeState | null = null
 
   constructor (readonly url: string, readonly options: ClientOptions & { actionKey?: KeyOf<Route> } = {}) {
     this.key = options.actionKey ?? 'action'
@@ -277,11 +273,8 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     if (status === 200) {
       const recovery = message.chanx_recovery
       if (isObject(recovery) && typeof recovery.token === 'string' && isObject(recovery.positions)) {
-        const groups: Record<string, Position> = Object.create(null)
-        for (const group of Object.keys(recovery.positions)) {
-          if (isPosition(recovery.positions[group])) groups[group] = recovery.positions[group]
-        }
-        this.resume = { t: recovery.token, g: groups, u: isPosition(recovery.user_position) ? recovery.user_position : undefined }
+        // Merged, not replaced: a stream the server could not read keeps its old position (resume-state.ts).
+        this.resume = mergeResume(this.resume, recovery as Json & { token: string, positions: Json })
         this.recovered = typeof recovery.recovered === 'boolean' ? recovery.recovered : null
         this.recovery = {
           recovered: this.recovered,
