@@ -10,7 +10,7 @@ import type {
   RecoveryInfo, RefusalInfo, TokenReason, WebSocketLike
 } from './types'
 import { defaultWebSocket } from './websocket'
-import { isObject, isPosition, mergeResume, type ResumeState } from './resume-state'
+import { encodeResume, isObject, isPosition, MAX_RESUME_LENGTH, mergeResume, NOT_SENT, type ResumeState } from './resume-state'
 
 /** The events a client emits; `message:<action>` gets only the messages of that action. */
 export type ClientEvents<Route> = {
@@ -88,9 +88,14 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
   recovery: RecoveryInfo | null = null
   /** The recovery token and the last positions, sent back on every reconnection. */
   private resume: ResumeState | null = null
+  /** The groups whose position did not fit in the last handshake's resume parameter (reported not recovered). */
+  private unsent: string[] = []
+  /** The resume parameter's bound: `maxResumeLength`, halved after each 431 (resume-state.ts). */
+  private resumeLimit: number
 
   constructor (readonly url: string, readonly options: ClientOptions & { actionKey?: KeyOf<Route> } = {}) {
     this.key = options.actionKey ?? 'action'
+    this.resumeLimit = options.maxResumeLength ?? MAX_RESUME_LENGTH
   }
 
   /** Opens the socket; resolves once authenticated (status 200), rejects with a `ChanxRefusal` when the policy stops. */
@@ -150,6 +155,8 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     this.stop(1000, '', new ChanxClientError('FST_CHANX_CLIENT_CLOSED', 'The client was closed'), true)
     if (ws !== null && ws.readyState <= OPEN) ws.close(1000)
     this.resume = this.recovery = this.recovered = null
+    this.unsent = []
+    this.resumeLimit = this.options.maxResumeLength ?? MAX_RESUME_LENGTH
     this.wasOpen = false
   }
 
@@ -184,7 +191,8 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     this.token = token
     this.tokenAt = Date.now()
     this.dials.push(this.tokenAt)
-    if (this.resume !== null) url += (url.includes('?') ? '&' : '?') + 'chanx_recover=' + base64url(JSON.stringify(this.resume))
+    this.unsent = []
+    if (this.resume !== null) url += (url.includes('?') ? '&' : '?') + 'chanx_recover=' + encodeResume(this.resume, this.resumeLimit, this.unsent)
     if (token != null && token !== '') {
       if (options.tokenIn === 'protocol') {
         // The server never echoes the credential: another value must be offered for it to select.
@@ -220,7 +228,12 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
       const status = Number(/response: (4\d\d)/.exec(text((event as { message?: unknown } | null)?.message))?.[1])
       if (this.ws !== ws || !(status > 0)) return
       this.httpStatus = status
-      if (status === 431) this.resume = null
+      // Too large: the next tries send fewer positions (those left out are reported not recovered), and
+      // when even none was too many, no resume at all.
+      if (status === 431) {
+        if (this.resume !== null && this.unsent.length < Object.keys(this.resume.g).length) this.resumeLimit = Math.floor(this.resumeLimit / 2)
+        else this.resume = null
+      }
       this.refusal = new ChanxRefusal(status, 'HTTP ' + status, status === 431 ? 'The resume or the URL was too large' : 'The upgrade was refused', 4000 + status)
     }
   }
@@ -275,13 +288,18 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
       if (isObject(recovery) && typeof recovery.token === 'string' && isObject(recovery.positions)) {
         // Merged, not replaced: a stream the server could not read keeps its old position (resume-state.ts).
         this.resume = mergeResume(this.resume, recovery as Json & { token: string, positions: Json })
-        this.recovered = typeof recovery.recovered === 'boolean' ? recovery.recovered : null
-        this.recovery = {
-          recovered: this.recovered,
-          reason: text(recovery.reason) || null,
-          failed: isObject(recovery.failed) ? recovery.failed as Record<string, string> : {},
-          userFailed: text(recovery.user_failed) || null
+        let recovered = typeof recovery.recovered === 'boolean' ? recovery.recovered : null
+        let reason = text(recovery.reason) || null
+        const failed: Record<string, string> = isObject(recovery.failed) ? { ...recovery.failed as Record<string, string> } : {}
+        // Groups left out of the resume were not asked for: the client reports them itself.
+        if (recovered !== null && this.unsent.length > 0) {
+          for (const group of this.unsent) if (!Object.hasOwn(failed, group)) failed[group] = NOT_SENT
+          recovered = false
+          reason ??= NOT_SENT
         }
+        this.unsent = []
+        this.recovered = recovered
+        this.recovery = { recovered, reason, failed, userFailed: text(recovery.user_failed) || null }
       }
       if (this.state === 'open') {
         this.emit('refreshed', undefined)
@@ -429,13 +447,6 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     clearInterval(this.pingTimer)
     this.pongTimer = this.pingTimer = undefined
   }
-}
-
-function base64url (text: string): string {
-  let binary = ''
-  const bytes = new TextEncoder().encode(text)
-  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]!)
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
 }
 
 /** A JWT's claims, read without verifying: only to know when to refresh; `{}` when unreadable. */
