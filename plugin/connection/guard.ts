@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { ConnectionCounter } from '../core/limits'
+import { DEFAULT_RESUME_BUDGET, ResumeBudget, type ResolvedResumeBudget } from './resume-budget'
 
 /**
  * Process-wide limits on open sockets: how many one user or one IP may hold, and one sweep (a single
@@ -17,6 +18,8 @@ export interface ConnectionLimits {
   maxConnectionsPerUser: number
   /** Concurrent sockets one client IP may hold in this process (0: no limit). */
   maxConnectionsPerIp: number
+  /** Resumes per user and per IP (resume-budget.ts; default DEFAULT_RESUME_BUDGET). */
+  resumeBudget?: ResolvedResumeBudget
 }
 
 export const CLOSE_IDLE = 4408
@@ -45,8 +48,11 @@ export class ConnectionGuard {
   private readonly tracked: Swept[] = []
   private timer: NodeJS.Timeout | undefined
   private tick: number
+  /** The resume budget, taken before any history read (connection/replay.ts). */
+  readonly resumes: ResumeBudget
 
   constructor (readonly limits: ConnectionLimits) {
+    this.resumes = new ResumeBudget(limits.resumeBudget ?? DEFAULT_RESUME_BUDGET)
     this.tick = Math.max(10, Math.min(SWEEP_PERIOD, ...[limits.heartbeatInterval, limits.idleTimeout].filter((ms) => ms > 0)))
   }
 

@@ -6,6 +6,7 @@ import { framePositions } from '../channels/history/positions'
 import { flaggedCopy } from '../channels/copies'
 import { newRecoveryToken, readResume, tokenFits, type ResumeRequest } from './resume'
 import type { SocketConnection } from './connection'
+import type { ResumeBudget } from './resume-budget'
 
 /**
  * Recovery of one connection on a route with history (docs/recovery.md), in two steps around the joins
@@ -27,8 +28,13 @@ export interface RecoveryStart {
   readonly resume: ResumeRequest | 'invalid' | null
 }
 
-export function startRecovery (connection: SocketConnection, request: FastifyRequest): RecoveryStart {
+/**
+ * Null when the handshake carries a resume past the resume budget (resume-budget.ts): the handshake is then
+ * refused 429 / 4429 before anything is read, and the client, which keeps its positions, retries later.
+ */
+export function startRecovery (connection: SocketConnection, request: FastifyRequest, budget: ResumeBudget): RecoveryStart | null {
   const resume = readResume(request.url)
+  if (resume !== null && !budget.take(connection.userKey, request.ip)) return null
   const fits = resume !== null && resume !== 'invalid' && tokenFits(resume.token, connection.userKey)
   connection.recoveryToken = fits ? (resume as ResumeRequest).token : newRecoveryToken(connection.userKey)
   return { resume: resume === null || fits ? resume : 'invalid' }
