@@ -67,3 +67,9 @@ test('a 431 halves the resume parameter: the next try sends fewer positions and 
   t.equal(info.recovery.reason, 'too_many_groups')
   t.ok(Object.keys(info.recovery.failed).length > 0, 'the positions left out are reported')
 })
+
+test('maxResumeLength is checked when the client is made', async (t) => {
+  for (const maxResumeLength of [-1, 1.5, Number.NaN, '8192']) {
+    t.throws(() => createClient('ws://127.0.0.1:1/ws', { maxResumeLength: maxResumeLength as never }), { code: 'FST_CHANX_CLIENT_INVALID_OPTION', message: /maxResumeLength/ })
+  }
+})

@@ -95,7 +95,11 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
 
   constructor (readonly url: string, readonly options: ClientOptions & { actionKey?: KeyOf<Route> } = {}) {
     this.key = options.actionKey ?? 'action'
-    this.resumeLimit = options.maxResumeLength ?? MAX_RESUME_LENGTH
+    const limit = options.maxResumeLength ?? MAX_RESUME_LENGTH
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new ChanxClientError('FST_CHANX_CLIENT_INVALID_OPTION', `option maxResumeLength must be a whole number >= 0, instead got ${String(limit)}`)
+    }
+    this.resumeLimit = limit
   }
 
   /** Opens the socket; resolves once authenticated (status 200), rejects with a `ChanxRefusal` when the policy stops. */
