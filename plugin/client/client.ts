@@ -97,7 +97,7 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     this.key = options.actionKey ?? 'action'
     const limit = options.maxResumeLength ?? MAX_RESUME_LENGTH
     if (!Number.isSafeInteger(limit) || limit < 0) {
-      throw new ChanxClientError('FST_CHANX_CLIENT_INVALID_OPTION', `option maxResumeLength must be a whole number >= 0, instead got ${String(limit)}`)
+      throw new ChanxClientError('FST_CHANX_CLIENT_INVALID_OPTION', 'maxResumeLength: not a whole number >= 0')
     }
     this.resumeLimit = limit
   }
@@ -294,14 +294,13 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
         this.resume = mergeResume(this.resume, recovery as Json & { token: string, positions: Json })
         let recovered = typeof recovery.recovered === 'boolean' ? recovery.recovered : null
         let reason = text(recovery.reason) || null
-        const failed: Record<string, string> = isObject(recovery.failed) ? { ...recovery.failed as Record<string, string> } : {}
+        const failed: Record<string, string> = { ...(isObject(recovery.failed) ? recovery.failed : {}) as Record<string, string> }
         // Groups left out of the resume were not asked for: the client reports them itself.
         if (recovered !== null && this.unsent.length > 0) {
-          for (const group of this.unsent) if (!Object.hasOwn(failed, group)) failed[group] = NOT_SENT
+          for (const group of this.unsent) failed[group] ??= NOT_SENT
           recovered = false
           reason ??= NOT_SENT
         }
-        this.unsent = []
         this.recovered = recovered
         this.recovery = { recovered, reason, failed, userFailed: text(recovery.user_failed) || null }
       }

@@ -64,31 +64,26 @@ export function mergeResume (old: ResumeState | null, recovery: Json & { token: 
 
 /**
  * The `chanx_recover` value for `state`: base64url of `{"t":…,"g":{…},"u":…}`, at most `limit` characters.
- * Groups are added in the state's order while they fit; `unsent` receives those that did not (the client
- * reports them itself as not recovered). The token and the user position always go.
+ * The longest prefix of the state's groups that fits is sent (found by halving: a few encodings, however
+ * many groups); `unsent` receives the others (the client reports them itself as not recovered). The token
+ * and the user position always go.
  */
 export function encodeResume (state: ResumeState, limit: number, unsent: string[]): string {
-  const head = '{"t":' + JSON.stringify(state.t) + (state.u === undefined ? '' : ',"u":' + JSON.stringify(state.u)) + ',"g":{'
-  let bytes = utf8Length(head) + 2
-  let json = head
-  let first = true
-  for (const group of Object.keys(state.g)) {
-    const entry = (first ? '' : ',') + JSON.stringify(group) + ':' + JSON.stringify(state.g[group])
-    const size = utf8Length(entry)
-    // base64 makes 4 characters of every 3 bytes (no padding in base64url).
-    if (Math.ceil((bytes + size) * 4 / 3) > limit) {
-      unsent.push(group)
-      continue
-    }
-    json += entry
-    bytes += size
-    first = false
+  const names = Object.keys(state.g)
+  const encode = (count: number): string => {
+    const g: Record<string, Position> = Object.create(null)
+    for (let i = 0; i < count; i++) g[names[i]!] = state.g[names[i]!]!
+    return base64url(JSON.stringify({ t: state.t, g, u: state.u }))
   }
-  return base64url(json + '}}')
-}
-
-function utf8Length (text: string): number {
-  return new TextEncoder().encode(text).length
+  let low = 0
+  let high = names.length
+  while (low < high) {
+    const mid = (low + high + 1) >> 1
+    if (encode(mid).length <= limit) low = mid
+    else high = mid - 1
+  }
+  unsent.push(...names.slice(low))
+  return encode(low)
 }
 
 function base64url (text: string): string {
