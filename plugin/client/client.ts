@@ -10,6 +10,7 @@ import type {
   RecoveryInfo, RefusalInfo, TokenReason, WebSocketLike
 } from './types'
 import { defaultWebSocket } from './websocket'
+import { encodeResume, isObject, isPosition, MAX_RESUME_LENGTH, mergeResume, NOT_SENT, type ResumeState } from './resume-state'
 
 /** The events a client emits; `message:<action>` gets only the messages of that action. */
 export type ClientEvents<Route> = {
@@ -46,12 +47,7 @@ const MAX_DELAY = 2147483647
 /** The in-band refresh never runs more often than this (ms). */
 const MIN_REFRESH = 1000
 
-/** A resume position, `[offset, epoch]`, as the server sends it. */
-type Position = [number, string]
 type Json = Record<string, unknown>
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null
-const isPosition = (value: unknown): value is Position =>
-  Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string'
 const text = (value: unknown): string => typeof value === 'string' ? value : ''
 
 export class ChanxClient<Route extends ClientRoute = ClientRoute> {
@@ -91,10 +87,19 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
   /** The last authentication's recovery outcome; null before it, or on a route without history. */
   recovery: RecoveryInfo | null = null
   /** The recovery token and the last positions, sent back on every reconnection. */
-  private resume: { t: string, g: Record<string, Position>, u: Position | undefined } | null = null
+  private resume: ResumeState | null = null
+  /** The groups whose position did not fit in the last handshake's resume parameter (reported not recovered). */
+  private unsent: string[] = []
+  /** The resume parameter's bound: `maxResumeLength`, halved after each 431 (resume-state.ts). */
+  private resumeLimit: number
 
   constructor (readonly url: string, readonly options: ClientOptions & { actionKey?: KeyOf<Route> } = {}) {
     this.key = options.actionKey ?? 'action'
+    const limit = options.maxResumeLength ?? MAX_RESUME_LENGTH
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new ChanxClientError('FST_CHANX_CLIENT_INVALID_OPTION', 'maxResumeLength: not a whole number >= 0')
+    }
+    this.resumeLimit = limit
   }
 
   /** Opens the socket; resolves once authenticated (status 200), rejects with a `ChanxRefusal` when the policy stops. */
@@ -154,6 +159,8 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     this.stop(1000, '', new ChanxClientError('FST_CHANX_CLIENT_CLOSED', 'The client was closed'), true)
     if (ws !== null && ws.readyState <= OPEN) ws.close(1000)
     this.resume = this.recovery = this.recovered = null
+    this.unsent = []
+    this.resumeLimit = this.options.maxResumeLength ?? MAX_RESUME_LENGTH
     this.wasOpen = false
   }
 
@@ -188,7 +195,8 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     this.token = token
     this.tokenAt = Date.now()
     this.dials.push(this.tokenAt)
-    if (this.resume !== null) url += (url.includes('?') ? '&' : '?') + 'chanx_recover=' + base64url(JSON.stringify(this.resume))
+    this.unsent = []
+    if (this.resume !== null) url += (url.includes('?') ? '&' : '?') + 'chanx_recover=' + encodeResume(this.resume, this.resumeLimit, this.unsent)
     if (token != null && token !== '') {
       if (options.tokenIn === 'protocol') {
         // The server never echoes the credential: another value must be offered for it to select.
@@ -224,7 +232,12 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
       const status = Number(/response: (4\d\d)/.exec(text((event as { message?: unknown } | null)?.message))?.[1])
       if (this.ws !== ws || !(status > 0)) return
       this.httpStatus = status
-      if (status === 431) this.resume = null
+      // Too large: the next tries send fewer positions (those left out are reported not recovered), and
+      // when even none was too many, no resume at all.
+      if (status === 431) {
+        if (this.resume !== null && this.unsent.length < Object.keys(this.resume.g).length) this.resumeLimit = Math.floor(this.resumeLimit / 2)
+        else this.resume = null
+      }
       this.refusal = new ChanxRefusal(status, 'HTTP ' + status, status === 431 ? 'The resume or the URL was too large' : 'The upgrade was refused', 4000 + status)
     }
   }
@@ -277,18 +290,19 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     if (status === 200) {
       const recovery = message.chanx_recovery
       if (isObject(recovery) && typeof recovery.token === 'string' && isObject(recovery.positions)) {
-        const groups: Record<string, Position> = Object.create(null)
-        for (const group of Object.keys(recovery.positions)) {
-          if (isPosition(recovery.positions[group])) groups[group] = recovery.positions[group]
+        // Merged, not replaced: a stream the server could not read keeps its old position (resume-state.ts).
+        this.resume = mergeResume(this.resume, recovery as Json & { token: string, positions: Json })
+        let recovered = typeof recovery.recovered === 'boolean' ? recovery.recovered : null
+        let reason = text(recovery.reason) || null
+        const failed: Record<string, string> = { ...(isObject(recovery.failed) ? recovery.failed : {}) as Record<string, string> }
+        // Groups left out of the resume were not asked for: the client reports them itself.
+        if (recovered !== null && this.unsent.length > 0) {
+          for (const group of this.unsent) failed[group] ??= NOT_SENT
+          recovered = false
+          reason ??= NOT_SENT
         }
-        this.resume = { t: recovery.token, g: groups, u: isPosition(recovery.user_position) ? recovery.user_position : undefined }
-        this.recovered = typeof recovery.recovered === 'boolean' ? recovery.recovered : null
-        this.recovery = {
-          recovered: this.recovered,
-          reason: text(recovery.reason) || null,
-          failed: isObject(recovery.failed) ? recovery.failed as Record<string, string> : {},
-          userFailed: text(recovery.user_failed) || null
-        }
+        this.recovered = recovered
+        this.recovery = { recovered, reason, failed, userFailed: text(recovery.user_failed) || null }
       }
       if (this.state === 'open') {
         this.emit('refreshed', undefined)
@@ -436,13 +450,6 @@ export class ChanxClient<Route extends ClientRoute = ClientRoute> {
     clearInterval(this.pingTimer)
     this.pongTimer = this.pingTimer = undefined
   }
-}
-
-function base64url (text: string): string {
-  let binary = ''
-  const bytes = new TextEncoder().encode(text)
-  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]!)
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
 }
 
 /** A JWT's claims, read without verifying: only to know when to refresh; `{}` when unreadable. */

@@ -16,6 +16,7 @@ export type ClientErrorCode =
   | 'FST_CHANX_CLIENT_CLOSED'
   | 'FST_CHANX_CLIENT_NO_WEBSOCKET'
   | 'FST_CHANX_CLIENT_ERROR_REPLY'
+  | 'FST_CHANX_CLIENT_INVALID_OPTION'
 
 /** Every other error of the client, told apart by `code`. */
 export class ChanxClientError extends Error {

@@ -60,7 +60,7 @@ export type PayloadOf<Route, Action> = MessageWith<TypesOf<Route>['incoming'], K
 export interface RecoveryInfo {
   /** true: every missed message was replayed; false: some may be lost, refetch; null: nothing was resumed (first connection). */
   readonly recovered: boolean | null
-  /** Why not: `window_exceeded`, `epoch_changed`, `not_allowed`, `invalid_token` or `unavailable`; null when recovered. */
+  /** Why not: `window_exceeded`, `epoch_changed`, `not_allowed`, `invalid_token`, `unavailable`, or `too_many_groups` (the client's own: the group's position did not fit in the resume); null when recovered. */
   readonly reason: string | null
   /** The reason per group that was not recovered. */
   readonly failed: Readonly<Record<string, string>>
@@ -156,6 +156,12 @@ export interface ClientOptions {
   requestTimeout?: number
   /** Send `ping` after `interval` ms without a frame; no frame within `timeout` ms after it: the path is dead, reconnect. */
   ping?: { interval: number, timeout: number }
+  /**
+   * The longest `chanx_recover` query parameter a reconnection sends (characters, default 8192; servers refuse
+   * headers over 16 KiB with 431). Group positions that do not fit are not sent, and the resume reports
+   * them not recovered (`too_many_groups`), so the app refetches them. Halved after each 431.
+   */
+  maxResumeLength?: number
   /** The route sends no authentication message (`sendAuthenticationMessage: false`): the socket is ready when it opens. */
   noAuthenticationMessage?: boolean
 }

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { ConnectionCounter } from '../core/limits'
+import { DEFAULT_RESUME_BUDGET, ResumeBudget, type ResolvedResumeBudget } from './resume-budget'
 
 /**
  * Process-wide limits on open sockets: how many one user or one IP may hold, and one sweep (a single
@@ -17,6 +18,8 @@ export interface ConnectionLimits {
   maxConnectionsPerUser: number
   /** Concurrent sockets one client IP may hold in this process (0: no limit). */
   maxConnectionsPerIp: number
+  /** Resumes per user and per IP (resume-budget.ts; default DEFAULT_RESUME_BUDGET). */
+  resumeBudget?: ResolvedResumeBudget
 }
 
 export const CLOSE_IDLE = 4408
@@ -57,8 +60,11 @@ export class ConnectionGuard {
   draining = false
   /** The drain is over: every socket is closed with 1012, and one that opens now is closed at once. */
   restarting = false
+  /** The resume budget, taken before any history read (connection/replay.ts). */
+  readonly resumes: ResumeBudget
 
   constructor (readonly limits: ConnectionLimits) {
+    this.resumes = new ResumeBudget(limits.resumeBudget ?? DEFAULT_RESUME_BUDGET)
     this.tick = Math.max(10, Math.min(SWEEP_PERIOD, ...[limits.heartbeatInterval, limits.idleTimeout].filter((ms) => ms > 0)))
   }
 

@@ -6,6 +6,7 @@ import { framePositions } from '../channels/history/positions'
 import { flaggedCopy } from '../channels/copies'
 import { newRecoveryToken, readResume, tokenFits, type ResumeRequest } from './resume'
 import type { SocketConnection } from './connection'
+import type { ResumeBudget } from './resume-budget'
 
 /**
  * Recovery of one connection on a route with history (docs/recovery.md), in two steps around the joins
@@ -27,8 +28,13 @@ export interface RecoveryStart {
   readonly resume: ResumeRequest | 'invalid' | null
 }
 
-export function startRecovery (connection: SocketConnection, request: FastifyRequest): RecoveryStart {
+/**
+ * Null when the handshake carries a resume past the resume budget (resume-budget.ts): the handshake is then
+ * refused 429 / 4429 before anything is read, and the client, which keeps its positions, retries later.
+ */
+export function startRecovery (connection: SocketConnection, request: FastifyRequest, budget: ResumeBudget): RecoveryStart | null {
   const resume = readResume(request.url)
+  if (resume !== null && !budget.take(connection.userKey, request.ip)) return null
   const fits = resume !== null && resume !== 'invalid' && tokenFits(resume.token, connection.userKey)
   connection.recoveryToken = fits ? (resume as ResumeRequest).token : newRecoveryToken(connection.userKey)
   return { resume: resume === null || fits ? resume : 'invalid' }
@@ -129,16 +135,25 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
   let replayedCount = 0
   connection.editPending((pending, completion, limit) => {
     let out: string[] = []
+    // Bytes, as the slow-reader cut counts them (socket.bufferedAmount), not UTF-16 code units: a replay of
+    // multi-byte text measured in characters could fit here and then be cut after its first messages.
+    // Each frame is measured once; the completion frame once for all.
     let size = 0
+    const completionSize = completion === null ? 0 : Buffer.byteLength(completion)
     for (const entry of replay) {
       const frame = frameOf(entry, identity, userKey)
       if (frame === null) continue
       replayedCount++
       out.push(frame)
-      size += frame.length
-      if (completion !== null && entry.groups !== null) out.push(completion)
+      size += Buffer.byteLength(frame)
+      if (completion !== null && entry.groups !== null) {
+        out.push(completion)
+        size += completionSize
+      }
     }
-    for (let i = 0; i < pending.length; i++) size += pending[i]!.length
+    if (size > limit) size = Infinity // no need to measure what waits: the replay does not fit anyway
+    else for (let i = 0; i < pending.length; i++) size += Buffer.byteLength(pending[i]!)
+    if (connection.message !== null && size <= limit) size += Buffer.byteLength(connection.message)
     if (size > limit) {
       // The replay would pass maxBufferedBytes and close the socket as a slow reader, on every retry: it is
       // not sent, and the client is told to refetch instead.

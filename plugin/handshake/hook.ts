@@ -16,6 +16,7 @@ import { channels, routeOf, tracing, type HandshakeEvent, type HandshakeTraceCon
 import { HandshakeDeadlines, TIMED_OUT } from './deadlines'
 import { refuseSocket } from './refusal'
 import { finishRecovery, startRecovery } from '../connection/replay'
+import { DETAIL_TOO_MANY_RESUMES } from '../connection/resume-budget'
 
 export const DETAIL_TOO_MANY_CONNECTIONS = 'Too many connections'
 export const DETAIL_HANDSHAKE_TIMED_OUT = 'Handshake timed out'
@@ -196,7 +197,12 @@ async function admitSocket (
   }
   connection.message = message
   connection.watchTransport(request.raw, response)
-  const recovery = route.history ? startRecovery(connection, request) : null
+  const recovery = route.history ? startRecovery(connection, request, services.guard.resumes) : null
+  if (route.history && recovery === null) {
+    connection.release()
+    const refused = refusal(429, DETAIL_TOO_MANY_RESUMES)
+    return { result: refused, message: messageFor(refused), connection: null }
+  }
   try {
     const groups = route.groups === undefined
       ? []

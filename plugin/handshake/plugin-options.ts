@@ -4,6 +4,7 @@ import { AllowAny, assertPermission, type Permission } from '../auth/permissions
 import type { ChannelOptions } from '../channels/options'
 import type { ConnectionLimits } from '../connection/guard'
 import { InvalidOptionError } from '../core/errors'
+import { resolveResumeBudget, type ResumeBudgetOptions } from '../connection/resume-budget'
 import { defaultUserKey, type UserKeyFunction } from '../core/identity'
 import type { ChanxUser } from '../core/user-types'
 import { checkBoolean, checkCount, checkInterval, checkNames, nearMiss } from '../core/validate'
@@ -71,6 +72,12 @@ export interface PluginDefaultOptions extends ChannelOptions {
    * "Handshake timed out"; a pipeline that settles later admits nothing.
    */
   handshakeTimeout?: number
+  /**
+   * Reconnections that carry a resume (docs/recovery.md), per user and per client IP in this process: token
+   * buckets, default `{ perUser: { resumesPerSecond: 1, burst: 10 }, perIp: { resumesPerSecond: 10, burst: 100 } }`;
+   * `false` turns one or both off. Past it the handshake is refused 429 / 4429 before any history read.
+   */
+  resumeBudget?: ResumeBudgetOptions | false
   /** Concurrent sockets per user in this process (default 0: no limit); more are refused 429 / 4429. */
   maxConnectionsPerUser?: number
   /** Concurrent sockets per client IP in this process (default 0: no limit; set `trustProxy` behind a proxy). */
@@ -141,6 +148,7 @@ const PLUGIN_OPTIONS: ReadonlySet<string> = new Set(Object.keys({
   handshakeTimeout: true,
   maxConnectionsPerUser: true,
   maxConnectionsPerIp: true,
+  resumeBudget: true,
   userKey: true,
   channelLayer: true,
   redis: true,
@@ -250,7 +258,8 @@ export function resolvePluginOptions (options: PluginDefaultOptions): ResolvedDe
       idleTimeout: options.idleTimeout === undefined ? 0 : checkInterval(options.idleTimeout, 'option idleTimeout'),
       maxBufferedBytes: checkCount(options.maxBufferedBytes, 1024 * 1024, 'option maxBufferedBytes'),
       maxConnectionsPerUser: checkCount(options.maxConnectionsPerUser, 0, 'option maxConnectionsPerUser'),
-      maxConnectionsPerIp: checkCount(options.maxConnectionsPerIp, 0, 'option maxConnectionsPerIp')
+      maxConnectionsPerIp: checkCount(options.maxConnectionsPerIp, 0, 'option maxConnectionsPerIp'),
+      resumeBudget: resolveResumeBudget(options.resumeBudget, 'option resumeBudget')
     },
     userKey: checkUserKey(options.userKey),
     rateLimit: checkRateLimit(options.rateLimit, DEFAULT_RATE_LIMIT, 'option rateLimit'),
