@@ -53,6 +53,7 @@ async function main (): Promise<void> {
       clients,
       groups: 8,
       users: 4,
+      multi: ['m:g0,g1', 'm:g2,g5'],
       schedule: { count: faults, classes: CLASSES[topology], durationMs, messages: Math.ceil(messages / share) },
       gapMs: Math.max(500, durationMs / faults / 2),
       history: { size: 100_000, maxAge: 120_000 },

@@ -23,6 +23,8 @@ export interface FaultRunOptions {
   clients?: number
   groups?: number
   users?: number
+  /** Streams of broadcasts to several groups at once (default one: `m:g0,g1`). */
+  multi?: string[]
   processes?: number
   /** Per-stream history (`size` messages, `maxAge` ms). */
   history?: { size: number, maxAge: number }
@@ -57,6 +59,7 @@ export async function runFaults (options: FaultRunOptions): Promise<FaultRunResu
   const groupCount = options.groups ?? 4
   const userCount = options.users ?? 3
   const history = options.history ?? { size: 10_000, maxAge: 60_000 }
+  const multi = options.multi ?? ['m:g0,g1']
   const redis = options.topology === 'redis' ? await RedisServer.start() : null
   const cluster = options.topology === 'cluster' ? await RedisCluster.start({ replicas: 1 }) : null
   const fleet = new AppFleet(redis !== null ? { url: redis.url } : { cluster: cluster!.nodes }, SECRET, history, options.processes ?? 3)
@@ -65,11 +68,11 @@ export async function runFaults (options: FaultRunOptions): Promise<FaultRunResu
   try {
     await fleet.startAll()
     for (let i = 0; i < clientCount; i++) {
-      const client = new FaultClient(i, `u${i % userCount}`, [`g${i % groupCount}`, `g${(i + 1) % groupCount}`], i % fleet.slots.length)
+      const client = new FaultClient(i, `u${i % userCount}`, [`g${i % groupCount}`, `g${(i + 1) % groupCount}`], i % fleet.slots.length, multi)
       clients.push(client)
-      await client.start(fleet.port(client.slot), SECRET, random)
+      await client.start(fleet.port(client.slot), SECRET, random, () => publisher?.phase ?? 'start')
     }
-    const streams = [...Array.from({ length: groupCount }, (_, i) => `g:g${i}`), ...Array.from({ length: userCount }, (_, i) => `u:u${i}`)]
+    const streams = [...Array.from({ length: groupCount }, (_, i) => `g:g${i}`), ...Array.from({ length: userCount }, (_, i) => `u:u${i}`), ...multi]
     publisher = new Publisher(fleet, streams, options.rate, random)
     publisher.start()
     const target: FaultTarget = { fleet, clients, redis, cluster, random, promoted: new Set() }

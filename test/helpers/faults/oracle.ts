@@ -18,26 +18,34 @@ export interface Row {
   outOfOrder: number
   /** Deliveries of messages whose publish promise rejected (must be 0). */
   rejectedDelivered: number
+  /** Reconnections that opened, and those of them that said `recovered: false`. */
+  resumes: number
+  notRecovered: number
+  /** Close codes the clients saw, and how often. */
+  closes: Record<string, number>
 }
 
 /** One violation, to reproduce and read: which client, stream and message, and what was wrong. */
 export interface Violation { kind: 'silent' | 'duplicated' | 'outOfOrder' | 'rejectedDelivered', phase: string, client: number, stream: string, n: number, detail: string }
 
 export function emptyRow (): Row {
-  return { published: 0, rejected: 0, unknown: 0, live: 0, replayed: 0, reported: {}, silent: 0, duplicated: 0, outOfOrder: 0, rejectedDelivered: 0 }
+  return { published: 0, rejected: 0, unknown: 0, live: 0, replayed: 0, reported: {}, silent: 0, duplicated: 0, outOfOrder: 0, rejectedDelivered: 0, resumes: 0, notRecovered: 0, closes: {} }
 }
 
 /** The reason `stream` was not recovered at this resume, or null. */
 function failedReason (recovery: { failed: Readonly<Record<string, string>>, userFailed: string | null } | null, stream: string): string | null {
   if (recovery === null) return null
   if (stream.startsWith('u:')) return recovery.userFailed
-  return recovery.failed[stream.slice(2)] ?? null
+  // A broadcast to several groups is reported by a failure of any of them.
+  for (const group of stream.slice(2).split(',')) if (recovery.failed[group] !== undefined) return recovery.failed[group]
+  return null
 }
 
 /**
  * The delivery contract of docs/recovery.md, checked for every client and every stream it is in, with
  * messages known by the number their publisher gave them (not by chanx_pos):
- * - each message at most once (`duplicated`), in order (`outOfOrder`);
+ * - each message at most once (`duplicated`), in order (`outOfOrder`; a message whose publish rejected has
+ *   no order to keep, and counts only as `rejectedDelivered`);
  * - a message whose publish began after the client first opened and resolved, and that the client never
  *   got, is `reported` when an open between the delivery before it and the delivery after it (or the end),
  *   and after the publish began, said `recovered: false` for that stream; else it is `silent`;
@@ -59,7 +67,18 @@ export function check (clients: FaultClient[], records: Map<string, Published[]>
   }
   for (const client of clients) {
     const opens = new Map<number, number>()
-    for (const seen of client.seen) if (seen.kind === 'open') opens.set(seen.connection, seen.at)
+    for (const seen of client.seen) {
+      if (seen.kind === 'open') {
+        opens.set(seen.connection, seen.at)
+        if (seen.connection === 0) continue
+        const r = row(seen.phase)
+        r.resumes++
+        if (seen.recovery?.recovered === false) r.notRecovered++
+      } else if (seen.kind === 'close') {
+        const r = row(seen.phase)
+        r.closes[seen.code] = (r.closes[seen.code] ?? 0) + 1
+      }
+    }
     for (const stream of client.streams) {
       const list = records.get(stream) ?? []
       // Where each number was first delivered, in the client's timeline.
@@ -75,8 +94,9 @@ export function check (clients: FaultClient[], records: Map<string, Published[]>
         }
         if (at.has(seen.n)) { r.duplicated++; flag('duplicated', `second copy on connection ${seen.connection}`); continue }
         at.set(seen.n, i)
-        if (seen.n < highest) { r.outOfOrder++; flag('outOfOrder', `after ${highest}`) } else highest = seen.n
-        if (record?.outcome === 'rejected') { r.rejectedDelivered++; flag('rejectedDelivered', `its publish rejected with ${record.code}`) }
+        // A rejected publish has no place in its stream's order (the next one was sent once it had
+        // failed, maybe through another process): it counts as delivered-after-rejection only.
+        if (record?.outcome === 'rejected') { r.rejectedDelivered++; flag('rejectedDelivered', `its publish rejected with ${record.code}`) } else if (seen.n < highest) { r.outOfOrder++; flag('outOfOrder', `after ${highest}`) } else highest = seen.n
         const opened = opens.get(seen.connection) ?? Infinity
         if (seen.connection > 0 && record !== undefined && record.end <= opened) r.replayed++
         else r.live++

@@ -1,4 +1,4 @@
-import type { Row, Violation } from './oracle'
+import { emptyRow, type Row, type Violation } from './oracle'
 
 /**
  * The report: one row per fault class (messages are counted under the class of the last fault before
@@ -6,13 +6,15 @@ import type { Row, Violation } from './oracle'
  */
 export function table (rows: Map<string, Row>, faults: Map<string, number>): string {
   const header = ['fault class', 'faults', 'published', 'rejected', 'unknown', 'delivered live', 'replayed',
-    'reported lost (by reason)', 'silently lost', 'duplicated', 'out of order', 'rejected, delivered']
+    'reported lost (by reason)', 'silently lost', 'duplicated', 'out of order', 'rejected, delivered',
+    'resumes (not recovered)', 'close codes']
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`]
-  const total: Row = { published: 0, rejected: 0, unknown: 0, live: 0, replayed: 0, reported: {}, silent: 0, duplicated: 0, outOfOrder: 0, rejectedDelivered: 0 }
+  const total = emptyRow()
   let faultCount = 0
   const line = (name: string, count: number, row: Row): string => {
     const reported = Object.entries(row.reported).map(([reason, n]) => `${reason} ${n}`).join(', ') || '0'
-    return `| ${name} | ${count} | ${row.published} | ${row.rejected} | ${row.unknown} | ${row.live} | ${row.replayed} | ${reported} | **${row.silent}** | **${row.duplicated}** | **${row.outOfOrder}** | **${row.rejectedDelivered}** |`
+    const closes = Object.entries(row.closes).map(([code, n]) => `${code}×${n}`).join(', ') || '-'
+    return `| ${name} | ${count} | ${row.published} | ${row.rejected} | ${row.unknown} | ${row.live} | ${row.replayed} | ${reported} | **${row.silent}** | **${row.duplicated}** | **${row.outOfOrder}** | **${row.rejectedDelivered}** | ${row.resumes} (${row.notRecovered}) | ${closes} |`
   }
   for (const [name, row] of rows) {
     if (row.published === 0 && !faults.has(name)) continue
@@ -29,6 +31,9 @@ export function table (rows: Map<string, Row>, faults: Map<string, number>): str
     total.duplicated += row.duplicated
     total.outOfOrder += row.outOfOrder
     total.rejectedDelivered += row.rejectedDelivered
+    total.resumes += row.resumes
+    total.notRecovered += row.notRecovered
+    for (const [code, n] of Object.entries(row.closes)) total.closes[code] = (total.closes[code] ?? 0) + n
   }
   lines.push(line('**all**', faultCount, total))
   return lines.join('\n')
