@@ -90,7 +90,15 @@ export async function runFaults (options: FaultRunOptions): Promise<FaultRunResu
         name = schedule.classes[Math.floor(random() * schedule.classes.length)]!
       }
       publisher.phase = name
-      const what = await FAULTS[name](target)
+      let what: string
+      try {
+        what = await FAULTS[name](target)
+      } catch (err) {
+        // A fault that could not be completed (a process that did not start again, a failover that did not
+        // finish in time) is reported and the run goes on: its table still says what the clients saw.
+        what = `skipped: it failed: ${(err as Error).message}`
+        for (const slot of fleet.slots.keys()) if (fleet.slots[slot]?.alive !== true) await fleet.restart(slot).catch(() => {})
+      }
       if (!what.startsWith('skipped')) faults.set(name, (faults.get(name) ?? 0) + 1)
       log(`# fault ${i + 1} (${name}) at ${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`)
       await delay(options.gapMs * (0.5 + random()))
