@@ -29,7 +29,7 @@ test('a Redis Cluster, 3 processes: client cuts, a killed subscriber, a primary 
     topology: 'cluster',
     seed: SEED,
     rate: 150,
-    gapMs: 1000,
+    gapMs: 700,
     schedule: ['cut', 'pubsub', 'failover', 'read-fail', 'cut'],
     settleMs: 10_000,
     log: (line) => t.comment(line)

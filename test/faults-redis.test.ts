@@ -25,7 +25,7 @@ test('one redis-server, 3 processes: client cuts, a SIGKILL, a killed subscriber
     topology: 'redis',
     seed: SEED,
     rate: 150,
-    gapMs: 1000,
+    gapMs: 700,
     schedule: ['cut', 'sigkill', 'pubsub', 'redis-restart', 'read-fail', 'rolling'],
     settleMs: 10_000,
     log: (line) => t.comment(line)
