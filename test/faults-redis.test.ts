@@ -1,0 +1,38 @@
+import tap, { test } from 'tap'
+import { redisSkipReason } from './helpers/redis'
+import { runFaults } from './helpers/faults/harness'
+import { assertContract, type KnownDefects } from './helpers/faults/assert'
+
+// The delivery contract (docs/recovery.md) under injected faults, on one redis-server: 3 app processes,
+// 6 real fastify-chanx/clients through TCP proxies, numbered streams per group and per user, history on.
+// The seed is fixed; `npm run faults` is the long run. Each known defect (issue 25) is a todo naming it.
+const skip = redisSkipReason()
+const SEED = 25
+// .taprc gives a file 60 s; this one gets 85 s (the two fault files run side by side within 90 s).
+tap.setTimeout(85_000)
+
+export const KNOWN_ON_REDIS: KnownDefects = {
+  pubsub: { silent: 'issue 25 item 2: a live gap after the subscriber reconnects (CLIENT KILL TYPE pubsub); the socket stays open and is never told' },
+  'redis-restart': { silent: 'issue 25 item 2: after a Redis restart the subscribers reconnect; what was published before they resubscribed is never delivered, and the open sockets are never told' },
+  'read-fail': {
+    silent: 'issue 25 item 1: after a resume answered `unavailable`, the client forgets those streams; the next outage is never replayed and the resume says recovered: true',
+    rejectedDelivered: 'issue 25 item 11: a publish that timed out on a paused Redis runs (and is delivered) once Redis answers again'
+  }
+}
+
+test('one redis-server, 3 processes: client cuts, a SIGKILL, a killed subscriber, a Redis restart, failed history reads and a rolling restart lose nothing silently, duplicate nothing, reorder nothing', { skip, timeout: 80_000 }, async (t) => {
+  const result = await runFaults({
+    topology: 'redis',
+    seed: SEED,
+    rate: 150,
+    gapMs: 700,
+    schedule: ['cut', 'sigkill', 'pubsub', 'redis-restart', 'read-fail', 'rolling'],
+    settleMs: 10_000,
+    log: (line) => t.comment(line)
+  })
+  t.equal([...result.faults.values()].reduce((a, b) => a + b, 0), 6, 'every fault of the schedule ran')
+  t.ok(result.published > 600, `messages flowed throughout (${result.published})`)
+  t.ok(result.rows.get('cut')!.replayed > 0, 'the cut clients were replayed what they missed')
+  t.ok((result.rows.get('read-fail')!.reported.unavailable ?? 0) > 0, 'the resumes during the failed reads reported `unavailable`')
+  assertContract(t, result, KNOWN_ON_REDIS)
+})
