@@ -11,18 +11,7 @@ const SEED = 25
 // .taprc gives a file 60 s; this one gets 85 s (the two fault files run side by side within 90 s).
 tap.setTimeout(85_000)
 
-export const KNOWN_ON_CLUSTER: KnownDefects = {
-  start: { silent: 'found by the fault harness: on a Redis Cluster, a group a socket joined is not yet subscribed on its shard when the first publications come, and they are never delivered (the socket is never told)' },
-  pubsub: { silent: 'issue 25 item 2: a live gap after the sharded subscribers reconnect (CLIENT KILL TYPE pubsub); the socket stays open and is never told' },
-  failover: {
-    silent: 'issue 25 item 2: a live gap while the sharded subscriber of the failed shard moves to the promoted replica',
-    rejectedDelivered: 'issue 25 item 4: a broadcast rejected during the failover waits in ioredis\'s offline queue and is delivered after recovery'
-  },
-  'read-fail': {
-    silent: 'issue 25 item 1: after a resume answered `unavailable`, the client forgets those streams; the next outage is never replayed and the resume says recovered: true',
-    rejectedDelivered: 'issue 25 item 11: a publish that timed out on a paused primary runs (and is delivered) once it answers again'
-  }
-}
+export const KNOWN_ON_CLUSTER: KnownDefects = {}
 
 test('a Redis Cluster, 3 processes: client cuts, a killed subscriber, a primary failover and failed history reads lose nothing silently, duplicate nothing, reorder nothing', { skip, timeout: 80_000 }, async (t) => {
   const result = await runFaults({
