@@ -25,8 +25,8 @@ test('the playground\'s client.js is fastify-chanx/client as built now (npm run 
   t.equal(committed, built, 'plugin/playground/client.js is stale: run npm run build:playground-client')
 })
 
-test('fastify-chanx/client stays under 4 KB minified and gzipped (README: npx esbuild ... --format=esm | gzip)', async (t) => {
+test('fastify-chanx/client stays under 4.5 KB minified and gzipped (README: npx esbuild ... --format=esm | gzip)', async (t) => {
   const result = buildSync({ absWorkingDir: root, entryPoints: ['plugin/client/index.ts'], bundle: true, minify: true, format: 'esm', write: false })
   const size = gzipSync(result.outputFiles[0]!.contents).length
-  t.ok(size < 4096, `${size} bytes`)
+  t.ok(size < 4608, `${size} bytes`)
 })
