@@ -164,7 +164,7 @@ export async function finishRecovery (start: RecoveryStart, connection: SocketCo
     }
     for (let i = 0; i < pending.length; i++) {
       const frame = pending[i]!
-      if (covered.size > 0 && isCovered(frame, covered)) {
+      if (covered.size > 0 && isCovered(frame, covered, resumedGroups)) {
         if (completion !== null && pending[i + 1] === completion) i++
         continue
       }
@@ -214,13 +214,20 @@ function frameOf (entry: HistoryEntry, identity: string, userKey: string | null)
   return flaggedCopy(entry.body, entry.senderKey, userKey, current)
 }
 
-/** A live copy whose position in a replayed stream is at or below what the replay read. */
-function isCovered (frame: string, covered: ReadonlyMap<string, number>): boolean {
+/**
+ * A live copy the replay already holds: judged by the stream the replay takes it from, the first of its
+ * positioned groups the client resumed (as `firstOf` picks it), or the user stream. A copy of a broadcast
+ * to several groups carries every group's position, and the reads of those groups are not simultaneous: a
+ * later group's read can cover it while the first group's read came before it, and then neither the replay
+ * (which takes it from the first group only) nor this copy would deliver it.
+ */
+function isCovered (frame: string, covered: ReadonlyMap<string, number>, resumed: readonly string[]): boolean {
   const positions = framePositions(frame)
   if (positions === null) return false
   for (const [stream, offset] of positions) {
+    if (stream !== USER && !resumed.includes(stream)) continue
     const upTo = covered.get(stream)
-    if (upTo !== undefined && offset <= upTo) return true
+    return upTo !== undefined && offset <= upTo
   }
   return false
 }
