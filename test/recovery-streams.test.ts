@@ -1,4 +1,5 @@
 import { test } from 'tap'
+import WebSocket from 'ws'
 import Fastify from 'fastify'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
@@ -112,3 +113,52 @@ test('over Redis, a broadcast to [A, B] reaching a socket through A (ctx.join) m
   t.equal(messages.filter((m) => m.action === 'both').length, 1, 'delivered once, not replayed through B')
   t.same(info.recovery, { recovered: true, reason: null, failed: {}, userFailed: null })
 })
+
+for (const store of ['memory', 'redis'] as const) {
+  test(`${store}: a broadcast to [feed, side] kept between the resume's read of feed and its read of side is delivered once, live`,
+    { skip: store === 'redis' ? skip : false }, async (t) => {
+      let url: string | undefined
+      if (store === 'redis') {
+        const redis = await RedisServer.start()
+        t.teardown(() => redis.stop())
+        url = redis.url
+      }
+      const app = await buildRecoveryApp(url === undefined ? {} : { redis: url })
+      const port = await listen(t, app)
+      const token = app.jwt.sign({ sub: 'alice' })
+      const first = await rawSocket(`ws://127.0.0.1:${port}/ws?token=${token}`)
+      first.ws.close()
+      await app.chanx.broadcast('feed', { action: 'tick', payload: { n: 1 } })
+
+      // The reads of one resume are not simultaneous: side's read is held until a broadcast to both groups
+      // has been kept, so side's read covers it and feed's read (made first) does not. The replay takes a
+      // two-group message from the first resumed group, feed; the live copy must then be the one delivered.
+      const history = app.chanx.hub.history!
+      const read = history.read.bind(history)
+      history.read = async (channel, since) => {
+        if (channel === 'g:side') await app.chanx.broadcast(['feed', 'side'], { action: 'tick', payload: { n: 2 } })
+        return read(channel, since)
+      }
+      const resume = Buffer.from(JSON.stringify({ t: first.auth.chanx_recovery.token, g: first.auth.chanx_recovery.positions })).toString('base64url')
+      const resumed = await rawSocket(`ws://127.0.0.1:${port}/ws?token=${token}&chanx_recover=${resume}`)
+      t.match(resumed.auth.chanx_recovery, { recovered: true })
+      history.read = read
+      await app.chanx.broadcast('feed', { action: 'tick', payload: { n: 3 } })
+      await until(() => resumed.messages.some((m) => m.payload?.n === 3), 'the next live message')
+      t.same(resumed.messages.filter((m) => m.action === 'tick').map((m) => m.payload.n), [1, 2, 3], 'replayed 1, then 2 once, then live 3')
+      resumed.ws.close()
+    })
+}
+
+/** A raw socket: its authentication message, then every later message. */
+function rawSocket (url: string): Promise<{ ws: WebSocket, auth: Record<string, any>, messages: Array<Record<string, any>> }> {
+  const ws = new WebSocket(url)
+  const messages: Array<Record<string, any>> = []
+  return new Promise((resolve, reject) => {
+    ws.once('message', (data) => {
+      ws.on('message', (more) => { messages.push(JSON.parse(String(more))) })
+      resolve({ ws, auth: JSON.parse(String(data)), messages })
+    })
+    ws.once('error', reject)
+  })
+}
