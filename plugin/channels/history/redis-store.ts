@@ -117,23 +117,54 @@ end
 return receivers
 `
 
-// KEYS: meta, stream. ARGV: new epoch, since offset ('' for the position only), since epoch, size, maxAge, metaTtl, deadline.
-// Returns { epoch, offset, loss, entries }: loss is '' when every entry after the offset is there.
-const READ = NOW + DEADLINE + ENSURE_EPOCH + `
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-local o = tonumber(redis.call('HGET', KEYS[1], 'o'))
-if ARGV[2] == '' then return { e, o, '', {} } end
-local since = tonumber(ARGV[2])
-if e ~= ARGV[3] or since > o then return { e, o, 'epoch_changed', {} } end
-local missed = o - since
-if missed == 0 then return { e, o, '', {} } end
-if missed > tonumber(ARGV[4]) then return { e, o, 'window_exceeded', {} } end
-local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missed)
-if #entries < missed then return { e, o, 'window_exceeded', {} } end
-local oldest = tonumber(string.match(entries[#entries][1], '^(%d+)'))
-if oldest < now - tonumber(ARGV[5]) then return { e, o, 'window_exceeded', {} } end
-return { e, o, '', entries }
+// The newest entries of a reply, cut to at most `limit` bytes of payload (at least one entry): what one
+// command hands back stays small, so Redis serves other clients between the chunks of a long read.
+const FIT = `
+local function fit (entries, limit)
+  local bytes = 0
+  for i = 1, #entries do
+    bytes = bytes + #entries[i][2][2]
+    if bytes > limit and i > 1 then
+      local kept = {}
+      for j = 1, i - 1 do kept[j] = entries[j] end
+      return kept
+    end
+  end
+  return entries
+end
 `
+
+// KEYS: meta, stream. ARGV: new epoch, since offset ('' for the position only), since epoch, size, metaTtl,
+// chunk count, chunk bytes, deadline. Returns { epoch, offset, loss, entries, now }: loss is '' or why the
+// missed entries cannot all be there; entries are the newest of those missed, newest first, one chunk of
+// them (RedisHistory.readRecords reads the rest and checks the whole).
+const READ = NOW + DEADLINE + ENSURE_EPOCH + FIT + `
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local o = tonumber(redis.call('HGET', KEYS[1], 'o'))
+if ARGV[2] == '' then return { e, o, '', {}, now } end
+local since = tonumber(ARGV[2])
+if e ~= ARGV[3] or since > o then return { e, o, 'epoch_changed', {}, now } end
+local missed = o - since
+if missed == 0 then return { e, o, '', {}, now } end
+if missed > tonumber(ARGV[4]) then return { e, o, 'window_exceeded', {}, now } end
+local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', math.min(missed, tonumber(ARGV[6])))
+return { e, o, '', fit(entries, tonumber(ARGV[7])), now }
+`
+
+// KEYS: stream. ARGV: the id read last (the next chunk is older), chunk count, chunk bytes, deadline.
+const READ_MORE = NOW + DEADLINE + FIT + `
+return fit(redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[1], '-', 'COUNT', ARGV[2]), tonumber(ARGV[3]))
+`
+
+/**
+ * A long read is taken in chunks of at most this many entries and bytes, one command each: a resume of
+ * many groups of 1,000 kept messages would otherwise hold Redis for tens of milliseconds in one go, in
+ * front of every other process's commands (docs/recovery.md, "The resume budget").
+ */
+const READ_CHUNK = 100
+const READ_CHUNK_BYTES = 64 * 1024
+/** Chunks of history reads this process has in flight at once; the others wait their turn here. */
+const READS_IN_FLIGHT = 2
 
 /** The layer's own errors (timeout, not ready, closed, publish failed) go to the caller as they are. */
 function isLayerError (err: Error & { code?: string }): boolean {
@@ -146,9 +177,17 @@ function sha1 (text: string): string {
 
 const PUBLISH_SHA = sha1(PUBLISH)
 const READ_SHA = sha1(READ)
+const READ_MORE_SHA = sha1(READ_MORE)
 const PUBLISH_MANY_SHA = sha1(PUBLISH_MANY)
 
 type RawEntry = [string, string[]]
+/** epoch, offset, loss, entries (newest first), Redis's clock (ms). */
+type ReadReply = [string, number, string, RawEntry[], number]
+
+/** The time part (ms) of a stream entry's id. */
+function timeOf (id: string): number {
+  return Number(id.slice(0, id.indexOf('-')))
+}
 
 export class RedisHistory implements PublishingHistoryStore {
   readonly publishes = true
@@ -160,6 +199,9 @@ export class RedisHistory implements PublishingHistoryStore {
   private clockAt = 0
   private clockError = 0
   private readonly margin: number
+  /** History-read chunks in flight, and the reads waiting for a turn. */
+  private readsInFlight = 0
+  private readonly waitingReads: Array<() => void> = []
 
   constructor (private readonly access: RedisHistoryAccess, readonly limits: HistoryLimits) {
     this.client = access.client as ScriptClient
@@ -255,30 +297,57 @@ export class RedisHistory implements PublishingHistoryStore {
   }
 
   async position (channel: string): Promise<Position> {
-    const [epoch, offset] = await this.readRaw(channel, '', '')
-    return { offset, epoch }
+    const [e, o] = await this.run(READ, READ_SHA, [...this.keys(channel), newEpoch(), '', '', this.limits.size, metaTtlOf(this.limits),
+      0, 0], `reading the position of "${channel}"`) as ReadReply
+    return { offset: Number(o), epoch: String(e) }
   }
 
+  /**
+   * The records after `since`, read newest first in chunks (READ_CHUNK, READ_CHUNK_BYTES), at most
+   * READS_IN_FLIGHT chunks of this process at a time. Entries trimmed between two chunks, or older than
+   * `maxAge` on Redis's clock at the first chunk, make it window_exceeded.
+   */
   async readRecords (channel: string, since: Position): Promise<RecordReadResult> {
-    const [epoch, offset, loss, raw] = await this.readRaw(channel, String(since.offset), since.epoch)
-    const position = { offset, epoch }
+    const what = `reading the history of "${channel}"`
+    const [meta, stream] = this.keys(channel)
+    const [e, o, loss, first, now] = await this.inTurn(() => this.run(READ, READ_SHA, [meta, stream, newEpoch(), String(since.offset), since.epoch,
+      this.limits.size, metaTtlOf(this.limits), READ_CHUNK, READ_CHUNK_BYTES], what)) as ReadReply
+    const position = { offset: Number(o), epoch: String(e) }
     if (loss === 'epoch_changed' || loss === 'window_exceeded') return { position, records: null, lost: loss }
+    const missed = position.offset - since.offset
+    const raw: RawEntry[] = first
+    while (raw.length < missed) {
+      if (raw.length === 0) return { position, records: null, lost: 'window_exceeded' }
+      const more = await this.inTurn(() => this.run(READ_MORE, READ_MORE_SHA, [stream, raw[raw.length - 1]![0],
+        Math.min(READ_CHUNK, missed - raw.length), READ_CHUNK_BYTES], what, 1)) as RawEntry[]
+      if (more.length === 0) return { position, records: null, lost: 'window_exceeded' }
+      for (let i = 0; i < more.length; i++) raw.push(more[i]!)
+    }
+    if (raw.length > 0 && timeOf(raw[raw.length - 1]![0]) < Number(now) - this.limits.maxAge) {
+      return { position, records: null, lost: 'window_exceeded' }
+    }
     const records: KeptRecord[] = []
     for (let i = raw.length - 1; i >= 0; i--) {
       const [id, fields] = raw[i]!
       const positioned = parsePositioned(fields[1] ?? '')
       // An entry that is not a positioned publication is a hole: say so.
       if (positioned === null) return { position, records: null, lost: 'window_exceeded' }
-      records.push({ offset: positioned.offset, epoch: positioned.epoch, time: Number(id.slice(0, id.indexOf('-'))), record: positioned.record, all: positioned.all })
+      records.push({ offset: positioned.offset, epoch: positioned.epoch, time: timeOf(id), record: positioned.record, all: positioned.all })
     }
     return { position, records, lost: null }
   }
 
-  private async readRaw (channel: string, since: string, epoch: string): Promise<[string, number, string, RawEntry[]]> {
-    const reply = this.run(READ, READ_SHA, [...this.keys(channel), newEpoch(), since, epoch, this.limits.size, this.limits.maxAge, metaTtlOf(this.limits)],
-      `reading the history of "${channel}"`)
-    const [e, o, loss, entries] = await reply as [string, number, string, RawEntry[]]
-    return [String(e), Number(o), String(loss), entries]
+  /** Runs `read` once fewer than READS_IN_FLIGHT history-read chunks of this process are in flight. */
+  private async inTurn<T> (read: () => Promise<T>): Promise<T> {
+    if (this.readsInFlight >= READS_IN_FLIGHT) await new Promise<void>((resolve) => this.waitingReads.push(resolve))
+    else this.readsInFlight++
+    try {
+      return await read()
+    } finally {
+      const next = this.waitingReads.shift()
+      if (next !== undefined) next()
+      else this.readsInFlight--
+    }
   }
 
   async barrier (channels: readonly string[]): Promise<void> {
