@@ -9,7 +9,7 @@ import { channels, routeOf, type ConnectionEvent } from '../core/diagnostics'
 import { DETAIL_TOKEN_EXPIRED, takeCredentialExpiry, type CredentialHolder } from '../core/credentials'
 import type { SharedFrame } from '../core/frame'
 import { authenticationMessage, closeReason, refusalCloseCode, statusText } from '../core/wire'
-import { upgradeStream } from '../core/ws-internals'
+import { corkSocket, uncorkSocket, upgradeStream } from '../core/ws-internals'
 import { RouterConnection, type ConnectionOwner, type RawFrame } from '../messages/dispatch'
 import { CLOSE_IDLE, CLOSE_SERVICE_RESTART, CLOSE_SLOW_READER, REASON_SERVICE_RESTART, type SlotHolder, type Swept } from './guard'
 import { cutSlowReader, writeSharedToSocket, writeToSocket } from './output'
@@ -231,10 +231,15 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     if (this.route.reauthenticateInterval > 0) this.more().nextReauthentication = now + this.route.reauthenticateInterval
     guard.track(this)
     if (channels.connectionOpen.hasSubscribers) this.publish(channels.connectionOpen, 0)
-    if (opening.message !== null) this.write(opening.message)
-    // What the groups received since the handshake joined them goes out right after the message.
+    // What the groups received since the handshake joined them (a replay included) goes out right after the
+    // message, corked: one write of the socket for all of them, not one per frame.
     const pending = opening.pending
-    if (pending !== null) for (let i = 0; i < pending.length; i++) this.write(pending[i] as string)
+    if (pending !== null) corkSocket(socket)
+    if (opening.message !== null) this.write(opening.message)
+    if (pending !== null) {
+      for (let i = 0; i < pending.length; i++) this.write(pending[i] as string)
+      uncorkSocket(socket)
+    }
     if (opening.closeCode !== 0) {
       this.close(opening.closeCode, opening.closeText)
       return
