@@ -8,6 +8,8 @@
  * 2. The time to replay 1,000 messages: a client resumes from offset 0 of a group holding 1,000 kept
  *    messages; measured from the socket's creation to the last replayed message, against a fresh
  *    connection to the same group (no replay) in the same run.
+ * 3. Over Redis, what one resume costs the app and Redis, and what one account resuming 25 times a second
+ *    does to another process's Redis latency, with the resume budget and without (bench/history-resume.ts).
  *
  *     node --import tsx bench/history.ts            # 5 rounds; rewrites the history section of bench/RESULTS.md
  *     BENCH_ROUNDS=3 BENCH_CLIENTS=100 node --import tsx bench/history.ts     # any override: writes nothing
@@ -26,6 +28,7 @@ import chanx, { type FastifyChanxOptions } from '../plugin'
 import { newRecoveryToken } from '../plugin/connection/resume'
 import { RedisServer, redisSkipReason } from '../test/helpers/redis'
 import { sectionMarks, withSection } from './common'
+import { ATTACK_SETTINGS, formatAttack, formatCost, resumeAttack, resumeCost, type AttackWindow, type ResumeCost } from './history-resume'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 200)
@@ -188,10 +191,18 @@ async function main (): Promise<void> {
   if (redis !== null) {
     console.log(`bench replay redis: ${REPLAYED} messages in ${median(replays.redis!).toFixed(1)} ms (1,000 live broadcasts to a fresh socket: ${median(replays.redisFresh!).toFixed(1)} ms)`)
   }
+  let resumes: { cost: ResumeCost, attack: AttackWindow[] } | null = null
+  if (redis !== null) {
+    const cost = await resumeCost(redis.url)
+    console.log(formatCost(cost).join('\n'))
+    const attack = await resumeAttack(redis.url, cost.replayed)
+    console.log(formatAttack(attack).join('\n'))
+    resumes = { cost, attack }
+  }
   await redis?.stop()
   const defaults = ['BENCH_ROUNDS', 'BENCH_CLIENTS', 'BENCH_BROADCASTS'].every((name) => process.env[name] === undefined)
   if (process.env.BENCH_WRITE === '1' || (process.env.BENCH_WRITE !== '0' && defaults)) {
-    writeSection(cpu, replays, ratio, redis !== null)
+    writeSection(cpu, replays, ratio, resumes)
   }
 }
 
@@ -200,7 +211,8 @@ const TARGET = 1.15
 
 /** Rewrites the history section of bench/RESULTS.md (appended when missing); bench/run.ts carries it over. */
 function writeSection (cpu: Map<Variant, number[]>, replays: Record<string, number[]>,
-  ratio: (on: Variant, off: Variant) => number, withRedis: boolean): void {
+  ratio: (on: Variant, off: Variant) => number, resumes: { cost: ResumeCost, attack: AttackWindow[] } | null): void {
+  const withRedis = resumes !== null
   const file = path.join(__dirname, 'RESULTS.md')
   const f = (x: number): string => x.toFixed(2)
   const rows = ['| layer | history off | history on | on / off | target | met |', '|---|---:|---:|---:|---:|---|']
@@ -216,7 +228,12 @@ function writeSection (cpu: Map<Variant, number[]>, replays: Record<string, numb
     `load average ${os.loadavg()[0]!.toFixed(1)} at the end); ${CLIENTS} clients in one group, ${BROADCASTS} broadcasts per variant, ${ROUNDS} rounds, ` +
     'medians of per-round ratios. Method and limits: [docs/recovery.md](../docs/recovery.md#cost).', '',
     'Broadcast CPU per delivery (µs, server process):', '', ...rows, '',
-    'Time from the socket\'s creation to its last message (median):', '', ...replayRows, '', SECTION.end].join('\n')
+    'Time from the socket\'s creation to its last message (median):', '', ...replayRows, '',
+    ...(resumes === null
+      ? []
+      : ['What one resume costs over Redis (mean of sequential handshakes; the app\'s CPU in its own process):', '', ...formatCost(resumes.cost), '',
+          `One account resuming in a loop (${ATTACK_SETTINGS}):`, '', ...formatAttack(resumes.attack), '']),
+    SECTION.end].join('\n')
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n'
   const next = withSection(text, 'history', section)
   writeFileSync(file, next)
