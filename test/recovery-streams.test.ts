@@ -69,8 +69,11 @@ test('a history broadcast rejected on a hung Redis (SIGSTOP) is never stored nor
   const start = await other.history!.position('g:room')
 
   redis.pause()
-  const rejected = await hub.broadcast('room', { n: 2 }).then(() => null, (err: { code?: string }) => err)
+  // Two groups, one script on one redis-server: kept for both or for neither.
+  const rejected = await hub.broadcast(['room', 'side'], { n: 2 }).then(() => null, (err: { code?: string, outcome?: string, groups?: unknown }) => err)
   t.equal(rejected?.code, 'FST_CHANX_CHANNEL_LAYER_TIMEOUT', 'the caller is told it failed')
+  t.equal(rejected?.outcome, 'unknown', 'sent, with no answer: the caller cannot know whether it ran')
+  t.same(rejected?.groups, { room: 'unknown', side: 'unknown' }, 'the same for each group')
   await sleep(300)
   redis.resume()
 

@@ -4,7 +4,7 @@ import type { SharedFrame } from '../core/frame'
 import { checkClose, checkGroups, checkName, serializeObject } from './arguments'
 import { BroadcastCopies } from './copies'
 import { EnvelopeCodec } from './envelope'
-import { ChannelLayerClosedError } from './errors'
+import { ChannelLayerClosedError, settleGroups } from './errors'
 import { FailureLog } from './failure-log'
 import { HubHistory, type KeptDelivery } from './history/hub-history'
 import type { HistoryEntry, HistoryStore } from './history/model'
@@ -216,7 +216,7 @@ export class ChannelHub {
       const channel = 'g:' + list[i]
       pending.push(this.layer.publish(channel, this.codec.seal(channel, envelope)))
     }
-    return Promise.all(pending).then(() => {})
+    return settleGroups(list, pending)
   }
 
   private publish (channel: string, envelope: string): Promise<void> {

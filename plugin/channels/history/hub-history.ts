@@ -2,6 +2,7 @@ import type { EnvelopeCodec } from '../envelope'
 import { memberIdentity, type ChannelMember } from '../member'
 import type { HistoryEntry, HistoryStore, LocalHistoryStore, PublishingHistoryStore, Position, ReadResult } from './model'
 import { historyRecord, parsePositioned, parseRecord, withGroupPositions, withUserPosition } from './positions'
+import { outcomeOf, settleGroups, withGroups } from '../errors'
 
 type OwnRecord = Omit<HistoryEntry, 'offset' | 'time'>
 
@@ -76,7 +77,7 @@ export class HubHistory {
         const envelope = this.codec.seal(channel, this.codec.broadcast(list, senderKey, body))
         pending.push(this.publishOwn(publishing, channel, historyRecord(excluded, identity, envelope), own))
       }
-      return Promise.all(pending).then(() => {})
+      return list.length === 1 ? pending[0]!.then(() => {}) : settleGroups(list, pending)
     }
     const local = store as LocalHistoryStore
     const positions = list.map((group) => local.next('g:' + group))
@@ -258,7 +259,8 @@ export class HubHistory {
     }
     return store.publishMany!(channels, records).then(() => {}, (err: unknown) => {
       for (const key of keys) this.ownRecords.delete(key)
-      throw err
+      // One script keeps every group or none: each group's outcome is the script's.
+      throw withGroups(err, list, () => outcomeOf(err))
     })
   }
 

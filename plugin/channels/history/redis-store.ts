@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { metaTtlOf, newEpoch, type HistoryLimits, type KeptRecord, type Position, type PublishingHistoryStore, type RecordReadResult } from './model'
 import { parsePositioned } from './positions'
-import { ChannelLayerPublishError, ChannelLayerTimeoutError } from '../errors'
+import { ChannelLayerPublishError, ChannelLayerTimeoutError, withOutcome } from '../errors'
 import { redisName } from '../redis/names'
 
 /**
@@ -166,9 +166,22 @@ const READ_CHUNK_BYTES = 64 * 1024
 /** Chunks of history reads this process has in flight at once; the others wait their turn here. */
 const READS_IN_FLIGHT = 2
 
-/** The layer's own errors (timeout, not ready, closed, publish failed) go to the caller as they are. */
-function isLayerError (err: Error & { code?: string }): boolean {
-  return typeof err?.code === 'string' && err.code.startsWith('FST_CHANX_CHANNEL_LAYER_')
+/** A script that started after its deadline did nothing: it never runs later either. */
+function late (what: string, ms: number): Error {
+  return withOutcome(new ChannelLayerTimeoutError(what, ms), 'not_sent')
+}
+
+/**
+ * A failed publication as its caller gets it, with `err.outcome` (channels/errors.ts): the layer's own errors
+ * as they are (not ready, closed: never sent; a timeout of the command path: sent, outcome unknown), an
+ * error reply (Redis did not run it) or a broken connection (it may have run) as PUBLISH_FAILED.
+ */
+function publishFailure (channels: string, err: Error & { code?: string, outcome?: unknown }): Error {
+  if (err?.outcome !== undefined) return err
+  if (typeof err?.code === 'string' && err.code.startsWith('FST_CHANX_CHANNEL_LAYER_')) {
+    return withOutcome(err, err.code === 'FST_CHANX_CHANNEL_LAYER_TIMEOUT' ? 'unknown' : 'not_sent')
+  }
+  return withOutcome(new ChannelLayerPublishError(channels, err?.message ?? String(err), { cause: err }), err?.name === 'ReplyError' ? 'not_sent' : 'unknown')
 }
 
 function sha1 (text: string): string {
@@ -224,7 +237,7 @@ export class RedisHistory implements PublishingHistoryStore {
       // The measured offset is used as it is (no extra promise per broadcast) while it is fresh.
       if (this.clockValue !== null && started - this.clockAt < CLOCK_REFRESH) return this.exec(script, sha, args, started + ms + this.clockValue, what, keys)
       return this.redisClock().then((offset) => {
-        if (ms - (Date.now() - started) <= this.margin) throw new ChannelLayerTimeoutError(what, ms)
+        if (ms - (Date.now() - started) <= this.margin) throw withOutcome(new ChannelLayerTimeoutError(what, ms), 'not_sent')
         return this.exec(script, sha, args, started + ms + offset, what, keys)
       })
     }, ms)
@@ -237,10 +250,10 @@ export class RedisHistory implements PublishingHistoryStore {
       return await this.client.evalsha(sha, keys, ...args, last)
     } catch (err) {
       const message = String((err as Error)?.message)
-      if (message.startsWith(LATE)) throw new ChannelLayerTimeoutError(what, this.access.publishTimeout)
+      if (message.startsWith(LATE)) throw late(what, this.access.publishTimeout)
       if (!message.startsWith('NOSCRIPT')) throw err
       return await this.client.eval(script, keys, ...args, last).catch((err: Error) => {
-        throw String(err?.message).startsWith(LATE) ? new ChannelLayerTimeoutError(what, this.access.publishTimeout) : err
+        throw String(err?.message).startsWith(LATE) ? late(what, this.access.publishTimeout) : err
       })
     }
   }
@@ -274,10 +287,7 @@ export class RedisHistory implements PublishingHistoryStore {
     return this.run(PUBLISH, PUBLISH_SHA, [...this.keys(channel), newEpoch(), record, this.limits.size, this.limits.maxAge,
       this.access.pubsub(channel), this.access.publishCommand, metaTtlOf(this.limits)], `publishing to "${channel}"`).then(
       (receivers) => Number(receivers),
-      (err: Error & { code?: string }) => {
-        if (isLayerError(err)) throw err
-        throw new ChannelLayerPublishError(`"${channel}"`, err?.message ?? String(err), { cause: err })
-      })
+      (err: Error) => { throw publishFailure(`"${channel}"`, err) })
   }
 
   private publishAll (channels: readonly string[], records: readonly string[]): Promise<number> {
@@ -290,10 +300,7 @@ export class RedisHistory implements PublishingHistoryStore {
     const what = `publishing to "${channels.join('", "')}"`
     return this.run(PUBLISH_MANY, PUBLISH_MANY_SHA, [...keys, ...args], what, keys.length).then(
       (receivers) => Number(receivers),
-      (err: Error & { code?: string }) => {
-        if (isLayerError(err)) throw err
-        throw new ChannelLayerPublishError(`"${channels.join('", "')}"`, err?.message ?? String(err), { cause: err })
-      })
+      (err: Error) => { throw publishFailure(`"${channels.join('", "')}"`, err) })
   }
 
   async position (channel: string): Promise<Position> {

@@ -4,7 +4,8 @@ import {
   ChannelLayerClosedError,
   ChannelLayerNotReadyError,
   ChannelLayerPublishError,
-  ChannelLayerTimeoutError
+  ChannelLayerTimeoutError,
+  withOutcome
 } from '../errors'
 import { InvalidOptionError } from '../../core/errors'
 import { channels, type LayerEvent } from '../../core/diagnostics'
@@ -67,17 +68,6 @@ export interface RedisLayerAccess {
    * sent and may still run). Use it for anything that must not run late after an outage.
    */
   command<T> (what: string, send: (client: RedisClientLike | RedisClusterLike) => Promise<T>, timeout?: number): Promise<T>
-}
-
-/**
- * What a failed publish's caller knows (`err.outcome`): `'not_sent'`, the envelope was never run by Redis and
- * will not be delivered later; `'unknown'`, it was sent and may still be delivered (a timeout, a connection
- * that broke with the command in flight), so a retry may deliver it twice.
- */
-export type PublishOutcome = 'not_sent' | 'unknown'
-
-function withOutcome<E extends Error> (err: E, outcome: PublishOutcome): E & { outcome: PublishOutcome } {
-  return Object.assign(err, { outcome })
 }
 
 /** `promise`, or FST_CHANX_CHANNEL_LAYER_TIMEOUT after `ms`. */
