@@ -9,8 +9,8 @@ function records (count: number, outcome: (n: number) => Published['outcome'] = 
   return Array.from({ length: count }, (_, i) => ({ phase: 'cut', start: 100 + i, end: 101 + i, outcome: outcome(i + 1), code: outcome(i + 1) === 'rejected' ? 'FST_X' : undefined }) as Published)
 }
 
-function client (seen: Seen[]): FaultClient {
-  const c = new FaultClient(0, 'u0', ['a'], 0)
+function client (seen: Seen[], groups = ['a'], multi: string[] = []): FaultClient {
+  const c = new FaultClient(0, 'u0', groups, 0, multi)
   c.firstOpen = 0
   c.seen.push(...seen)
   return c
@@ -18,7 +18,7 @@ function client (seen: Seen[]): FaultClient {
 
 const open = (connection: number, at: number, failed: Record<string, string> = {}, userFailed: string | null = null): Seen =>
   ({ kind: 'open', connection, at, phase: 'cut', recovery: connection === 0 ? null : { recovered: Object.keys(failed).length === 0 && userFailed === null, reason: null, failed, userFailed } })
-const msg = (n: number, connection = 0, stream = 'g:a'): Seen => ({ kind: 'message', stream, n, connection })
+const msg = (n: number, connection = 0, stream = 'g:a', groups = [stream.slice(2)]): Seen => ({ kind: 'message', stream, n, connection, groups })
 
 test('the oracle: every message once and in order, with replays after a resume, is clean', async (t) => {
   const c = client([open(0, 0), msg(1), msg(2), { kind: 'close', code: 1006, phase: 'cut' }, open(1, 500), msg(3, 1), msg(4, 1)])
@@ -67,4 +67,16 @@ test('the oracle: a broadcast to several groups is a stream of the clients in an
   both.seen.push(open(0, 0), msg(1, 0, 'm:a,b'), open(1, 500, { b: 'window_exceeded' }), msg(3, 1, 'm:a,b'), msg(3, 1, 'm:a,b'))
   const { rows } = check([both], new Map([['m:a,b', records(3)]]), ['cut'])
   t.match(rows.get('cut'), { silent: 0, reported: { window_exceeded: 1 }, duplicated: 1, resumes: 1, notRecovered: 1 })
+})
+
+test('the oracle: a partly published broadcast (err.groups) may arrive through a group that took it, never through another', async (t) => {
+  const list = records(3).map((r, i) => i === 1 ? { ...r, outcome: 'partial' as const, code: 'FST_X', published: ['a'] } : r)
+  const through = client([open(0, 0), msg(1, 0, 'm:a,b', ['a']), msg(2, 0, 'm:a,b', ['a']), msg(3, 0, 'm:a,b', ['a'])], ['a', 'b'], ['m:a,b'])
+  t.match(check([through], new Map([['m:a,b', list]]), ['cut']).rows.get('cut'), { rejected: 1, partial: 1, rejectedDelivered: 0, silent: 0, live: 3 })
+  const missing = client([open(0, 0), msg(1, 0, 'm:a,b', ['b']), msg(3, 0, 'm:a,b', ['b'])], ['b'], ['m:a,b'])
+  t.match(check([missing], new Map([['m:a,b', list]]), ['cut']).rows.get('cut'), { rejectedDelivered: 0, silent: 0 }, 'not required')
+  const wrong = client([open(0, 0), msg(1, 0, 'm:a,b', ['b']), msg(2, 0, 'm:a,b', ['b']), msg(3, 0, 'm:a,b', ['b'])], ['b'], ['m:a,b'])
+  const { rows, violations } = check([wrong], new Map([['m:a,b', list]]), ['cut'])
+  t.match(rows.get('cut'), { rejectedDelivered: 1 })
+  t.match(violations[0]?.detail, /published only to a, and it came through b/)
 })

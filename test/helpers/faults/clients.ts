@@ -5,7 +5,7 @@ import { TcpProxy } from '../recovery'
 
 /** What one client saw, in the order it saw it: numbered messages, opens (with their recovery), closes. */
 export type Seen =
-  | { kind: 'message', stream: string, n: number, connection: number }
+  | { kind: 'message', stream: string, n: number, connection: number, groups: string[] }
   | { kind: 'open', connection: number, at: number, recovery: RecoveryInfo | null, phase: string }
   | { kind: 'close', code: number, phase: string }
 
@@ -55,9 +55,11 @@ export class FaultClient {
       this.seen.push({ kind: 'open', connection: ++this.connection, at, recovery: info.recovery ?? null, phase: phase() })
     })
     this.client.on('message', (message) => {
-      const payload = (message as { payload?: { s?: unknown, n?: unknown } }).payload
+      const { payload, chanx_pos: positions } = message as { payload?: { s?: unknown, n?: unknown }, chanx_pos?: Record<string, unknown> }
       if (typeof payload?.s === 'string' && typeof payload.n === 'number') {
-        this.seen.push({ kind: 'message', stream: payload.s, n: payload.n, connection: this.connection })
+        // The groups whose position the copy carries: on a Cluster, the group that delivered it.
+        const groups = positions !== null && typeof positions === 'object' ? Object.keys(positions) : []
+        this.seen.push({ kind: 'message', stream: payload.s, n: payload.n, connection: this.connection, groups })
       }
     })
     await this.client.connect()

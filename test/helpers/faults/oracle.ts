@@ -5,6 +5,8 @@ import type { Published } from './publisher'
 export interface Row {
   published: number
   rejected: number
+  /** Rejected publishes whose `err.groups` named groups that took them (a Cluster broadcast to several shards). */
+  partial: number
   unknown: number
   live: number
   replayed: number
@@ -29,7 +31,7 @@ export interface Row {
 export interface Violation { kind: 'silent' | 'duplicated' | 'outOfOrder' | 'rejectedDelivered', phase: string, client: number, stream: string, n: number, detail: string }
 
 export function emptyRow (): Row {
-  return { published: 0, rejected: 0, unknown: 0, live: 0, replayed: 0, reported: {}, silent: 0, duplicated: 0, outOfOrder: 0, rejectedDelivered: 0, resumes: 0, notRecovered: 0, closes: {} }
+  return { published: 0, rejected: 0, partial: 0, unknown: 0, live: 0, replayed: 0, reported: {}, silent: 0, duplicated: 0, outOfOrder: 0, rejectedDelivered: 0, resumes: 0, notRecovered: 0, closes: {} }
 }
 
 /** The reason `stream` was not recovered at this resume, or null. */
@@ -49,7 +51,9 @@ function failedReason (recovery: { failed: Readonly<Record<string, string>>, use
  * - a message whose publish began after the client first opened and resolved, and that the client never
  *   got, is `reported` when an open between the delivery before it and the delivery after it (or the end),
  *   and after the publish began, said `recovered: false` for that stream; else it is `silent`;
- * - a message whose publish rejected is never delivered (`rejectedDelivered`).
+ * - a message whose publish rejected is never delivered (`rejectedDelivered`), except through a group its
+ *   rejection's `err.groups` said was published (`partial`: the caller was told; such a message may arrive,
+ *   at most once, and is not required: a client in the other groups only does not get it).
  * A message whose outcome is unknown may arrive or not, but at most once and in order. "Replayed" is a
  * delivery on a reconnection of a message published before that connection opened; the rest are "live".
  */
@@ -62,7 +66,7 @@ export function check (clients: FaultClient[], records: Map<string, Published[]>
       const r = row(record.phase)
       r.published++
       if (record.outcome === 'rejected') r.rejected++
-      else if (record.outcome !== 'ok') r.unknown++
+      else if (record.outcome === 'partial') { r.rejected++; r.partial++ } else if (record.outcome !== 'ok') r.unknown++
     }
   }
   for (const client of clients) {
@@ -96,7 +100,12 @@ export function check (clients: FaultClient[], records: Map<string, Published[]>
         at.set(seen.n, i)
         // A rejected publish has no place in its stream's order (the next one was sent once it had
         // failed, maybe through another process): it counts as delivered-after-rejection only.
-        if (record?.outcome === 'rejected') { r.rejectedDelivered++; flag('rejectedDelivered', `its publish rejected with ${record.code}`) } else if (seen.n < highest) { r.outOfOrder++; flag('outOfOrder', `after ${highest}`) } else highest = seen.n
+        if (record?.outcome === 'rejected') { r.rejectedDelivered++; flag('rejectedDelivered', `its publish rejected with ${record.code}`) } else if (record?.outcome === 'partial') {
+          if (!seen.groups.some((group) => record.published!.includes(group))) {
+            r.rejectedDelivered++
+            flag('rejectedDelivered', `its publish rejected with ${record.code}, published only to ${record.published!.join(',')}, and it came through ${seen.groups.join(',') || 'no group'}`)
+          }
+        } else if (seen.n < highest) { r.outOfOrder++; flag('outOfOrder', `after ${highest}`) } else highest = seen.n
         const opened = opens.get(seen.connection) ?? Infinity
         if (seen.connection > 0 && record !== undefined && record.end <= opened) r.replayed++
         else r.live++

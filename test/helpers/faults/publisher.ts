@@ -6,9 +6,13 @@ export interface Published {
   phase: string
   start: number
   end: number
-  /** `ok`: the publish promise resolved; `rejected`: it rejected (with `code`); `unknown`: the answer was lost (the process died). */
-  outcome: 'ok' | 'rejected' | 'unknown' | 'pending'
+  /**
+   * `ok`: the publish promise resolved; `rejected`: it rejected (with `code`); `partial`: it rejected, and
+   * its `err.groups` said the groups in `published` took it; `unknown`: the answer was lost (the process died).
+   */
+  outcome: 'ok' | 'rejected' | 'partial' | 'unknown' | 'pending'
   code?: string
+  published?: string[]
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -67,7 +71,12 @@ export class Publisher {
         const outcome = outcomes?.[i]
         if (outcome === undefined) record.outcome = 'unknown'
         else if (outcome === 'ok') record.outcome = 'ok'
-        else { record.outcome = 'rejected'; record.code = outcome }
+        else if (outcome.startsWith('partial:')) {
+          const [, code, groups] = outcome.split(':')
+          record.outcome = 'partial'
+          record.code = code
+          record.published = groups!.split(',')
+        } else { record.outcome = 'rejected'; record.code = outcome }
       }
       await delay(Math.max(0, interval - (Date.now() - started)))
     }

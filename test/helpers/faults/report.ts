@@ -14,7 +14,8 @@ export function table (rows: Map<string, Row>, faults: Map<string, number>): str
   const line = (name: string, count: number, row: Row): string => {
     const reported = Object.entries(row.reported).map(([reason, n]) => `${reason} ${n}`).join(', ') || '0'
     const closes = Object.entries(row.closes).map(([code, n]) => `${code}×${n}`).join(', ') || '-'
-    return `| ${name} | ${count} | ${row.published} | ${row.rejected} | ${row.unknown} | ${row.live} | ${row.replayed} | ${reported} | **${row.silent}** | **${row.duplicated}** | **${row.outOfOrder}** | **${row.rejectedDelivered}** | ${row.resumes} (${row.notRecovered}) | ${closes} |`
+    const rejected = row.partial > 0 ? `${row.rejected} (${row.partial} partly published)` : String(row.rejected)
+    return `| ${name} | ${count} | ${row.published} | ${rejected} | ${row.unknown} | ${row.live} | ${row.replayed} | ${reported} | **${row.silent}** | **${row.duplicated}** | **${row.outOfOrder}** | **${row.rejectedDelivered}** | ${row.resumes} (${row.notRecovered}) | ${closes} |`
   }
   for (const [name, row] of rows) {
     if (row.published === 0 && !faults.has(name)) continue
@@ -23,6 +24,7 @@ export function table (rows: Map<string, Row>, faults: Map<string, number>): str
     lines.push(line(name, count, row))
     total.published += row.published
     total.rejected += row.rejected
+    total.partial += row.partial
     total.unknown += row.unknown
     total.live += row.live
     total.replayed += row.replayed
