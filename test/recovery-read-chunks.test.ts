@@ -1,23 +1,9 @@
 import { test } from 'tap'
 import Redis from 'ioredis'
-import WebSocket from 'ws'
-import { buildRecoveryApp, listen } from './helpers/recovery'
+import { buildRecoveryApp, listen, rawSocket } from './helpers/recovery'
 import { RedisServer, redisSkipReason } from './helpers/redis'
 
 const skip = redisSkipReason()
-
-/** The authentication message, then every later message, of a raw socket. */
-function rawSocket (url: string): Promise<{ ws: WebSocket, auth: Record<string, any>, messages: Array<Record<string, any>> }> {
-  const ws = new WebSocket(url)
-  const messages: Array<Record<string, any>> = []
-  return new Promise((resolve, reject) => {
-    ws.once('message', (data) => {
-      ws.on('message', (more) => { messages.push(JSON.parse(String(more))) })
-      resolve({ ws, auth: JSON.parse(String(data)), messages })
-    })
-    ws.once('error', reject)
-  })
-}
 
 test('a long resume reads Redis in small chunks: no history command holds Redis for long, and every message is replayed once, in order', { skip }, async (t) => {
   const redis = await RedisServer.start()

@@ -1,11 +1,10 @@
 import { test } from 'tap'
-import WebSocket from 'ws'
 import Fastify from 'fastify'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import chanx, { IsAuthenticated, defineSocketRoute, jwtAuthentication } from '../plugin'
-import { RECOVERY_SECRET, buildRecoveryApp, listen, nextOpen, openClient, TcpProxy, until } from './helpers/recovery'
+import { RECOVERY_SECRET, buildRecoveryApp, listen, nextOpen, openClient, rawSocket, TcpProxy, until } from './helpers/recovery'
 import { RedisServer, redisSkipReason } from './helpers/redis'
 import { FakeMember } from './helpers/members'
 import { ChannelHub } from '../plugin/channels/hub'
@@ -151,17 +150,4 @@ for (const store of ['memory', 'redis'] as const) {
       t.same(resumed.messages.filter((m) => m.action === 'tick').map((m) => m.payload.n), [1, 2, 3], 'replayed 1, then 2 once, then live 3')
       resumed.ws.close()
     })
-}
-
-/** A raw socket: its authentication message, then every later message. */
-function rawSocket (url: string): Promise<{ ws: WebSocket, auth: Record<string, any>, messages: Array<Record<string, any>> }> {
-  const ws = new WebSocket(url)
-  const messages: Array<Record<string, any>> = []
-  return new Promise((resolve, reject) => {
-    ws.once('message', (data) => {
-      ws.on('message', (more) => { messages.push(JSON.parse(String(more))) })
-      resolve({ ws, auth: JSON.parse(String(data)), messages })
-    })
-    ws.once('error', reject)
-  })
 }

@@ -115,3 +115,16 @@ export function until (check: () => boolean, what: string, ms = 10_000): Promise
     poll()
   })
 }
+
+/** A raw socket: its authentication message, then every later message (parsed). */
+export function rawSocket (url: string): Promise<{ ws: WebSocket, auth: Record<string, any>, messages: Array<Record<string, any>> }> {
+  const ws = new WebSocket(url)
+  const messages: Array<Record<string, any>> = []
+  return new Promise((resolve, reject) => {
+    ws.once('message', (data) => {
+      ws.on('message', (more) => { messages.push(JSON.parse(String(more))) })
+      resolve({ ws, auth: JSON.parse(String(data)), messages })
+    })
+    ws.once('error', reject)
+  })
+}
