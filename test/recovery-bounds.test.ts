@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { buildRecoveryApp, listen, nextOpen, openClient, TcpProxy, until } from './helpers/recovery'
+import { buildRecoveryApp, listen, nextOpen, openClient, rawSocket, TcpProxy, until } from './helpers/recovery'
 
 // 900 messages of 1,000 '€' (3 bytes each in UTF-8): about 0.95 million UTF-16 code units, under the default
 // maxBufferedBytes (1 MiB), but 2.7 MB on the wire, which the slow-reader cut counts.
@@ -46,4 +46,50 @@ test('a multi-byte replay that fits in bytes is replayed whole', async (t) => {
   await until(() => messages.length === 300, 'the replay')
   t.same(messages.map((m) => m.payload.n), Array.from({ length: 300 }, (_, i) => i + 1))
   t.equal(reconnections, 1, 'no reconnection after the resume')
+})
+
+test('output waiting for the socket to open is counted in bytes: multi-byte broadcasts past maxBufferedBytes close it 1013', async (t) => {
+  const app = await buildRecoveryApp({ history: true, maxBufferedBytes: 4096 }, new Map([['alice', ['feed']]]))
+  const port = await listen(t, app)
+  // The handshake's read of feed's position is held while five broadcasts of 300 '€' reach the joined
+  // socket: about 1,900 UTF-16 code units, but 4,900 bytes, past the 4,096 the socket may hold before it opens.
+  const history = app.chanx.hub.history!
+  const position = history.position.bind(history)
+  history.position = async (channel) => {
+    if (channel === 'g:feed') {
+      for (let n = 1; n <= 5; n++) await app.chanx.broadcast('feed', { action: 'tick', payload: { n, text: '€'.repeat(300) } })
+    }
+    return position(channel)
+  }
+  const socket = await rawSocket(`ws://127.0.0.1:${port}/ws?token=${app.jwt.sign({ sub: 'alice' })}`)
+  let poll: NodeJS.Timeout | undefined
+  const delivered = new Promise<string>((resolve) => {
+    poll = setInterval(() => { if (socket.messages.length >= 5) resolve('all five delivered, the socket open') }, 10)
+  })
+  const code = await Promise.race([socket.closed, delivered])
+  clearInterval(poll)
+  t.equal(socket.auth.payload.status_code, 200)
+  t.equal(code, 1013, 'closed as a slow reader')
+  t.same(socket.messages, [], 'none of the waiting output was sent')
+})
+
+test('output that waited for the socket to open within maxBufferedBytes is all delivered, the authentication message on top', async (t) => {
+  const app = await buildRecoveryApp({ history: true, maxBufferedBytes: 4096 }, new Map([['alice', ['feed']]]))
+  const port = await listen(t, app)
+  // Four broadcasts of about 980 bytes and a short one: about 4,030 bytes wait, within the 4,096; with the
+  // authentication message they pass it, and the flush at open (one corked write) must not count that
+  // as a slow reader.
+  const history = app.chanx.hub.history!
+  const position = history.position.bind(history)
+  history.position = async (channel) => {
+    if (channel === 'g:feed') {
+      for (let n = 1; n <= 4; n++) await app.chanx.broadcast('feed', { action: 'tick', payload: { n, text: '€'.repeat(290) } })
+      await app.chanx.broadcast('feed', { action: 'tick', payload: { n: 5, text: 'short' } })
+    }
+    return position(channel)
+  }
+  const socket = await rawSocket(`ws://127.0.0.1:${port}/ws?token=${app.jwt.sign({ sub: 'alice' })}`)
+  await until(() => socket.messages.length === 5, 'the five waiting broadcasts')
+  t.same(socket.messages.map((m) => m.payload.n), [1, 2, 3, 4, 5])
+  socket.ws.close()
 })

@@ -232,12 +232,13 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     guard.track(this)
     if (channels.connectionOpen.hasSubscribers) this.publish(channels.connectionOpen, 0)
     // What the groups received since the handshake joined them (a replay included) goes out right after the
-    // message, corked: one write of the socket for all of them, not one per frame.
+    // message, corked: one write of the socket for all of them, not one per frame. It was bounded while it
+    // waited (write, editPending), so it is not judged again here: corked, all of it would count as unsent.
     const pending = opening.pending
     if (pending !== null) corkSocket(socket)
-    if (opening.message !== null) this.write(opening.message)
+    if (opening.message !== null) writeToSocket(socket, opening.message, 0, this.log)
     if (pending !== null) {
-      for (let i = 0; i < pending.length; i++) this.write(pending[i] as string)
+      for (let i = 0; i < pending.length; i++) writeToSocket(socket, pending[i] as string, 0, this.log)
       uncorkSocket(socket)
     }
     if (opening.closeCode !== 0) {
@@ -334,7 +335,8 @@ export class SocketConnection implements ChannelMember, ConnectionOwner, Credent
     if (socket === null) {
       const opening = this.opening
       if (opening === null || this.released || opening.closeCode !== 0) return
-      opening.pendingBytes += text.length
+      // Bytes, as the limit and the slow-reader cut after open count them (not UTF-16 code units).
+      opening.pendingBytes += Buffer.byteLength(text)
       if (limit > 0 && opening.pendingBytes > limit) {
         this.log.warn('fastify-chanx: output waiting for the socket to open passed maxBufferedBytes; it will be closed')
         opening.pending = null

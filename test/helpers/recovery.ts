@@ -116,15 +116,17 @@ export function until (check: () => boolean, what: string, ms = 10_000): Promise
   })
 }
 
-/** A raw socket: its authentication message, then every later message (parsed). */
-export function rawSocket (url: string): Promise<{ ws: WebSocket, auth: Record<string, any>, messages: Array<Record<string, any>> }> {
+/** A raw socket: its authentication message, then every later message (parsed), and its close code once closed. */
+export function rawSocket (url: string): Promise<{ ws: WebSocket, auth: Record<string, any>, messages: Array<Record<string, any>>, closed: Promise<number> }> {
   const ws = new WebSocket(url)
   const messages: Array<Record<string, any>> = []
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
   return new Promise((resolve, reject) => {
     ws.once('message', (data) => {
       ws.on('message', (more) => { messages.push(JSON.parse(String(more))) })
-      resolve({ ws, auth: JSON.parse(String(data)), messages })
+      resolve({ ws, auth: JSON.parse(String(data)), messages, closed })
     })
     ws.once('error', reject)
+    ws.once('close', (code) => reject(new Error(`closed with ${code} before any message`)))
   })
 }
