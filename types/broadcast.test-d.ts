@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import { Type as T1 } from 'typebox'
-import chanx, { IsAuthenticated, defineSocketRoute, type BroadcastMessage } from 'fastify-chanx'
+import chanx, { IsAuthenticated, defineSocketRoute, type BroadcastMessage, type GroupOutcome, type PublishOutcome } from 'fastify-chanx'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T extends true> (): T | void {}
@@ -64,3 +64,7 @@ export async function check (): Promise<void> {
   // Without a route: any object, as before.
   await app.chanx.broadcast('room:a', { anything: true })
 }
+
+// What a rejected publish says (docs/broadcast.md): `err.outcome`, and `err.groups` per group.
+expectType<Equal<PublishOutcome, 'not_sent' | 'unknown'>>()
+expectType<Equal<GroupOutcome, 'published' | 'not_sent' | 'unknown'>>()

@@ -2,7 +2,7 @@ import type { EnvelopeCodec } from '../envelope'
 import { memberIdentity, type ChannelMember } from '../member'
 import type { HistoryEntry, HistoryStore, LocalHistoryStore, PublishingHistoryStore, Position, ReadResult } from './model'
 import { historyRecord, parsePositioned, parseRecord, withGroupPositions, withUserPosition } from './positions'
-import { outcomeOf, settleGroups, withGroups } from '../errors'
+import { outcomeOf, settleGroups, withGroups } from '../outcomes'
 
 type OwnRecord = Omit<HistoryEntry, 'offset' | 'time'>
 

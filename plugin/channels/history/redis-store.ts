@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import { metaTtlOf, newEpoch, type HistoryLimits, type KeptRecord, type Position, type PublishingHistoryStore, type RecordReadResult } from './model'
 import { parsePositioned } from './positions'
-import { ChannelLayerPublishError, ChannelLayerTimeoutError, withOutcome } from '../errors'
+import { ChannelLayerPublishError, ChannelLayerTimeoutError } from '../errors'
+import { withOutcome } from '../outcomes'
 import { redisName } from '../redis/names'
 
 /**

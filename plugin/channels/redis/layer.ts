@@ -4,9 +4,9 @@ import {
   ChannelLayerClosedError,
   ChannelLayerNotReadyError,
   ChannelLayerPublishError,
-  ChannelLayerTimeoutError,
-  withOutcome
+  ChannelLayerTimeoutError
 } from '../errors'
+import { withOutcome } from '../outcomes'
 import { InvalidOptionError } from '../../core/errors'
 import { channels, type LayerEvent } from '../../core/diagnostics'
 import { withTimeout } from '../../core/timeout'
