@@ -1,9 +1,23 @@
 import { test } from 'tap'
+import type { FastifyInstance } from 'fastify'
 import { buildRecoveryApp, listen, nextOpen, openClient, rawSocket, TcpProxy, until } from './helpers/recovery'
 
 // 900 messages of 1,000 '€' (3 bytes each in UTF-8): about 0.95 million UTF-16 code units, under the default
 // maxBufferedBytes (1 MiB), but 2.7 MB on the wire, which the slow-reader cut counts.
 const WIDE = '€'.repeat(1000)
+
+/**
+ * Holds the handshake's read of feed's position (a fresh socket's, after its groups were joined) until
+ * `meanwhile` has run: what it broadcasts waits for the socket to open.
+ */
+function holdFeedPosition (app: FastifyInstance, meanwhile: () => Promise<void>): void {
+  const history = app.chanx.hub.history!
+  const position = history.position.bind(history)
+  history.position = async (channel) => {
+    if (channel === 'g:feed') await meanwhile()
+    return position(channel)
+  }
+}
 
 test('a multi-byte replay that cannot fit in maxBufferedBytes is reported window_exceeded, not cut', async (t) => {
   const app = await buildRecoveryApp({ history: { size: 1000, maxAge: 60_000 } }, new Map([['alice', ['feed']]]))
@@ -53,14 +67,9 @@ test('output waiting for the socket to open is counted in bytes: multi-byte broa
   const port = await listen(t, app)
   // The handshake's read of feed's position is held while five broadcasts of 300 '€' reach the joined
   // socket: about 1,900 UTF-16 code units, but 4,900 bytes, past the 4,096 the socket may hold before it opens.
-  const history = app.chanx.hub.history!
-  const position = history.position.bind(history)
-  history.position = async (channel) => {
-    if (channel === 'g:feed') {
-      for (let n = 1; n <= 5; n++) await app.chanx.broadcast('feed', { action: 'tick', payload: { n, text: '€'.repeat(300) } })
-    }
-    return position(channel)
-  }
+  holdFeedPosition(app, async () => {
+    for (let n = 1; n <= 5; n++) await app.chanx.broadcast('feed', { action: 'tick', payload: { n, text: '€'.repeat(300) } })
+  })
   const socket = await rawSocket(`ws://127.0.0.1:${port}/ws?token=${app.jwt.sign({ sub: 'alice' })}`)
   let poll: NodeJS.Timeout | undefined
   const delivered = new Promise<string>((resolve) => {
@@ -79,15 +88,10 @@ test('output that waited for the socket to open within maxBufferedBytes is all d
   // Four broadcasts of about 980 bytes and a short one: about 4,030 bytes wait, within the 4,096; with the
   // authentication message they pass it, and the flush at open (one corked write) must not count that
   // as a slow reader.
-  const history = app.chanx.hub.history!
-  const position = history.position.bind(history)
-  history.position = async (channel) => {
-    if (channel === 'g:feed') {
-      for (let n = 1; n <= 4; n++) await app.chanx.broadcast('feed', { action: 'tick', payload: { n, text: '€'.repeat(290) } })
-      await app.chanx.broadcast('feed', { action: 'tick', payload: { n: 5, text: 'short' } })
-    }
-    return position(channel)
-  }
+  holdFeedPosition(app, async () => {
+    for (let n = 1; n <= 4; n++) await app.chanx.broadcast('feed', { action: 'tick', payload: { n, text: '€'.repeat(290) } })
+    await app.chanx.broadcast('feed', { action: 'tick', payload: { n: 5, text: 'short' } })
+  })
   const socket = await rawSocket(`ws://127.0.0.1:${port}/ws?token=${app.jwt.sign({ sub: 'alice' })}`)
   await until(() => socket.messages.length === 5, 'the five waiting broadcasts')
   t.same(socket.messages.map((m) => m.payload.n), [1, 2, 3, 4, 5])

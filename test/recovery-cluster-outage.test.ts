@@ -1,4 +1,4 @@
-import tap, { test } from 'tap'
+import tap, { test, type Test } from 'tap'
 import { ChannelHub } from '../plugin/channels/hub'
 import { createHistoryStore } from '../plugin/channels/history/setup'
 import { createRedisLayer, type RedisLayer } from '../plugin/channels/redis/layer'
@@ -9,6 +9,17 @@ const skip = redisClusterSkipReason()
 // A whole cluster restarted and reconnected took 5-15 s alone and up to 30 s with both cores loaded.
 tap.setTimeout(120_000)
 
+/** A 3-primary cluster of the test's own, and a hub with history on it (layer publishTimeout `publishTimeout`). */
+async function historyHubOnCluster (t: Test, publishTimeout: number): Promise<{ cluster: RedisCluster, layer: RedisLayer, hub: ChannelHub }> {
+  const cluster = await RedisCluster.start({ replicas: 0 })
+  t.teardown(() => cluster.stop())
+  const layer = await createRedisLayer({ cluster: cluster.nodes }, { publishTimeout })
+  const hub = new ChannelHub({ layer })
+  t.teardown(() => hub.close())
+  hub.useHistory(createHistoryStore(layer, { size: 100, maxAge: 60_000 }))
+  return { cluster, layer, hub }
+}
+
 async function until (check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms
   while (!(await check())) {
@@ -18,12 +29,7 @@ async function until (check: () => boolean | Promise<boolean>, what: string, ms 
 }
 
 test('a Redis Cluster outage: a history broadcast that rejected is never stored nor delivered after recovery', { skip, timeout: 100_000 }, async (t) => {
-  const cluster = await RedisCluster.start({ replicas: 0 })
-  t.teardown(() => cluster.stop())
-  const layer = await createRedisLayer({ cluster: cluster.nodes }, { publishTimeout: 1000 })
-  const hub = new ChannelHub({ layer })
-  t.teardown(() => hub.close())
-  hub.useHistory(createHistoryStore(layer, { size: 100, maxAge: 60_000 }))
+  const { cluster, layer, hub } = await historyHubOnCluster(t, 1000)
   const member = new FakeMember('bob')
   await hub.join(member, 'room')
   await hub.broadcast('room', { n: 1 })
@@ -54,12 +60,7 @@ test('a Redis Cluster outage: a history broadcast that rejected is never stored 
 })
 
 test('a Cluster broadcast to two groups on different shards, one shard down: the rejection says per group what happened (err.groups)', { skip }, async (t) => {
-  const cluster = await RedisCluster.start({ replicas: 0 })
-  t.teardown(() => cluster.stop())
-  const layer = await createRedisLayer({ cluster: cluster.nodes }, { publishTimeout: 500 })
-  const hub = new ChannelHub({ layer })
-  t.teardown(() => hub.close())
-  hub.useHistory(createHistoryStore(layer, { size: 100, maxAge: 60_000 }))
+  const { cluster, hub } = await historyHubOnCluster(t, 500)
   // Two groups whose channels hash to different primaries (a name's slot is its hash tag's, prefix aside).
   const first = 'up'
   const upPort = await cluster.primaryOf(`{g:${first}}`)

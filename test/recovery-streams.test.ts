@@ -1,4 +1,4 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import Fastify from 'fastify'
 import jwt from '@fastify/jwt'
 import websocket from '@fastify/websocket'
@@ -15,15 +15,18 @@ const skip = redisSkipReason()
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** A redis-server of the test's own for the `redis` store (its URL), none for `memory`. */
+async function redisFor (t: Test, store: 'memory' | 'redis'): Promise<string | undefined> {
+  if (store === 'memory') return undefined
+  const redis = await RedisServer.start()
+  t.teardown(() => redis.stop())
+  return redis.url
+}
+
 for (const store of ['memory', 'redis'] as const) {
   test(`${store}: a long idle keeps the stream's position: nothing missed resumes recovered, expired messages are window_exceeded`,
     { skip: store === 'redis' ? skip : false }, async (t) => {
-      let url: string | undefined
-      if (store === 'redis') {
-        const redis = await RedisServer.start()
-        t.teardown(() => redis.stop())
-        url = redis.url
-      }
+      const url = await redisFor(t, store)
       const app = await buildRecoveryApp({ ...(url === undefined ? {} : { redis: url }), history: { size: 100, maxAge: 1000 } })
       const proxy = await new TcpProxy(await listen(t, app)).start()
       t.teardown(() => proxy.close())
@@ -119,12 +122,7 @@ test('over Redis, a broadcast to [A, B] reaching a socket through A (ctx.join) m
 for (const store of ['memory', 'redis'] as const) {
   test(`${store}: a broadcast to [feed, side] kept between the resume's read of feed and its read of side is delivered once, live`,
     { skip: store === 'redis' ? skip : false }, async (t) => {
-      let url: string | undefined
-      if (store === 'redis') {
-        const redis = await RedisServer.start()
-        t.teardown(() => redis.stop())
-        url = redis.url
-      }
+      const url = await redisFor(t, store)
       const app = await buildRecoveryApp(url === undefined ? {} : { redis: url })
       const port = await listen(t, app)
       const token = app.jwt.sign({ sub: 'alice' })

@@ -167,8 +167,11 @@ const READ_CHUNK_BYTES = 64 * 1024
 /** Chunks of history reads this process has in flight at once; the others wait their turn here. */
 const READS_IN_FLIGHT = 2
 
-/** A script that started after its deadline did nothing: it never runs later either. */
-function late (what: string, ms: number): Error {
+/**
+ * A timeout whose script did nothing and never runs later: it started after its deadline, or was never sent
+ * (too little of the caller's time left once Redis's clock was measured).
+ */
+function notSent (what: string, ms: number): Error {
   return withOutcome(new ChannelLayerTimeoutError(what, ms), 'not_sent')
 }
 
@@ -238,7 +241,7 @@ export class RedisHistory implements PublishingHistoryStore {
       // The measured offset is used as it is (no extra promise per broadcast) while it is fresh.
       if (this.clockValue !== null && started - this.clockAt < CLOCK_REFRESH) return this.exec(script, sha, args, started + ms + this.clockValue, what, keys)
       return this.redisClock().then((offset) => {
-        if (ms - (Date.now() - started) <= this.margin) throw withOutcome(new ChannelLayerTimeoutError(what, ms), 'not_sent')
+        if (ms - (Date.now() - started) <= this.margin) throw notSent(what, ms)
         return this.exec(script, sha, args, started + ms + offset, what, keys)
       })
     }, ms)
@@ -251,10 +254,10 @@ export class RedisHistory implements PublishingHistoryStore {
       return await this.client.evalsha(sha, keys, ...args, last)
     } catch (err) {
       const message = String((err as Error)?.message)
-      if (message.startsWith(LATE)) throw late(what, this.access.publishTimeout)
+      if (message.startsWith(LATE)) throw notSent(what, this.access.publishTimeout)
       if (!message.startsWith('NOSCRIPT')) throw err
       return await this.client.eval(script, keys, ...args, last).catch((err: Error) => {
-        throw String(err?.message).startsWith(LATE) ? late(what, this.access.publishTimeout) : err
+        throw String(err?.message).startsWith(LATE) ? notSent(what, this.access.publishTimeout) : err
       })
     }
   }
